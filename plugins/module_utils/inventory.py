@@ -1,0 +1,784 @@
+# Copyright: ucops.webex maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""License inventory store of ucops.webex (SQLite through the standard library).
+
+One ``InventoryStore`` per process opens the database file, applies pending migrations and
+offers the customer, sync, read and incremental-update API. Every write is one
+``BEGIN IMMEDIATE`` transaction, retried on "database is locked" within ``lock_timeout``, so
+several Ansible forks can write at once. Access tokens and other secrets have no column.
+
+Tables written by a sync ("data tables"): licenses, roles, people, person_licenses,
+person_roles, locations, workspaces, workspace_licenses. Bookkeeping tables: customers,
+sync_history (one row per non-check sync run, also when nothing changed) and sync_state
+(time of the last successful sync per customer and object type).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sqlite3
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar
+
+from ansible_collections.ucops.webex.plugins.module_utils import licensing
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_schema import (
+    DATA_TABLES,
+    SCHEMA_VERSION,
+    InventoryError,
+    InventoryLockedError,
+    SQLiteDialect,
+    create_private_file,
+    migrate,
+    prepare_directory,
+)
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import (
+    FULL_SCOPE,
+    LIGHT_SCOPE,
+    OBJECT_TYPES,
+    SyncSession,
+    insert_history,
+    license_dict,
+    query_users_outside_defaults,
+)
+
+__all__ = [
+    "DATA_TABLES",
+    "FULL_SCOPE",
+    "INVENTORY_ENV",
+    "LIGHT_SCOPE",
+    "OBJECT_TYPES",
+    "SCHEMA_VERSION",
+    "InventoryError",
+    "InventoryLockedError",
+    "InventoryStore",
+    "SyncSession",
+    "default_inventory_path",
+    "inventory_argument_spec",
+    "resolve_inventory_path",
+]
+
+INVENTORY_ENV = "WEBEX_INVENTORY_DB"
+CUSTOMER_FIELDS = (
+    "name",
+    "org_id",
+    "hierarchy",
+    "default_subscription_id",
+    "default_site_url",
+    "device",
+)
+PERSON_FIELDS = ("email", "display_name", "location_id")
+
+T = TypeVar("T")
+
+
+def default_inventory_path(environ: Optional[Mapping[str, str]] = None) -> str:
+    """Return ``$XDG_DATA_HOME/ucops.webex/inventory.db``.
+
+    Falls back to ``~/.local/share/ucops.webex/inventory.db`` when XDG_DATA_HOME is unset or
+    not absolute (the XDG base directory specification ignores relative values).
+    """
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_DATA_HOME") or ""
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "ucops.webex", "inventory.db")
+
+
+def resolve_inventory_path(
+    value: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
+) -> str:
+    """Return the database path: ``value``, else WEBEX_INVENTORY_DB, else the default."""
+    environ = os.environ if environ is None else environ
+    path = value or environ.get(INVENTORY_ENV) or default_inventory_path(environ)
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def inventory_argument_spec() -> Dict[str, Any]:
+    """Return the module option ``inventory_db`` (documented in the inventory doc fragment)."""
+    from ansible.module_utils.basic import env_fallback
+
+    return {"inventory_db": {"type": "path", "fallback": (env_fallback, [INVENTORY_ENV])}}
+
+
+def utc_now() -> str:
+    """Return the current UTC time as ISO 8601 with seconds, for example 2026-05-04T10:00:00Z."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class InventoryStore:
+    """Open license inventory; one per process (connections are not shared across forks).
+
+    Raises InventoryError when the file is not an SQLite database or has a newer schema
+    version; the file is then left unchanged and no WAL file is created for it.
+    With ``create=False`` a missing file raises InventoryError instead of being created.
+    """
+
+    def __init__(
+        self,
+        path: Optional[str] = None,
+        *,
+        create: bool = True,
+        lock_timeout: float = 60.0,
+        busy_timeout: float = 5.0,
+        clock: Callable[[], str] = utc_now,
+    ):
+        self.path = resolve_inventory_path(path)
+        self.dialect = SQLiteDialect(self.path, lock_timeout, busy_timeout)
+        self.now = clock
+
+        self.dialect.check_file()
+        if not os.path.exists(self.path):
+            if not create:
+                raise InventoryError(
+                    f"inventory database {self.path} does not exist; run "
+                    "ucops.webex.webex_license_sync first or set inventory_db"
+                )
+            prepare_directory(self.path)
+            create_private_file(self.path)
+
+        self._conn = self.dialect.retry_locked(self.dialect.connect)
+        try:
+            self.dialect.enable_wal(self._conn)
+            self.schema_version = migrate(self.dialect, self._conn)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and self.dialect.is_lock_error(exc):
+                raise
+            raise self.dialect.error_for(exc) from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def from_module(cls, module: Any, create: bool = True) -> InventoryStore:
+        """Open the store named by the module's ``inventory_db`` option."""
+        return cls(module.params.get("inventory_db"), create=create)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> InventoryStore:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        self.close()
+
+    # -- transactions -------------------------------------------------------------------
+
+    def _write(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``action`` in one write transaction, retried while the database is locked."""
+
+        def attempt() -> T:
+            self._conn.execute(self.dialect.begin_write_sql)
+            try:
+                result = action(self._conn)
+                self._conn.execute("COMMIT")
+                return result
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+        return self.dialect.retry_locked(attempt)
+
+    def _rows(self, sql: str, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+        return [dict(row) for row in self._conn.execute(sql, params)]
+
+    # -- customers ----------------------------------------------------------------------
+
+    def get_customer(self, name: str) -> Optional[Dict[str, Any]]:
+        """Return a customer with ``created_at``, ``updated_at`` and ``synced_at``.
+
+        ``synced_at`` maps each object type to the end of its last successful sync.
+        """
+        row = self._conn.execute(
+            "SELECT * FROM customers WHERE name = :name", {"name": name}
+        ).fetchone()
+        if row is None:
+            return None
+        return self._customer_dict(dict(row))
+
+    def list_customers(self, hierarchy_prefix: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Return the customers at or below ``hierarchy_prefix`` (all when None), by name."""
+        condition, params = _hierarchy_condition("c", hierarchy_prefix)
+        rows = self._rows(f"SELECT * FROM customers c WHERE {condition} ORDER BY c.name", params)
+        return [self._customer_dict(row) for row in rows]
+
+    def _customer_dict(self, row: Dict[str, Any]) -> Dict[str, Any]:
+        states = self._conn.execute(
+            "SELECT object_type, synced_at FROM sync_state WHERE customer = :name",
+            {"name": row["name"]},
+        )
+        row["synced_at"] = {state["object_type"]: state["synced_at"] for state in states}
+        return row
+
+    def upsert_customer(
+        self,
+        name: str,
+        org_id: Optional[str] = None,
+        hierarchy: Optional[str] = None,
+        default_subscription_id: Optional[str] = None,
+        default_site_url: Optional[str] = None,
+        device: Optional[str] = None,
+        dry_run: bool = False,
+    ) -> Tuple[bool, Optional[Dict[str, Any]], Dict[str, Any]]:
+        """Create or update a customer; return ``(changed, before, after)``.
+
+        An argument left at None keeps the stored value (NULL for a new customer); an empty
+        string clears it. The hierarchy and the default site URL are stored normalized.
+        ``before`` is None for a new customer; ``before`` and ``after`` hold the fields of
+        CUSTOMER_FIELDS. When the defaults change, the managed flags of the customer's
+        licenses are recomputed in the same transaction. With ``dry_run`` nothing is
+        written. Raises InventoryError when ``org_id`` belongs to another customer.
+        """
+        if not name or not str(name).strip():
+            raise InventoryError("customer name must not be empty")
+        requested = {
+            "org_id": _clean(org_id),
+            "hierarchy": None if hierarchy is None else licensing.normalize_hierarchy(hierarchy),
+            "default_subscription_id": (
+                None
+                if default_subscription_id is None
+                else licensing.normalize_subscription_id(default_subscription_id) or ""
+            ),
+            "default_site_url": (
+                None
+                if default_site_url is None
+                else licensing.normalize_site_url(default_site_url) or ""
+            ),
+            "device": _clean(device),
+        }
+
+        def action(connection: sqlite3.Connection) -> Tuple[bool, Any, Dict[str, Any]]:
+            row = connection.execute(
+                "SELECT * FROM customers WHERE name = :name", {"name": name}
+            ).fetchone()
+            before = _customer_fields(row) if row is not None else None
+            after = dict(before) if before else {field: None for field in CUSTOMER_FIELDS}
+            after["name"] = name
+            if before is None:
+                after["hierarchy"] = ""
+            for field, value in requested.items():
+                if value is not None:
+                    after[field] = value if value != "" or field == "hierarchy" else None
+            changed = before != after
+            if changed:
+                self._check_org_id(connection, name, after["org_id"])
+            if not changed or dry_run:
+                return changed, before, after
+
+            now = self.now()
+            params = dict(after, now=now)
+            if before is None:
+                connection.execute(
+                    "INSERT INTO customers (name, org_id, hierarchy, default_subscription_id, "
+                    "default_site_url, device, created_at, updated_at) VALUES (:name, :org_id, "
+                    ":hierarchy, :default_subscription_id, :default_site_url, :device, :now, :now)",
+                    params,
+                )
+            else:
+                connection.execute(
+                    "UPDATE customers SET org_id = :org_id, hierarchy = :hierarchy, "
+                    "default_subscription_id = :default_subscription_id, "
+                    "default_site_url = :default_site_url, device = :device, "
+                    "updated_at = :now WHERE name = :name",
+                    params,
+                )
+            _recompute_managed(connection, after)
+            return changed, before, after
+
+        if dry_run:
+            return action(self._conn)
+        return self._write(action)
+
+    @staticmethod
+    def _check_org_id(connection: sqlite3.Connection, name: str, org_id: Optional[str]) -> None:
+        if org_id is None:
+            return
+        owner = connection.execute(
+            "SELECT name FROM customers WHERE org_id = :org_id AND name <> :name",
+            {"org_id": org_id, "name": name},
+        ).fetchone()
+        if owner is not None:
+            raise InventoryError(
+                f"org_id '{org_id}' already belongs to customer '{owner['name']}'; one Webex "
+                "org is one customer, so delete or change that customer first"
+            )
+
+    def delete_customer(
+        self, name: str, dry_run: bool = False
+    ) -> Tuple[bool, Optional[Dict[str, Any]]]:
+        """Delete a customer with its synced data and sync history; return (changed, before)."""
+        before = self.get_customer(name)
+        if before is None or dry_run:
+            return before is not None, before
+
+        def action(connection: sqlite3.Connection) -> None:
+            params = {"name": name}
+            for table in DATA_TABLES + ("sync_state", "sync_history"):
+                connection.execute(f"DELETE FROM {table} WHERE customer = :name", params)
+            connection.execute("DELETE FROM customers WHERE name = :name", params)
+
+        self._write(action)
+        return True, before
+
+    # -- sync ---------------------------------------------------------------------------
+
+    def begin_sync(
+        self, customer: str, scope: Iterable[str] = FULL_SCOPE, device: Optional[str] = None
+    ) -> SyncSession:
+        """Start a streaming sync of ``customer`` for the object types in ``scope``.
+
+        ``device`` names the org connection the data comes from, for example the API host
+        and org id. When given, it is stored on the customer at commit. Raises
+        InventoryError when the customer does not exist.
+        """
+        if self.get_customer(customer) is None:
+            raise InventoryError(
+                f"customer '{customer}' not found in {self.path}; add it with "
+                "ucops.webex.webex_customer first"
+            )
+        return SyncSession(self, customer, tuple(scope), device)
+
+    def record_failed_sync(
+        self,
+        customer: str,
+        scope: Sequence[str],
+        device: Optional[str],
+        started_at: str,
+        error: str,
+    ) -> Optional[int]:
+        """Record a failed sync run; return its history id (None if the customer is gone)."""
+
+        def action(connection: sqlite3.Connection) -> Optional[int]:
+            exists = connection.execute(
+                "SELECT 1 FROM customers WHERE name = :name", {"name": customer}
+            ).fetchone()
+            if exists is None:
+                return None
+            return insert_history(
+                connection,
+                customer=customer,
+                scope=scope,
+                device=device,
+                started_at=started_at,
+                finished_at=self.now(),
+                outcome="failed",
+                changed=False,
+                rows_written=0,
+                summary=None,
+                error=error,
+            )
+
+        return self._write(action)
+
+    def sync_history(self, customer: str, limit: int = 20) -> List[Dict[str, Any]]:
+        """Return the latest sync runs of a customer, newest first."""
+        rows = self._rows(
+            "SELECT * FROM sync_history WHERE customer = :customer ORDER BY id DESC LIMIT :limit",
+            {"customer": customer, "limit": limit},
+        )
+        for row in rows:
+            row["changed"] = bool(row["changed"])
+            row["scope"] = row["scope"].split(",") if row["scope"] else []
+            row["summary"] = json.loads(row["summary"]) if row["summary"] else None
+        return rows
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def list_licenses(self, customer: str) -> List[Dict[str, Any]]:
+        """Return the licenses of one customer (``license_rows`` format)."""
+        return self.license_rows(customer=customer)
+
+    def license_rows(
+        self,
+        hierarchy_prefix: Optional[str] = None,
+        customer: Optional[str] = None,
+        managed_only: bool = False,
+        subscription_id: Optional[str] = None,
+        site_url: Optional[str] = None,
+        name: Optional[str] = None,
+    ) -> List[Dict[str, Any]]:
+        """Return license rows of the customers at or below a hierarchy level.
+
+        Each row has ``customer``, ``hierarchy``, ``device``, ``synced_at`` (last successful
+        license sync) and the fields of ``license_dict``. ``hierarchy_prefix`` "Provider"
+        selects "Provider" and "Provider/..." but not "Provider2". ``site_url`` compares
+        normalized; ``name`` compares without ASCII case.
+        """
+        where, params = _license_filters(
+            hierarchy_prefix, customer, managed_only, subscription_id, site_url, name
+        )
+        rows = self._conn.execute(
+            "SELECT c.name AS customer, c.hierarchy, c.device, st.synced_at, l.* "
+            "FROM licenses l JOIN customers c ON c.name = l.customer "
+            "LEFT JOIN sync_state st ON st.customer = l.customer "
+            "AND st.object_type = 'licenses' "
+            f"WHERE {where} "
+            "ORDER BY c.hierarchy, c.name, l.name, l.subscription_id, l.site_url_key, l.id",
+            params,
+        )
+        return [_customer_license(row) for row in rows]
+
+    def license_totals(
+        self,
+        hierarchy_prefix: Optional[str] = None,
+        managed_only: bool = False,
+        subscription_id: Optional[str] = None,
+        site_url: Optional[str] = None,
+        name: Optional[str] = None,
+    ) -> List[Dict[str, Any]]:
+        """Total the license rows at a hierarchy level per (name, subscription_id).
+
+        Rows follow ``licensing.aggregate_license_rows`` plus ``hierarchy`` (the prefix).
+        """
+        rows = self.license_rows(
+            hierarchy_prefix=hierarchy_prefix,
+            managed_only=managed_only,
+            subscription_id=subscription_id,
+            site_url=site_url,
+            name=name,
+        )
+        level = licensing.normalize_hierarchy(hierarchy_prefix)
+        totals = licensing.aggregate_license_rows(rows)
+        for total in totals:
+            total["hierarchy"] = level
+        return totals
+
+    def location_license_rows(
+        self,
+        hierarchy_prefix: Optional[str] = None,
+        customer: Optional[str] = None,
+        location_id: Optional[str] = None,
+        managed_only: bool = False,
+        subscription_id: Optional[str] = None,
+        site_url: Optional[str] = None,
+        name: Optional[str] = None,
+    ) -> List[Dict[str, Any]]:
+        """Return license use per location (Webex Calling site) from people and workspaces.
+
+        One row per (customer, location, license) with at least one consumer there; hybrid
+        licenses and people or workspaces without a location are left out. ``consumed_*``
+        count the users and workspaces of that location holding the license; units are
+        pooled per org, so ``total_units``, ``available_units`` and ``utilization`` are the
+        org's values and ``org_consumed_units`` is the org-wide consumption. ``synced_at``
+        is the last successful people sync.
+        """
+        where, params = _license_filters(
+            hierarchy_prefix, customer, managed_only, subscription_id, site_url, name
+        )
+        customer_filter, customer_params = _customer_filter(hierarchy_prefix, customer)
+        params.update(customer_params)
+        location_condition = ""
+        if location_id is not None:
+            location_condition = "AND x.location_id = :location_id "
+            params["location_id"] = location_id
+        consumers = (
+            "SELECT pl.customer, p.location_id, pl.license_id, 1 AS users, 0 AS workspaces "
+            "FROM person_licenses pl JOIN people p "
+            "ON p.customer = pl.customer AND p.id = pl.person_id "
+            f"WHERE p.location_id IS NOT NULL AND pl.customer IN ({customer_filter}) "
+            "UNION ALL "
+            "SELECT wl.customer, w.location_id, wl.license_id, 0 AS users, 1 AS workspaces "
+            "FROM workspace_licenses wl JOIN workspaces w "
+            "ON w.customer = wl.customer AND w.id = wl.workspace_id "
+            f"WHERE w.location_id IS NOT NULL AND wl.customer IN ({customer_filter})"
+        )
+        grouped = (
+            "SELECT customer, location_id, license_id, SUM(users) AS users, "
+            f"SUM(workspaces) AS workspaces FROM ({consumers}) u "
+            "GROUP BY customer, location_id, license_id"
+        )
+        rows = self._conn.execute(
+            "SELECT c.name AS customer, c.hierarchy, c.device, st.synced_at, "
+            "x.location_id, loc.name AS location_name, x.users, x.workspaces, l.* "
+            f"FROM ({grouped}) x "
+            "JOIN licenses l ON l.customer = x.customer AND l.id = x.license_id "
+            "JOIN customers c ON c.name = x.customer "
+            "LEFT JOIN locations loc ON loc.customer = x.customer AND loc.id = x.location_id "
+            "LEFT JOIN sync_state st ON st.customer = x.customer "
+            "AND st.object_type = 'people' "
+            f"WHERE l.hybrid = 0 AND {where} {location_condition}"
+            "ORDER BY c.hierarchy, c.name, loc.name, x.location_id, l.name, l.id",
+            params,
+        )
+        result = []
+        for row in rows:
+            item = _customer_license(row)
+            users = int(row["users"])
+            workspaces = int(row["workspaces"])
+            item["location_id"] = row["location_id"]
+            item["location_name"] = row["location_name"]
+            item["org_consumed_units"] = item["consumed_units"]
+            item["consumed_units"] = users + workspaces
+            item["consumed_by_users"] = users
+            item["consumed_by_workspaces"] = workspaces
+            result.append(item)
+        return result
+
+    def defaults_decision(self, customer: str) -> licensing.DefaultsDecision:
+        """Return the effective defaults of a customer from its stored licenses."""
+        record = self.get_customer(customer)
+        if record is None:
+            raise InventoryError(f"customer '{customer}' not found in {self.path}")
+        return licensing.effective_defaults(
+            self.license_rows(customer=customer),
+            record["default_subscription_id"],
+            record["default_site_url"],
+        )
+
+    def users_outside_defaults(self, customer: str, sample_size: int = 20) -> Dict[str, Any]:
+        """Return ``{"count", "sample": [{id, email, licenses: [{id, name,
+        subscription_id}]}]}`` for people holding subscribed licenses that are not managed."""
+        return query_users_outside_defaults(self._conn, customer, sample_size)
+
+    def find_person(self, customer: str, user: str) -> Optional[Dict[str, Any]]:
+        """Find a person by id or email (without ASCII case); None when not stored.
+
+        Returns ``{id, email, display_name, location_id, license_ids, role_ids}``.
+        """
+        row = self._conn.execute(
+            "SELECT id, email, display_name, location_id FROM people "
+            "WHERE customer = :customer AND (id = :user OR lower(email) = lower(:user)) "
+            "ORDER BY CASE WHEN id = :user THEN 0 ELSE 1 END LIMIT 1",
+            {"customer": customer, "user": user},
+        ).fetchone()
+        if row is None:
+            return None
+        person = dict(row)
+        key = {"customer": customer, "id": person["id"]}
+        person["license_ids"] = [
+            item[0]
+            for item in self._conn.execute(
+                "SELECT license_id FROM person_licenses WHERE customer = :customer "
+                "AND person_id = :id ORDER BY license_id",
+                key,
+            )
+        ]
+        person["role_ids"] = [
+            item[0]
+            for item in self._conn.execute(
+                "SELECT role_id FROM person_roles WHERE customer = :customer "
+                "AND person_id = :id ORDER BY role_id",
+                key,
+            )
+        ]
+        return person
+
+    # -- incremental updates --------------------------------------------------------------
+
+    def apply_user_license_change(
+        self,
+        customer: str,
+        person_id: str,
+        added_license_ids: Iterable[str] = (),
+        removed_license_ids: Iterable[str] = (),
+        person_fields: Optional[Mapping[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Record a license change made through the API, in one transaction.
+
+        Adds and removes person_licenses rows and moves ``consumed_units`` and
+        ``consumed_by_users`` of each non-hybrid license by one per link actually added or
+        removed (counters never go below 0). ``person_fields`` (keys email, display_name,
+        location_id) creates the person when missing or updates those fields. Returns
+        ``{"changed", "person_added", "licenses_added", "licenses_removed",
+        "rows_written"}``.
+        """
+        fields = dict(person_fields or {})
+        unknown = sorted(set(fields) - set(PERSON_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"invalid person_fields {', '.join(unknown)} "
+                f"(expected some of: {', '.join(PERSON_FIELDS)})"
+            )
+        added = list(dict.fromkeys(str(i) for i in added_license_ids))
+        removed = [i for i in dict.fromkeys(str(i) for i in removed_license_ids) if i not in added]
+
+        def action(connection: sqlite3.Connection) -> Dict[str, Any]:
+            if (
+                connection.execute(
+                    "SELECT 1 FROM customers WHERE name = :name", {"name": customer}
+                ).fetchone()
+                is None
+            ):
+                raise InventoryError(f"customer '{customer}' not found in {self.path}")
+            start = connection.total_changes
+            person_added = _upsert_person(connection, customer, person_id, fields)
+            key = {"customer": customer, "person_id": person_id}
+            done_added = []
+            for license_id in added:
+                cursor = connection.execute(
+                    "INSERT INTO person_licenses (customer, person_id, license_id) "
+                    "VALUES (:customer, :person_id, :license_id) ON CONFLICT DO NOTHING",
+                    dict(key, license_id=license_id),
+                )
+                if cursor.rowcount:
+                    done_added.append(license_id)
+                    _move_consumption(connection, customer, license_id, 1)
+            done_removed = []
+            for license_id in removed:
+                cursor = connection.execute(
+                    "DELETE FROM person_licenses WHERE customer = :customer "
+                    "AND person_id = :person_id AND license_id = :license_id",
+                    dict(key, license_id=license_id),
+                )
+                if cursor.rowcount:
+                    done_removed.append(license_id)
+                    _move_consumption(connection, customer, license_id, -1)
+            rows_written = connection.total_changes - start
+            return {
+                "changed": rows_written > 0,
+                "person_added": person_added,
+                "licenses_added": done_added,
+                "licenses_removed": done_removed,
+                "rows_written": rows_written,
+            }
+
+        return self._write(action)
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+def _clean(value: Optional[str]) -> Optional[str]:
+    """Map None to None (keep) and blank text to "" (clear); strip other text."""
+    if value is None:
+        return None
+    return str(value).strip()
+
+
+def _customer_fields(row: Mapping[str, Any]) -> Dict[str, Any]:
+    return {field: row[field] for field in CUSTOMER_FIELDS}
+
+
+def _hierarchy_condition(alias: str, prefix: Optional[str]) -> Tuple[str, Dict[str, Any]]:
+    """SQL condition: the customer's hierarchy is ``prefix`` or below it (portable substr)."""
+    level = licensing.normalize_hierarchy(prefix)
+    if not level:
+        return "1 = 1", {}
+    below = level + "/"
+    return (
+        f"({alias}.hierarchy = :hierarchy OR substr({alias}.hierarchy, 1, :below_length) = :below)",
+        {"hierarchy": level, "below": below, "below_length": len(below)},
+    )
+
+
+def _customer_filter(
+    hierarchy_prefix: Optional[str], customer: Optional[str]
+) -> Tuple[str, Dict[str, Any]]:
+    """Subquery selecting the names of the customers in scope."""
+    condition, params = _hierarchy_condition("cf", hierarchy_prefix)
+    if customer is not None:
+        condition += " AND cf.name = :customer"
+        params["customer"] = customer
+    return f"SELECT cf.name FROM customers cf WHERE {condition}", params
+
+
+def _license_filters(
+    hierarchy_prefix: Optional[str],
+    customer: Optional[str],
+    managed_only: bool,
+    subscription_id: Optional[str],
+    site_url: Optional[str],
+    name: Optional[str],
+) -> Tuple[str, Dict[str, Any]]:
+    condition, params = _hierarchy_condition("c", hierarchy_prefix)
+    parts = [condition]
+    if customer is not None:
+        parts.append("c.name = :customer")
+        params["customer"] = customer
+    if managed_only:
+        parts.append("l.managed = 1")
+    if subscription_id is not None:
+        parts.append("l.subscription_id = :subscription_id")
+        params["subscription_id"] = licensing.normalize_subscription_id(subscription_id)
+    if site_url is not None:
+        parts.append("l.site_url_key = :site_url_key")
+        params["site_url_key"] = licensing.normalize_site_url(site_url)
+    if name is not None:
+        parts.append("lower(l.name) = lower(:license_name)")
+        params["license_name"] = name.strip()
+    return " AND ".join(parts), params
+
+
+def _customer_license(row: Mapping[str, Any]) -> Dict[str, Any]:
+    item = {
+        "customer": row["customer"],
+        "hierarchy": row["hierarchy"],
+        "device": row["device"],
+        "synced_at": row["synced_at"],
+    }
+    item.update(license_dict(row))
+    return item
+
+
+def _recompute_managed(connection: sqlite3.Connection, customer: Mapping[str, Any]) -> int:
+    """Set the managed flags of a customer's licenses from its defaults; return rows changed."""
+    rows = [
+        dict(row)
+        for row in connection.execute(
+            "SELECT id, subscription_id, site_url, managed FROM licenses "
+            "WHERE customer = :customer",
+            {"customer": customer["name"]},
+        )
+    ]
+    decision = licensing.effective_defaults(
+        rows, customer["default_subscription_id"], customer["default_site_url"]
+    )
+    updates = [
+        {"customer": customer["name"], "id": row["id"], "managed": int(managed)}
+        for row in rows
+        for managed in [licensing.is_managed(row, decision)]
+        if bool(row["managed"]) != managed
+    ]
+    connection.executemany(
+        "UPDATE licenses SET managed = :managed WHERE customer = :customer AND id = :id",
+        updates,
+    )
+    return len(updates)
+
+
+def _upsert_person(
+    connection: sqlite3.Connection, customer: str, person_id: str, fields: Mapping[str, Any]
+) -> bool:
+    """Create the person when missing or update the given fields; return True if created."""
+    params = {"customer": customer, "id": person_id}
+    row = connection.execute(
+        "SELECT email, display_name, location_id FROM people "
+        "WHERE customer = :customer AND id = :id",
+        params,
+    ).fetchone()
+    if row is None:
+        values = {field: fields.get(field) for field in PERSON_FIELDS}
+        connection.execute(
+            "INSERT INTO people (customer, id, email, display_name, location_id) "
+            "VALUES (:customer, :id, :email, :display_name, :location_id)",
+            dict(params, **values),
+        )
+        return True
+    changes = {field: value for field, value in fields.items() if row[field] != value}
+    if changes:
+        assignments = ", ".join(f"{field} = :{field}" for field in changes)
+        connection.execute(
+            f"UPDATE people SET {assignments} WHERE customer = :customer AND id = :id",
+            dict(params, **changes),
+        )
+    return False
+
+
+def _move_consumption(
+    connection: sqlite3.Connection, customer: str, license_id: str, step: int
+) -> None:
+    """Add ``step`` (1 or -1) to a non-hybrid license's user consumption, floored at 0."""
+    connection.execute(
+        "UPDATE licenses SET "
+        "consumed_units = CASE WHEN consumed_units + :step < 0 THEN 0 "
+        "ELSE consumed_units + :step END, "
+        "consumed_by_users = CASE WHEN COALESCE(consumed_by_users, 0) + :step < 0 THEN 0 "
+        "ELSE COALESCE(consumed_by_users, 0) + :step END "
+        "WHERE customer = :customer AND id = :license_id AND hybrid = 0",
+        {"customer": customer, "license_id": license_id, "step": step},
+    )

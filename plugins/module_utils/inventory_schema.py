@@ -1,0 +1,372 @@
+# Copyright: ucops.webex maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Schema, migrations and the SQLite connection details of the license inventory.
+
+Everything that depends on the database engine lives in ``SQLiteDialect``: opening the file,
+pragmas, the write-transaction statement, lock-error detection, the schema version and the
+null-safe comparison. The data queries in ``inventory`` and ``inventory_sync`` use portable
+SQL (named ``:param`` placeholders, ``ON CONFLICT ... DO UPDATE`` upserts, ``substr``) so that
+a PostgreSQL dialect can be added with its own DDL, version table and placeholder rewrite.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+import time
+from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+# UPSERT (INSERT ... ON CONFLICT ... DO UPDATE) arrived in SQLite 3.24.0.
+MIN_SQLITE_VERSION = (3, 24, 0)
+
+# Data tables: what a sync replaces. Bookkeeping tables (customers, sync_history, sync_state)
+# are written by customer changes and by every non-check sync run.
+DATA_TABLES = (
+    "licenses",
+    "roles",
+    "people",
+    "person_licenses",
+    "person_roles",
+    "locations",
+    "workspaces",
+    "workspace_licenses",
+)
+
+# Ordered migrations: (version, statements). A database at version N gets every migration
+# above N, each in its own transaction together with the new version number.
+MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
+    (
+        1,
+        (
+            """
+            CREATE TABLE customers (
+                name TEXT NOT NULL PRIMARY KEY,
+                org_id TEXT UNIQUE,
+                hierarchy TEXT NOT NULL DEFAULT '',
+                default_subscription_id TEXT,
+                default_site_url TEXT,
+                device TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE licenses (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                site_url TEXT,
+                site_url_key TEXT,
+                site_type TEXT,
+                subscription_id TEXT,
+                total_units INTEGER NOT NULL,
+                consumed_units INTEGER NOT NULL,
+                consumed_by_users INTEGER,
+                consumed_by_workspaces INTEGER,
+                hybrid INTEGER NOT NULL,
+                managed INTEGER NOT NULL,
+                PRIMARY KEY (customer, id)
+            )
+            """,
+            """
+            CREATE TABLE roles (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                id TEXT NOT NULL,
+                name TEXT,
+                PRIMARY KEY (customer, id)
+            )
+            """,
+            """
+            CREATE TABLE people (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                id TEXT NOT NULL,
+                email TEXT,
+                display_name TEXT,
+                location_id TEXT,
+                PRIMARY KEY (customer, id)
+            )
+            """,
+            "CREATE INDEX people_email ON people (customer, email)",
+            "CREATE INDEX people_location ON people (customer, location_id)",
+            """
+            CREATE TABLE person_licenses (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                person_id TEXT NOT NULL,
+                license_id TEXT NOT NULL,
+                PRIMARY KEY (customer, person_id, license_id)
+            )
+            """,
+            "CREATE INDEX person_licenses_license ON person_licenses (customer, license_id)",
+            """
+            CREATE TABLE person_roles (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                person_id TEXT NOT NULL,
+                role_id TEXT NOT NULL,
+                PRIMARY KEY (customer, person_id, role_id)
+            )
+            """,
+            """
+            CREATE TABLE locations (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                id TEXT NOT NULL,
+                name TEXT,
+                time_zone TEXT,
+                city TEXT,
+                state TEXT,
+                country TEXT,
+                PRIMARY KEY (customer, id)
+            )
+            """,
+            """
+            CREATE TABLE workspaces (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                id TEXT NOT NULL,
+                display_name TEXT,
+                location_id TEXT,
+                calling_type TEXT,
+                PRIMARY KEY (customer, id)
+            )
+            """,
+            """
+            CREATE TABLE workspace_licenses (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                workspace_id TEXT NOT NULL,
+                license_id TEXT NOT NULL,
+                PRIMARY KEY (customer, workspace_id, license_id)
+            )
+            """,
+            """
+            CREATE TABLE sync_history (
+                id INTEGER PRIMARY KEY,
+                customer TEXT NOT NULL REFERENCES customers (name),
+                scope TEXT NOT NULL,
+                device TEXT,
+                started_at TEXT NOT NULL,
+                finished_at TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                changed INTEGER NOT NULL,
+                rows_written INTEGER NOT NULL,
+                summary TEXT,
+                error TEXT
+            )
+            """,
+            "CREATE INDEX sync_history_customer ON sync_history (customer, id)",
+            """
+            CREATE TABLE sync_state (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                object_type TEXT NOT NULL,
+                synced_at TEXT NOT NULL,
+                history_id INTEGER NOT NULL,
+                PRIMARY KEY (customer, object_type)
+            )
+            """,
+        ),
+    ),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+T = TypeVar("T")
+
+
+class InventoryError(Exception):
+    """The inventory database cannot be used; the message names the file and the fix."""
+
+
+class InventoryLockedError(InventoryError):
+    """Other writers held the inventory longer than the lock timeout."""
+
+
+class SQLiteDialect:
+    """Connection and engine details of the SQLite backend."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str, lock_timeout: float = 60.0, busy_timeout: float = 5.0):
+        self.path = path
+        self.lock_timeout = lock_timeout
+        self.busy_timeout = busy_timeout
+
+    # -- file checks, done before SQLite touches the file ------------------------------
+
+    def check_file(self) -> Optional[int]:
+        """Check that the file is an SQLite database this code can use, without opening it.
+
+        Returns the schema version from the file header, or None when the file is missing
+        or empty (SQLite then creates a new database). Raises InventoryError otherwise.
+        """
+        try:
+            with open(self.path, "rb") as handle:
+                header = handle.read(100)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise InventoryError(
+                f"cannot read the inventory database {self.path}: {exc.strerror}; "
+                "check the path and its permissions, or set inventory_db to another file"
+            ) from exc
+        if not header:
+            return None
+        if len(header) < 100 or not header.startswith(SQLITE_HEADER):
+            raise InventoryError(
+                f"inventory database {self.path} is not an SQLite database; move the file "
+                "away or set inventory_db (or WEBEX_INVENTORY_DB) to another path"
+            )
+        # Offset 60 of the header contains PRAGMA user_version (big-endian 32-bit).
+        version = struct.unpack(">i", header[60:64])[0]
+        self.check_version(version)
+        return version
+
+    def check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise InventoryError(
+                f"inventory database {self.path} has schema version {version}, newer than "
+                f"this ucops.webex collection supports ({SCHEMA_VERSION}); upgrade the "
+                "collection, or set inventory_db to another file"
+            )
+
+    # -- connections --------------------------------------------------------------------
+
+    def connect(self) -> sqlite3.Connection:
+        """Open a connection in autocommit mode; transactions are started explicitly.
+
+        Raises InventoryError when the SQLite library is older than MIN_SQLITE_VERSION.
+
+        Lock errors are raised as they are, for ``retry_locked``: the pragmas read the file
+        header, which fails while another process switches a new file to WAL mode.
+        """
+        if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+            raise InventoryError(
+                f"the SQLite library {sqlite3.sqlite_version} of this Python is too old for "
+                "the inventory; use a Python built with SQLite 3.24.0 or newer"
+            )
+        connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        try:
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("PRAGMA synchronous = FULL")
+            # Staging tables of a sync go to a temporary file, not to memory.
+            connection.execute("PRAGMA temp_store = FILE")
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            if self.is_lock_error(exc):
+                raise
+            raise self.error_for(exc) from exc
+        return connection
+
+    def enable_wal(self, connection: sqlite3.Connection) -> None:
+        """Switch the database to WAL mode (persistent, so needed once per file).
+
+        While another connection holds a lock, SQLite keeps the old mode and returns it
+        instead of raising, so the switch is retried until ``lock_timeout``.
+        """
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            mode = self.retry_locked(
+                lambda: connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            )
+            if str(mode).lower() == "wal":
+                return
+            if time.monotonic() >= deadline:
+                raise InventoryLockedError(
+                    f"inventory database {self.path} could not be switched to WAL mode "
+                    f"within {self.lock_timeout:g} seconds (journal mode: {mode}); retry later"
+                )
+            time.sleep(0.1)
+
+    def schema_version(self, connection: sqlite3.Connection) -> int:
+        return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+    def set_schema_version(self, connection: sqlite3.Connection, version: int) -> None:
+        connection.execute(f"PRAGMA user_version = {int(version)}")
+
+    # -- transactions -------------------------------------------------------------------
+
+    begin_write_sql = "BEGIN IMMEDIATE"
+    begin_stage_sql = "BEGIN"
+
+    def is_lock_error(self, exc: BaseException) -> bool:
+        if not isinstance(exc, sqlite3.OperationalError):
+            return False
+        text = str(exc).lower()
+        return "database is locked" in text or "database is busy" in text
+
+    def retry_locked(self, action: Callable[[], T]) -> T:
+        """Run ``action`` again while it fails with a lock error, up to ``lock_timeout``.
+
+        Each attempt already waits ``busy_timeout`` inside SQLite, so the bound is on the
+        total time. Raises InventoryLockedError when the time is up.
+        """
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if not self.is_lock_error(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise InventoryLockedError(
+                        f"inventory database {self.path} stayed locked by other writers for "
+                        f"more than {self.lock_timeout:g} seconds; retry later"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def error_for(self, exc: sqlite3.DatabaseError) -> InventoryError:
+        """Wrap an SQLite error that makes the file unusable."""
+        return InventoryError(f"inventory database {self.path} cannot be used: {exc}")
+
+    # -- SQL fragments ------------------------------------------------------------------
+
+    @staticmethod
+    def distinct(left: str, right: str) -> str:
+        """Null-safe inequality (PostgreSQL: IS DISTINCT FROM)."""
+        return f"{left} IS NOT {right}"
+
+
+def prepare_directory(path: str) -> None:
+    """Create the parent directory of a new database, private to the user."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+
+
+def create_private_file(path: str) -> None:
+    """Create an empty database file readable only by the user (SQLite fills it)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
+
+
+def migrate(dialect: SQLiteDialect, connection: sqlite3.Connection) -> int:
+    """Apply the pending migrations, each in one write transaction; return the version."""
+    while True:
+        version = dialect.retry_locked(lambda: _apply_next_migration(dialect, connection))
+        if version is None:
+            return dialect.retry_locked(lambda: dialect.schema_version(connection))
+
+
+def _apply_next_migration(dialect: SQLiteDialect, connection: sqlite3.Connection) -> Optional[int]:
+    connection.execute(dialect.begin_write_sql)
+    try:
+        current = dialect.schema_version(connection)
+        dialect.check_version(current)
+        pending = [item for item in MIGRATIONS if item[0] > current]
+        if not pending:
+            connection.execute("COMMIT")
+            return None
+        version, statements = pending[0]
+        for statement in statements:
+            connection.execute(statement)
+        dialect.set_schema_version(connection, version)
+        connection.execute("COMMIT")
+        return version
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise

@@ -1,0 +1,605 @@
+# Copyright: ucops.webex maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure licensing logic of ucops.webex: no I/O, plain data in and out.
+
+Policy implemented here (modules and the inventory store share it):
+
+* A customer (one Webex org) has a default subscription id and a default site URL. A license
+  is *managed* when its subscription is the effective default subscription and, for a meeting
+  site license (``siteUrl`` set), its site URL equals the effective default site URL. Site URLs
+  are compared without case, scheme or trailing slash.
+* When no default is configured and the org has exactly one subscription (or one site URL),
+  that one is the effective default. With several and none configured, no license of that kind
+  is managed and the decision lists the option as missing with its candidates.
+* Licenses without ``subscriptionId`` (bundled free licenses such as Basic Messaging) are
+  *unsubscribed*: they are never managed, never reported as outside the defaults, and a
+  caller that replaces a user's licenses keeps them (see ``retained_license_ids``).
+* Hybrid licenses (names starting with "Hybrid -") never count consumption: their consumed
+  counters are set to 0 (a null counter stays None).
+* ``available_units`` is ``total_units - consumed_units`` floored at 0, so an over-consumed
+  license shows 0 available and a utilization above 100. ``utilization`` is the consumed
+  share of the total in percent, rounded to one decimal, and None when the total is 0.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    TypedDict,
+)
+
+LICENSE_STATES = ("present", "absent", "exact")
+
+_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_HYBRID_RE = re.compile(r"^\s*hybrid\s*-", re.IGNORECASE)
+
+
+class LicenseRow(TypedDict):
+    """A license as the inventory stores and reports it (snake_case of the API fields)."""
+
+    id: str
+    name: str
+    site_url: Optional[str]
+    site_type: Optional[str]
+    subscription_id: Optional[str]
+    total_units: int
+    consumed_units: int
+    consumed_by_users: Optional[int]
+    consumed_by_workspaces: Optional[int]
+    hybrid: bool
+    available_units: int
+    utilization: Optional[float]
+
+
+class LicensingError(ValueError):
+    """Invalid licensing input; the message names the value and what to do."""
+
+
+class DefaultsError(LicensingError):
+    """A configured default subscription or site URL does not exist in the org."""
+
+
+class LicenseResolutionError(LicensingError):
+    """Requested license names or ids that do not resolve to exactly one managed license."""
+
+
+class DefaultsDecision(NamedTuple):
+    """Effective defaults of one org and how they were chosen.
+
+    ``subscription_id`` and ``site_url`` are the effective defaults (the site URL normalized),
+    or None when nothing of that kind is managed. ``missing`` names the options that must be
+    set because the org has several candidates. ``unknown`` names the configured options whose
+    value is not among the candidates.
+    """
+
+    subscription_id: Optional[str]
+    site_url: Optional[str]
+    subscription_candidates: Tuple[str, ...]
+    site_url_candidates: Tuple[str, ...]
+    missing: Tuple[str, ...]
+    unknown: Tuple[str, ...]
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "subscription_id": self.subscription_id,
+            "site_url": self.site_url,
+            "subscription_candidates": list(self.subscription_candidates),
+            "site_url_candidates": list(self.site_url_candidates),
+            "missing": list(self.missing),
+            "unknown": list(self.unknown),
+        }
+
+    def warnings(self, org: str) -> List[Dict[str, Any]]:
+        """Build one warning per missing or unknown default, with its candidates."""
+        result = []
+        for option in self.missing:
+            candidates = self._candidates(option)
+            result.append(
+                {
+                    "code": "defaults_required",
+                    "option": option,
+                    "candidates": list(candidates),
+                    "message": (
+                        f"org '{org}' has several {_KIND[option]}s ({', '.join(candidates)}) "
+                        f"and {option} is not set, so none of its {_SCOPE[option]} are "
+                        f"managed; set {option} to one of them"
+                    ),
+                }
+            )
+        for option in self.unknown:
+            candidates = self._candidates(option)
+            result.append(
+                {
+                    "code": "default_not_found",
+                    "option": option,
+                    "candidates": list(candidates),
+                    "message": _not_found_message(
+                        option, self._configured(option), org, candidates
+                    ),
+                }
+            )
+        return result
+
+    def _candidates(self, option: str) -> Tuple[str, ...]:
+        if option == "default_subscription_id":
+            return self.subscription_candidates
+        return self.site_url_candidates
+
+    def _configured(self, option: str) -> Optional[str]:
+        if option == "default_subscription_id":
+            return self.subscription_id
+        return self.site_url
+
+
+class LicensePlan(NamedTuple):
+    """License ids to add and remove for one user, and requested removals that were kept."""
+
+    add: Tuple[str, ...]
+    remove: Tuple[str, ...]
+    kept_unremovable: Tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.add or self.remove)
+
+
+_KIND = {"default_subscription_id": "subscription", "default_site_url": "site URL"}
+_SCOPE = {"default_subscription_id": "licenses", "default_site_url": "meeting site licenses"}
+
+
+# ---------------------------------------------------------------------------
+# Normalization
+
+
+def normalize_site_url(url: Optional[str]) -> Optional[str]:
+    """Return the comparison form of a site URL: lower case, no scheme, no trailing slash.
+
+    None and blank strings return None.
+    """
+    if url is None:
+        return None
+    text = _SCHEME_RE.sub("", str(url).strip()).rstrip("/").lower()
+    return text or None
+
+
+def site_urls_equal(first: Optional[str], second: Optional[str]) -> bool:
+    """Compare two site URLs without case, scheme or trailing slash (None equals None)."""
+    return normalize_site_url(first) == normalize_site_url(second)
+
+
+def normalize_subscription_id(value: Optional[str]) -> Optional[str]:
+    """Strip a subscription id; blank returns None. Ids are compared case-sensitively."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def normalize_hierarchy(hierarchy: Optional[str]) -> str:
+    """Return a hierarchy path with single slashes and no blank levels ("" for the top)."""
+    if not hierarchy:
+        return ""
+    return "/".join(part.strip() for part in str(hierarchy).split("/") if part.strip())
+
+
+def hierarchy_matches(hierarchy: Optional[str], prefix: Optional[str]) -> bool:
+    """Tell whether ``hierarchy`` is ``prefix`` or below it.
+
+    "Provider" matches "Provider" and "Provider/Reseller" but not "Provider2". An empty
+    prefix matches everything.
+    """
+    path = normalize_hierarchy(hierarchy)
+    top = normalize_hierarchy(prefix)
+    if not top:
+        return True
+    return path == top or path.startswith(top + "/")
+
+
+def is_hybrid(name: Optional[str]) -> bool:
+    """Tell whether a license name is a Hybrid Services license ("Hybrid - ...")."""
+    return bool(name) and bool(_HYBRID_RE.match(str(name)))
+
+
+def available_units(total_units: int, consumed_units: int) -> int:
+    """Return the units still free: total minus consumed, floored at 0."""
+    return max(total_units - consumed_units, 0)
+
+
+def utilization(total_units: int, consumed_units: int) -> Optional[float]:
+    """Return consumed units in percent of the total (one decimal), None when total is 0."""
+    if not total_units:
+        return None
+    return round(consumed_units * 100.0 / total_units, 1)
+
+
+def normalize_license(item: Mapping[str, Any]) -> LicenseRow:
+    """Convert a license object of ``GET /v1/licenses`` to a ``LicenseRow``.
+
+    Missing ``totalUnits``/``consumedUnits`` count as 0; null ``consumedByUsers`` and
+    ``consumedByWorkspaces`` stay None. Raises LicensingError for a missing id or a counter
+    that is not a whole number.
+    """
+    license_id = item.get("id")
+    if not license_id:
+        raise LicensingError(f"license object without id: {dict(item)!r}")
+    name = str(item.get("name") or "")
+    hybrid = is_hybrid(name)
+
+    total = _count(item, "totalUnits", license_id) or 0
+    consumed = _count(item, "consumedUnits", license_id) or 0
+    by_users = _count(item, "consumedByUsers", license_id)
+    by_workspaces = _count(item, "consumedByWorkspaces", license_id)
+    if hybrid:
+        consumed = 0
+        by_users = None if by_users is None else 0
+        by_workspaces = None if by_workspaces is None else 0
+
+    site_url = item.get("siteUrl")
+    site_url = str(site_url).strip() if site_url else None
+    return LicenseRow(
+        id=str(license_id),
+        name=name,
+        site_url=site_url or None,
+        site_type=item.get("siteType") or None,
+        subscription_id=normalize_subscription_id(item.get("subscriptionId")),
+        total_units=total,
+        consumed_units=consumed,
+        consumed_by_users=by_users,
+        consumed_by_workspaces=by_workspaces,
+        hybrid=hybrid,
+        available_units=available_units(total, consumed),
+        utilization=utilization(total, consumed),
+    )
+
+
+def _count(item: Mapping[str, Any], field: str, license_id: Any) -> Optional[int]:
+    value = item.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise LicensingError(f"license '{license_id}' has an invalid {field}: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise LicensingError(
+        f"license '{license_id}' has an invalid {field}: {value!r} (expected a whole number)"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Default subscription and site URL policy
+
+
+def distinct_subscriptions(licenses: Iterable[Mapping[str, Any]]) -> List[str]:
+    """Return the sorted distinct subscription ids of license rows (unsubscribed skipped)."""
+    found = {normalize_subscription_id(row.get("subscription_id")) for row in licenses}
+    return sorted(value for value in found if value)
+
+
+def distinct_site_urls(licenses: Iterable[Mapping[str, Any]]) -> List[str]:
+    """Return the sorted distinct normalized site URLs of license rows."""
+    found = {normalize_site_url(row.get("site_url")) for row in licenses}
+    return sorted(value for value in found if value)
+
+
+def unsubscribed_licenses(licenses: Iterable[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+    """Return the license rows without a subscription id (never managed)."""
+    return [row for row in licenses if not normalize_subscription_id(row.get("subscription_id"))]
+
+
+def effective_defaults(
+    licenses: Sequence[Mapping[str, Any]],
+    default_subscription_id: Optional[str] = None,
+    default_site_url: Optional[str] = None,
+) -> DefaultsDecision:
+    """Decide the effective default subscription and site URL of one org.
+
+    ``licenses`` are license rows of the org (``normalize_license`` output or inventory rows).
+    A configured default is used even when the org does not have it (then it is listed in
+    ``unknown`` and manages nothing). Candidates are org-wide: every site URL of the org is a
+    candidate for ``default_site_url``, whatever its subscription.
+    """
+    subscriptions = tuple(distinct_subscriptions(licenses))
+    site_urls = tuple(distinct_site_urls(licenses))
+    missing: List[str] = []
+    unknown: List[str] = []
+
+    subscription = normalize_subscription_id(default_subscription_id)
+    if subscription is None:
+        if len(subscriptions) == 1:
+            subscription = subscriptions[0]
+        elif len(subscriptions) > 1:
+            missing.append("default_subscription_id")
+    elif subscription not in subscriptions:
+        unknown.append("default_subscription_id")
+
+    site_url = normalize_site_url(default_site_url)
+    if site_url is None:
+        if len(site_urls) == 1:
+            site_url = site_urls[0]
+        elif len(site_urls) > 1:
+            missing.append("default_site_url")
+    elif site_url not in site_urls:
+        unknown.append("default_site_url")
+
+    return DefaultsDecision(
+        subscription_id=subscription,
+        site_url=site_url,
+        subscription_candidates=subscriptions,
+        site_url_candidates=site_urls,
+        missing=tuple(missing),
+        unknown=tuple(unknown),
+    )
+
+
+def is_managed(license_row: Mapping[str, Any], decision: DefaultsDecision) -> bool:
+    """Tell whether a license row is managed under the effective defaults."""
+    subscription = normalize_subscription_id(license_row.get("subscription_id"))
+    if subscription is None or subscription != decision.subscription_id:
+        return False
+    site_url = normalize_site_url(license_row.get("site_url"))
+    if site_url is None:
+        return True
+    return decision.site_url is not None and site_url == decision.site_url
+
+
+def managed_license_ids(
+    licenses: Iterable[Mapping[str, Any]], decision: DefaultsDecision
+) -> List[str]:
+    """Return the ids of the managed licenses, in input order."""
+    return [str(row["id"]) for row in licenses if is_managed(row, decision)]
+
+
+def retained_license_ids(licenses: Iterable[Mapping[str, Any]]) -> List[str]:
+    """Return the ids of unsubscribed licenses, which license changes never remove."""
+    return [str(row["id"]) for row in unsubscribed_licenses(licenses)]
+
+
+def validate_defaults(
+    org: str,
+    licenses: Sequence[Mapping[str, Any]],
+    default_subscription_id: Optional[str] = None,
+    default_site_url: Optional[str] = None,
+) -> DefaultsDecision:
+    """Check configured defaults against the org's licenses and return the decision.
+
+    Raises DefaultsError listing every configured value that the org does not have, with the
+    values it does have. Unset defaults are not errors here (see ``DefaultsDecision.missing``).
+    """
+    decision = effective_defaults(licenses, default_subscription_id, default_site_url)
+    problems = []
+    if "default_subscription_id" in decision.unknown:
+        problems.append(
+            _not_found_message(
+                "default_subscription_id",
+                normalize_subscription_id(default_subscription_id),
+                org,
+                decision.subscription_candidates,
+            )
+        )
+    if "default_site_url" in decision.unknown:
+        problems.append(
+            _not_found_message(
+                "default_site_url", default_site_url, org, decision.site_url_candidates
+            )
+        )
+    if problems:
+        raise DefaultsError("; ".join(problems))
+    return decision
+
+
+def _not_found_message(
+    option: str, value: Optional[str], org: str, candidates: Sequence[str]
+) -> str:
+    found = ", ".join(candidates) if candidates else "none"
+    return f"{option} '{value}' is not a {_KIND[option]} of org '{org}' (found: {found})"
+
+
+def licenses_outside_defaults(
+    person_license_ids: Iterable[str],
+    managed_ids: Iterable[str],
+    retained_ids: Iterable[str] = (),
+) -> List[str]:
+    """Return a user's license ids that are neither managed nor retained, in input order.
+
+    These licenses are not kept when the user's licenses are next set with state ``exact``.
+    """
+    keep = set(managed_ids) | set(retained_ids)
+    return [license_id for license_id in _unique(person_license_ids) if license_id not in keep]
+
+
+# ---------------------------------------------------------------------------
+# Aggregation per hierarchy level
+
+
+def aggregate_license_rows(rows: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """Total license rows per (name, subscription_id); never merges two subscriptions.
+
+    Unsubscribed licenses form their own group per name (``subscription_id`` None).
+    ``available_units`` is the sum of each row's available units, because free units of
+    one customer cannot serve another. A ``consumed_by_*`` total is None when every row of
+    the group has None there. Groups are sorted by name, then subscription id.
+    """
+    groups: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    for row in rows:
+        subscription = normalize_subscription_id(row.get("subscription_id"))
+        key = (str(row.get("name") or ""), subscription or "")
+        group = groups.get(key)
+        if group is None:
+            group = {
+                "name": key[0],
+                "subscription_id": subscription,
+                "total_units": 0,
+                "consumed_units": 0,
+                "consumed_by_users": None,
+                "consumed_by_workspaces": None,
+                "available_units": 0,
+                "license_count": 0,
+                "customers": set(),
+                "site_urls": set(),
+            }
+            groups[key] = group
+        total = int(row.get("total_units") or 0)
+        consumed = int(row.get("consumed_units") or 0)
+        group["total_units"] += total
+        group["consumed_units"] += consumed
+        group["available_units"] += available_units(total, consumed)
+        group["license_count"] += 1
+        for field in ("consumed_by_users", "consumed_by_workspaces"):
+            if row.get(field) is not None:
+                group[field] = (group[field] or 0) + int(row[field])
+        if row.get("customer"):
+            group["customers"].add(row["customer"])
+        site_url = normalize_site_url(row.get("site_url"))
+        if site_url:
+            group["site_urls"].add(site_url)
+
+    result = []
+    for key in sorted(groups):
+        group = groups[key]
+        group["utilization"] = utilization(group["total_units"], group["consumed_units"])
+        group["customers"] = sorted(group["customers"])
+        group["site_urls"] = sorted(group["site_urls"])
+        result.append(group)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# User license changes
+
+
+def resolve_license_names(
+    requested: Iterable[str],
+    licenses: Sequence[Mapping[str, Any]],
+    org: str = "",
+) -> List[str]:
+    """Map requested license names or ids to managed license ids, in request order.
+
+    ``licenses`` are rows with a ``managed`` flag. Names compare without case and outer
+    spaces. Raises LicenseResolutionError listing every request that is unknown, found only
+    outside the managed licenses (naming those subscriptions), or ambiguous among managed
+    licenses (then the license id must be given).
+    """
+    by_id = {str(row["id"]): row for row in licenses}
+    managed = [row for row in licenses if row.get("managed")]
+    where = f" of org '{org}'" if org else ""
+    resolved: List[str] = []
+    problems: List[str] = []
+
+    for request in _unique(str(item) for item in requested):
+        row = by_id.get(request)
+        if row is not None:
+            if row.get("managed"):
+                resolved.append(request)
+            else:
+                problems.append(_unmanaged_message(request, [row], where))
+            continue
+
+        key = request.strip().lower()
+        matches = [row for row in managed if str(row.get("name", "")).strip().lower() == key]
+        if len(matches) == 1:
+            resolved.append(str(matches[0]["id"]))
+        elif len(matches) > 1:
+            places = sorted(row.get("site_url") or str(row["id"]) for row in matches)
+            problems.append(
+                f"license '{request}' matches {len(matches)} managed licenses{where} "
+                f"({', '.join(places)}): give the license id instead"
+            )
+        else:
+            others = [row for row in licenses if str(row.get("name", "")).strip().lower() == key]
+            if others:
+                problems.append(_unmanaged_message(request, others, where))
+            else:
+                names = sorted({str(row.get("name")) for row in managed})
+                problems.append(
+                    f"license '{request}' was not found{where} "
+                    f"(managed licenses: {', '.join(names) if names else 'none'})"
+                )
+
+    if problems:
+        raise LicenseResolutionError("; ".join(problems))
+    return _unique(resolved)
+
+
+def _unmanaged_message(request: str, rows: Sequence[Mapping[str, Any]], where: str) -> str:
+    subscriptions = sorted(
+        {row.get("subscription_id") for row in rows if row.get("subscription_id")}
+    )
+    site_urls = sorted({row.get("site_url") for row in rows if row.get("site_url")})
+    if not subscriptions:
+        return f"license '{request}'{where} has no subscription and is never managed"
+    text = (
+        f"license '{request}'{where} is only in licenses outside the defaults "
+        f"(subscriptions: {', '.join(subscriptions)}"
+    )
+    if site_urls:
+        text += f"; site URLs: {', '.join(site_urls)}"
+    return text + "): change default_subscription_id or default_site_url to use it"
+
+
+def plan_user_license_change(
+    current_ids: Iterable[str],
+    requested_ids: Iterable[str],
+    state: str,
+    managed_ids: Iterable[str],
+    unremovable_ids: Iterable[str] = (),
+) -> LicensePlan:
+    """Plan the license ids to add and remove for one user.
+
+    * ``present``: add the requested licenses the user lacks.
+    * ``absent``: remove the requested licenses the user holds.
+    * ``exact``: the user ends with the requested licenses plus the unremovable ones they
+      hold; every other license is removed, including licenses outside the defaults.
+
+    ``unremovable_ids`` are implicitly assigned licenses and, by this collection's policy,
+    unsubscribed licenses (``retained_license_ids``); they are never removed and appear in
+    ``kept_unremovable`` when a removal was requested or implied. Raises LicensingError for
+    an unknown state or a requested license that is not managed.
+    """
+    if state not in LICENSE_STATES:
+        raise LicensingError(
+            f"invalid license state '{state}' (expected one of: {', '.join(LICENSE_STATES)})"
+        )
+    current = _unique(current_ids)
+    requested = _unique(requested_ids)
+    managed = set(managed_ids)
+    unremovable = set(unremovable_ids)
+
+    unmanaged = [license_id for license_id in requested if license_id not in managed]
+    if unmanaged:
+        raise LicensingError(f"requested licenses are not managed: {', '.join(unmanaged)}")
+
+    held = set(current)
+    wanted = set(requested)
+    if state == "present":
+        return LicensePlan(tuple(i for i in requested if i not in held), (), ())
+    if state == "absent":
+        targets = [i for i in current if i in wanted]
+    else:
+        targets = [i for i in current if i not in wanted]
+    add = tuple(i for i in requested if i not in held) if state == "exact" else ()
+    remove = tuple(i for i in targets if i not in unremovable)
+    kept = tuple(i for i in targets if i in unremovable)
+    return LicensePlan(add, remove, kept)
+
+
+def _unique(values: Iterable[str]) -> List[str]:
+    seen = set()
+    result = []
+    for value in values:
+        if value not in seen:
+            seen.add(value)
+            result.append(value)
+    return result

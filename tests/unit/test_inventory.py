@@ -1,0 +1,835 @@
+"""Unit tests of the license inventory store on a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+from ansible_collections.ucops.webex.plugins.module_utils import inventory_schema
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
+    DATA_TABLES,
+    SCHEMA_VERSION,
+    InventoryError,
+    InventoryStore,
+    default_inventory_path,
+    resolve_inventory_path,
+)
+
+
+def api_license(license_id, name, subscription=None, site_url=None, total=10, consumed=0):
+    item = {
+        "id": license_id,
+        "name": name,
+        "totalUnits": total,
+        "consumedUnits": consumed,
+        "consumedByUsers": consumed,
+        "consumedByWorkspaces": 0,
+    }
+    if subscription:
+        item["subscriptionId"] = subscription
+    if site_url:
+        item["siteUrl"] = site_url
+    return item
+
+
+LICENSES = [
+    api_license("M-A", "Meeting - Webex Meeting Center", "Sub-A100", "acme-a.webex.com", 50, 3),
+    api_license("M-B", "Meeting - Webex Meeting Center", "Sub-B200", "acme-b.webex.com", 20, 1),
+    api_license("C-A", "Webex Calling - Professional", "Sub-A100", total=30, consumed=4),
+    api_license("C-B", "Webex Calling - Professional", "Sub-B200", total=10, consumed=1),
+    api_license("MSG", "Basic Messaging", total=300, consumed=300),
+    api_license("HYB", "Hybrid - Exchange Calendar", "Sub-A100", total=1, consumed=0),
+]
+
+
+def people_pages(count=300, page_size=100, location="LOC-1"):
+    """Return pages of people with C-A each; every tenth person also has C-B (outside)."""
+    pages = []
+    for start in range(0, count, page_size):
+        page = []
+        for index in range(start, min(start + page_size, count)):
+            licenses = ["C-A", "MSG"]
+            if index % 10 == 0:
+                licenses.append("C-B")
+            page.append(
+                {
+                    "id": f"P{index:05d}",
+                    "emails": [f"user{index}@acme.example"],
+                    "displayName": f"User {index}",
+                    "locationId": location if index % 2 == 0 else "LOC-2",
+                    "licenses": licenses,
+                    "roles": ["R-ADMIN"] if index == 0 else [],
+                }
+            )
+        pages.append(page)
+    return pages
+
+
+LOCATIONS = [
+    {
+        "id": "LOC-1",
+        "name": "Head Office",
+        "timeZone": "Europe/Zurich",
+        "address": {"city": "Zurich", "country": "CH"},
+    },
+    {"id": "LOC-2", "name": "Branch", "address": {"city": "Bern", "country": "CH"}},
+]
+WORKSPACES = [
+    {
+        "id": "W1",
+        "displayName": "Lobby",
+        "locationId": "LOC-1",
+        "calling": {"type": "webexCalling", "webexCalling": {"licenses": ["C-A"]}},
+    },
+    {"id": "W2", "displayName": "Room", "locationId": "LOC-2", "calling": {"type": "none"}},
+]
+ROLES = [{"id": "R-ADMIN", "name": "Full Administrator"}]
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "inventory.db")
+
+
+@pytest.fixture
+def store(db_path):
+    with InventoryStore(db_path, lock_timeout=10) as opened:
+        yield opened
+
+
+def add_customer(store, name="Acme", hierarchy="Provider/Reseller", **defaults):
+    defaults.setdefault("org_id", f"ORG-{name}")
+    changed, _, after = store.upsert_customer(name, hierarchy=hierarchy, **defaults)
+    assert changed
+    return after
+
+
+def full_sync(store, customer="Acme", pages=None, licenses=LICENSES, device=None):
+    with store.begin_sync(customer, device=device) as session:
+        session.stage_licenses(licenses)
+        session.stage_roles(ROLES)
+        for page in pages if pages is not None else people_pages():
+            session.stage_people(page)
+        session.stage_locations(LOCATIONS)
+        session.stage_workspaces(WORKSPACES)
+        return session.commit()
+
+
+def install_write_counter(path):
+    """Count every row written to the data tables with triggers inside the database."""
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE test_write_count (n INTEGER NOT NULL)")
+    connection.execute("INSERT INTO test_write_count VALUES (0)")
+    for table in DATA_TABLES:
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            connection.execute(
+                f"CREATE TRIGGER count_{table}_{event.lower()} AFTER {event} ON {table} "
+                "BEGIN UPDATE test_write_count SET n = n + 1; END"
+            )
+    connection.commit()
+    connection.close()
+
+
+def written_rows(path):
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("SELECT n FROM test_write_count").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def table_count(path, table, customer="Acme"):
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE customer = ?", (customer,)
+        ).fetchone()[0]
+    finally:
+        connection.close()
+
+
+def snapshot(path):
+    """Return every data-table row, to compare the inventory before and after a failure."""
+    connection = sqlite3.connect(path)
+    try:
+        return {
+            table: sorted(connection.execute(f"SELECT * FROM {table}").fetchall())
+            for table in DATA_TABLES + ("customers",)
+        }
+    finally:
+        connection.close()
+
+
+# ---------------------------------------------------------------------------
+# Paths
+
+
+def test_default_path_uses_xdg_data_home(tmp_path):
+    environ = {"XDG_DATA_HOME": str(tmp_path)}
+    assert default_inventory_path(environ) == str(tmp_path / "ucops.webex" / "inventory.db")
+
+
+def test_default_path_ignores_relative_xdg():
+    path = default_inventory_path({"XDG_DATA_HOME": "relative/dir"})
+    expected = os.path.join(os.path.expanduser("~"), ".local", "share", "ucops.webex")
+    assert path == os.path.join(expected, "inventory.db")
+
+
+def test_resolve_path_prefers_value_then_env(tmp_path):
+    environ = {"WEBEX_INVENTORY_DB": str(tmp_path / "env.db")}
+    assert resolve_inventory_path(str(tmp_path / "x.db"), environ) == str(tmp_path / "x.db")
+    assert resolve_inventory_path(None, environ) == str(tmp_path / "env.db")
+
+
+def test_store_creates_private_directory_and_file(tmp_path):
+    path = tmp_path / "new" / "dir" / "inventory.db"
+    InventoryStore(str(path)).close()
+    assert path.exists()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_store_without_create_rejects_missing_file(tmp_path):
+    path = tmp_path / "missing.db"
+    with pytest.raises(InventoryError, match="does not exist"):
+        InventoryStore(str(path), create=False)
+    assert not path.exists()
+
+
+# ---------------------------------------------------------------------------
+# Schema and file safety
+
+
+def test_migrations_from_empty(db_path, store):
+    connection = sqlite3.connect(db_path)
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    connection.close()
+    assert set(DATA_TABLES) <= tables
+    assert {"customers", "sync_history", "sync_state"} <= tables
+    assert version == SCHEMA_VERSION
+    assert store.schema_version == SCHEMA_VERSION
+    assert mode == "wal"
+
+
+def test_reopen_keeps_data(db_path, store):
+    add_customer(store)
+    store.close()
+    with InventoryStore(db_path) as reopened:
+        assert reopened.get_customer("Acme")["org_id"] == "ORG-Acme"
+
+
+def test_no_token_columns(db_path, store):
+    connection = sqlite3.connect(db_path)
+    columns = []
+    for (table,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        columns += [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
+    connection.close()
+    assert not [name for name in columns if "token" in name or "secret" in name]
+
+
+def assert_untouched(path, content):
+    with open(path, "rb") as handle:
+        assert handle.read() == content
+    assert not os.path.exists(path + "-wal")
+    assert not os.path.exists(path + "-shm")
+
+
+def test_newer_schema_is_rejected_untouched(db_path):
+    InventoryStore(db_path).close()
+    connection = sqlite3.connect(db_path)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    connection.close()
+    with open(db_path, "rb") as handle:
+        content = handle.read()
+
+    with pytest.raises(InventoryError) as caught:
+        InventoryStore(db_path)
+    message = str(caught.value)
+    assert db_path in message
+    assert f"schema version {SCHEMA_VERSION + 1}" in message
+    assert "upgrade the collection" in message
+    assert_untouched(db_path, content)
+
+
+def test_not_a_database_is_rejected_untouched(db_path):
+    content = b"customers:\n  - Acme\n" * 20
+    with open(db_path, "wb") as handle:
+        handle.write(content)
+    with pytest.raises(InventoryError) as caught:
+        InventoryStore(db_path)
+    assert db_path in str(caught.value)
+    assert "not an SQLite database" in str(caught.value)
+    assert_untouched(db_path, content)
+
+
+def test_short_file_is_rejected_untouched(db_path):
+    with open(db_path, "wb") as handle:
+        handle.write(b"SQLite")
+    with pytest.raises(InventoryError, match="not an SQLite database"):
+        InventoryStore(db_path)
+    assert_untouched(db_path, b"SQLite")
+
+
+def test_newer_schema_found_inside_transaction(db_path):
+    """The header can be stale while the WAL contains the newer version: migrate checks again."""
+    InventoryStore(db_path).close()
+    connection = sqlite3.connect(db_path)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    connection.close()
+    dialect = inventory_schema.SQLiteDialect(db_path, lock_timeout=1)
+    connection = dialect.connect()
+    with pytest.raises(InventoryError, match="newer than this ucops.webex collection"):
+        inventory_schema.migrate(dialect, connection)
+    assert dialect.schema_version(connection) == SCHEMA_VERSION + 5
+    connection.close()
+
+
+def test_ordered_migration_applies_next_version(db_path, monkeypatch):
+    InventoryStore(db_path).close()
+    extra = (SCHEMA_VERSION + 1, ("CREATE TABLE test_extra (value TEXT)",))
+    monkeypatch.setattr(inventory_schema, "MIGRATIONS", inventory_schema.MIGRATIONS + [extra])
+    monkeypatch.setattr(inventory_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with InventoryStore(db_path) as store:
+        assert store.schema_version == SCHEMA_VERSION + 1
+    connection = sqlite3.connect(db_path)
+    assert connection.execute("SELECT COUNT(*) FROM test_extra").fetchone()[0] == 0
+    connection.close()
+
+
+def test_failed_migration_rolls_back(db_path, monkeypatch):
+    InventoryStore(db_path).close()
+    broken = (
+        SCHEMA_VERSION + 1,
+        ("CREATE TABLE test_half (value TEXT)", "CREATE TABLE broken ("),
+    )
+    monkeypatch.setattr(inventory_schema, "MIGRATIONS", inventory_schema.MIGRATIONS + [broken])
+    monkeypatch.setattr(inventory_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(InventoryError, match="cannot be used"):
+        InventoryStore(db_path)
+    connection = sqlite3.connect(db_path)
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    connection.close()
+    assert "test_half" not in tables
+
+
+# ---------------------------------------------------------------------------
+# Customers
+
+
+def test_upsert_customer_create_and_repeat(store):
+    changed, before, after = store.upsert_customer(
+        "Acme",
+        org_id="ORG-1",
+        hierarchy="/Provider//Reseller/",
+        default_subscription_id=" Sub-A100 ",
+        default_site_url="HTTPS://Acme-A.webex.com/",
+    )
+    assert changed
+    assert before is None
+    assert after == {
+        "name": "Acme",
+        "org_id": "ORG-1",
+        "hierarchy": "Provider/Reseller",
+        "default_subscription_id": "Sub-A100",
+        "default_site_url": "acme-a.webex.com",
+        "device": None,
+    }
+    again = store.upsert_customer(
+        "Acme",
+        org_id="ORG-1",
+        hierarchy="Provider/Reseller",
+        default_subscription_id="Sub-A100",
+        default_site_url="acme-a.webex.com",
+    )
+    assert again == (False, after, after)
+
+
+def test_upsert_customer_none_keeps_empty_clears(store):
+    add_customer(store, default_subscription_id="Sub-A100", device="api.example/ORG")
+    changed, before, after = store.upsert_customer("Acme", default_subscription_id="")
+    assert changed
+    assert before["default_subscription_id"] == "Sub-A100"
+    assert after["default_subscription_id"] is None
+    assert after["device"] == "api.example/ORG"
+    assert after["hierarchy"] == "Provider/Reseller"
+
+
+def test_upsert_customer_dry_run_writes_nothing(db_path, store):
+    changed, before, after = store.upsert_customer("Acme", org_id="ORG-1", dry_run=True)
+    assert changed
+    assert before is None
+    assert after["org_id"] == "ORG-1"
+    assert store.get_customer("Acme") is None
+    add_customer(store)
+    changed, _, after = store.upsert_customer("Acme", hierarchy="Other", dry_run=True)
+    assert changed
+    assert after["hierarchy"] == "Other"
+    assert store.get_customer("Acme")["hierarchy"] == "Provider/Reseller"
+
+
+def test_upsert_customer_rejects_org_of_other_customer(store):
+    add_customer(store, "Acme", org_id="ORG-1")
+    with pytest.raises(InventoryError, match="org_id 'ORG-1' already belongs to customer 'Acme'"):
+        store.upsert_customer("Other", org_id="ORG-1")
+    assert store.get_customer("Other") is None
+
+
+def test_upsert_customer_rejects_empty_name(store):
+    with pytest.raises(InventoryError, match="must not be empty"):
+        store.upsert_customer("  ")
+
+
+def test_list_customers_by_hierarchy_prefix(store):
+    add_customer(store, "A", hierarchy="Provider")
+    add_customer(store, "B", hierarchy="Provider/Reseller")
+    add_customer(store, "C", hierarchy="Provider2")
+    add_customer(store, "D", hierarchy="Provider/Reseller/Sub")
+    names = [c["name"] for c in store.list_customers("Provider")]
+    assert names == ["A", "B", "D"]
+    assert [c["name"] for c in store.list_customers("Provider/Reseller")] == ["B", "D"]
+    assert [c["name"] for c in store.list_customers()] == ["A", "B", "C", "D"]
+    assert store.list_customers("Nobody") == []
+
+
+def test_defaults_change_recomputes_managed(store):
+    add_customer(store)
+    full_sync(store)
+    assert [r["id"] for r in store.license_rows(customer="Acme", managed_only=True)] == []
+
+    store.upsert_customer("Acme", default_subscription_id="Sub-A100")
+    managed = {r["id"] for r in store.license_rows(customer="Acme", managed_only=True)}
+    assert managed == {"C-A", "HYB"}
+
+    store.upsert_customer("Acme", default_site_url="https://ACME-A.webex.com")
+    managed = {r["id"] for r in store.license_rows(customer="Acme", managed_only=True)}
+    assert managed == {"C-A", "HYB", "M-A"}
+
+    store.upsert_customer("Acme", default_subscription_id="Sub-B200", default_site_url="")
+    managed = {r["id"] for r in store.license_rows(customer="Acme", managed_only=True)}
+    assert managed == {"C-B"}
+
+
+def test_delete_customer_removes_synced_data(db_path, store):
+    add_customer(store)
+    add_customer(store, "Other")
+    full_sync(store)
+    full_sync(store, "Other")
+    assert store.delete_customer("Acme", dry_run=True)[0]
+    assert table_count(db_path, "people") == 300
+    changed, before = store.delete_customer("Acme")
+    assert changed
+    assert before["name"] == "Acme"
+    assert store.get_customer("Acme") is None
+    for table in DATA_TABLES + ("sync_history", "sync_state"):
+        assert table_count(db_path, table) == 0, table
+    assert table_count(db_path, "people", "Other") == 300
+    assert store.delete_customer("Acme") == (False, None)
+
+
+# ---------------------------------------------------------------------------
+# Sync
+
+
+def test_sync_three_pages_then_unchanged_resync_writes_nothing(db_path, store):
+    add_customer(store, default_subscription_id="Sub-A100")
+    install_write_counter(db_path)
+
+    first = full_sync(store)
+    assert first["changed"]
+    assert first["summary"]["people"] == {"added": 300, "updated": 0, "removed": 0, "unchanged": 0}
+    assert first["summary"]["licenses"]["added"] == 6
+    assert first["staged"]["people"] == 300
+    assert written_rows(db_path) > 0
+    assert table_count(db_path, "people") == 300
+    assert table_count(db_path, "person_licenses") == 630
+
+    before = written_rows(db_path)
+    second = full_sync(store)
+    assert not second["changed"]
+    assert second["rows_written"] == 0
+    assert written_rows(db_path) == before
+    for counts in second["summary"].values():
+        assert counts["added"] == counts["updated"] == counts["removed"] == 0
+    assert second["summary"]["people"]["unchanged"] == 300
+
+    history = store.sync_history("Acme")
+    assert [h["outcome"] for h in history] == ["success", "success"]
+    assert [h["changed"] for h in history] == [False, True]
+    assert history[0]["summary"]["people"]["unchanged"] == 300
+
+
+def test_resync_applies_exact_difference(db_path, store):
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    install_write_counter(db_path)
+
+    pages = people_pages()
+    pages[0][1]["displayName"] = "Renamed"  # updated field
+    pages[0][2]["licenses"] = ["C-A"]  # updated links (MSG removed)
+    del pages[2][-1]  # removed person P00299
+    pages[2].append({"id": "P-NEW", "emails": ["new@acme.example"], "licenses": ["C-A"]})
+    licenses = [dict(item) for item in LICENSES]
+    licenses[2]["consumedUnits"] = 5  # updated license C-A
+    result = full_sync(store, pages=pages, licenses=licenses)
+
+    assert result["summary"]["people"] == {"added": 1, "updated": 2, "removed": 1, "unchanged": 297}
+    assert result["summary"]["licenses"] == {"added": 0, "updated": 1, "removed": 0, "unchanged": 5}
+    update = result["licenses"]["updated"][0]
+    assert update["before"]["consumed_units"] == 4
+    assert update["after"]["consumed_units"] == 5
+    changes = {c["id"]: c for c in result["people"]["changes"]}
+    assert changes["P-NEW"]["change"] == "added"
+    assert changes["P00299"]["change"] == "removed"
+    assert changes["P00001"]["fields"] == ["display_name"]
+    assert changes["P00002"]["licenses_removed"] == ["MSG"]
+    # Added: P-NEW and its link. Removed: P00299 and its 2 links. Updated: P00001 and C-A.
+    # Removed: one link of P00002. Total 8 rows.
+    assert written_rows(db_path) == 8
+    assert result["rows_written"] > 0
+    person = store.find_person("Acme", "P00001")
+    assert person["display_name"] == "Renamed"
+    assert store.find_person("Acme", "P00299") is None
+
+
+def test_people_changes_are_bounded(store):
+    add_customer(store)
+    result = full_sync(store)
+    assert len(result["people"]["changes"]) == 20
+    assert result["people"]["truncated"] is True
+
+
+def test_diff_does_not_write(db_path, store):
+    add_customer(store, default_subscription_id="Sub-A100")
+    install_write_counter(db_path)
+    session = store.begin_sync("Acme", scope=["licenses"])
+    session.stage_licenses(LICENSES)
+    report = session.diff()
+    session.discard()
+    assert report["summary"]["licenses"]["added"] == 6
+    assert {r["id"] for r in report["licenses"]["added"] if r["managed"]} == {"C-A", "HYB"}
+    assert written_rows(db_path) == 0
+    assert store.sync_history("Acme") == []
+
+
+def test_light_sync_leaves_people(db_path, store):
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    with store.begin_sync("Acme", scope=["licenses", "roles"]) as session:
+        session.stage_licenses(LICENSES[:4])
+        session.stage_roles([])
+        result = session.commit()
+    assert set(result["summary"]) == {"licenses", "roles"}
+    assert result["summary"]["licenses"]["removed"] == 2
+    assert result["summary"]["roles"]["removed"] == 1
+    assert table_count(db_path, "people") == 300
+    assert table_count(db_path, "person_licenses") == 630
+    assert "people" not in result
+    # People come from the inventory: every tenth person has C-B of Sub-B200.
+    assert result["users_outside_defaults"]["count"] == 30
+
+
+def test_users_outside_defaults(store):
+    add_customer(store, default_subscription_id="Sub-A100")
+    result = full_sync(store)
+    outside = result["users_outside_defaults"]
+    assert outside["count"] == 30
+    assert len(outside["sample"]) == 20
+    first = outside["sample"][0]
+    assert first["id"] == "P00000"
+    assert first["email"] == "user0@acme.example"
+    # Basic Messaging has no subscription, so it is not counted as outside the defaults.
+    assert [lic["id"] for lic in first["licenses"]] == ["C-B"]
+    assert store.users_outside_defaults("Acme", sample_size=5)["count"] == 30
+    assert len(store.users_outside_defaults("Acme", sample_size=5)["sample"]) == 5
+
+
+def test_sync_reports_defaults_required(store):
+    add_customer(store)
+    result = full_sync(store)
+    codes = [(w["code"], w["option"]) for w in result["warnings"]]
+    assert codes == [
+        ("defaults_required", "default_subscription_id"),
+        ("defaults_required", "default_site_url"),
+    ]
+    assert result["warnings"][0]["candidates"] == ["Sub-A100", "Sub-B200"]
+    assert result["unsubscribed_licenses"] == [{"id": "MSG", "name": "Basic Messaging"}]
+    assert not [r for r in store.list_licenses("Acme") if r["managed"]]
+
+
+def test_duplicate_page_is_counted_not_stored(store):
+    add_customer(store)
+    pages = people_pages()
+    with store.begin_sync("Acme", scope=["people"]) as session:
+        session.stage_people(pages[0])
+        session.stage_people(pages[1])
+        session.stage_people(pages[0])
+        result = session.commit()
+    assert result["duplicates"]["people"] == 100
+    assert result["staged"]["people"] == 200
+    assert result["summary"]["people"]["added"] == 200
+
+
+def test_stage_outside_scope_rejected(store):
+    add_customer(store)
+    with store.begin_sync("Acme", scope=["licenses"]) as session:
+        with pytest.raises(ValueError, match="not in the sync scope"):
+            session.stage_people([])
+        session.discard()
+
+
+def test_invalid_scope_rejected(store):
+    add_customer(store)
+    with pytest.raises(ValueError, match="invalid sync scope devices"):
+        store.begin_sync("Acme", scope=["licenses", "devices"])
+
+
+def test_begin_sync_unknown_customer(store):
+    with pytest.raises(InventoryError, match="customer 'Nobody' not found"):
+        store.begin_sync("Nobody")
+
+
+def test_exception_before_commit_keeps_inventory(db_path, store):
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    before = snapshot(db_path)
+    with pytest.raises(RuntimeError, match="page 2 failed"):
+        with store.begin_sync("Acme") as session:
+            session.stage_licenses(LICENSES[:1])
+            session.stage_people(people_pages()[0])
+            raise RuntimeError("page 2 failed")
+    assert snapshot(db_path) == before
+    failed = store.sync_history("Acme")[0]
+    assert failed["outcome"] == "failed"
+    assert failed["error"] == "RuntimeError: page 2 failed"
+    assert failed["rows_written"] == 0
+
+
+def test_abort_records_failure(db_path, store):
+    add_customer(store)
+    session = store.begin_sync("Acme", scope=["roles"])
+    session.stage_roles(ROLES)
+    history_id = session.abort("GET /v1/roles failed: 503")
+    assert store.sync_history("Acme")[0]["id"] == history_id
+    assert table_count(db_path, "roles") == 0
+    with pytest.raises(InventoryError, match="already committed, aborted or discarded"):
+        session.stage_roles(ROLES)
+
+
+def test_session_closed_without_commit_records_failure(store):
+    add_customer(store)
+    with store.begin_sync("Acme", scope=["roles"]) as session:
+        session.stage_roles(ROLES)
+    assert store.sync_history("Acme")[0]["error"] == "sync session closed without commit"
+
+
+def test_sync_stores_device_and_synced_at(store):
+    add_customer(store)
+    times = iter(["2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"])
+    store.now = lambda: next(times)
+    full_sync(store, device="webexapis.com/ORG-Acme")
+    customer = store.get_customer("Acme")
+    assert customer["device"] == "webexapis.com/ORG-Acme"
+    assert customer["synced_at"]["licenses"] == "2026-01-01T00:05:00Z"
+    row = store.license_rows(customer="Acme")[0]
+    assert row["device"] == "webexapis.com/ORG-Acme"
+    assert row["synced_at"] == "2026-01-01T00:05:00Z"
+
+
+def test_staging_holds_no_inventory_lock(db_path, store):
+    add_customer(store)
+    session = store.begin_sync("Acme", scope=["people"])
+    session.stage_people(people_pages()[0])
+    other = InventoryStore(db_path, lock_timeout=0.5, busy_timeout=0.1)
+    # A staging transaction only writes TEMP tables, so another writer gets the lock.
+    with session._staging_transaction():
+        session._conn.execute("DELETE FROM s_people WHERE id = 'P00000'")
+        assert other.upsert_customer("Other", org_id="ORG-O")[0]
+    other.close()
+    session.discard()
+
+
+# ---------------------------------------------------------------------------
+# Reads per level
+
+
+@pytest.fixture
+def hierarchy_store(store):
+    add_customer(
+        store,
+        "Acme",
+        hierarchy="Provider/ResellerA",
+        default_subscription_id="Sub-A100",
+        default_site_url="acme-a.webex.com",
+        device="host/ORG-Acme",
+    )
+    add_customer(store, "Beta", hierarchy="Provider/ResellerB")
+    add_customer(store, "Gamma", hierarchy="Provider2")
+    full_sync(store, "Acme")
+    beta_licenses = [
+        api_license("BC", "Webex Calling - Professional", "Sub-A100", total=5, consumed=7),
+        api_license("BM", "Meeting - Webex Meeting Center", "Sub-C300", "beta.webex.com", 10, 2),
+    ]
+    full_sync(store, "Beta", pages=people_pages(20, 10), licenses=beta_licenses)
+    full_sync(
+        store,
+        "Gamma",
+        pages=[],
+        licenses=[
+            api_license("G", "Webex Calling - Professional", "Sub-A100", total=100, consumed=1)
+        ],
+    )
+    return store
+
+
+def test_license_rows_at_provider_level(hierarchy_store):
+    rows = hierarchy_store.license_rows(hierarchy_prefix="Provider")
+    assert {row["customer"] for row in rows} == {"Acme", "Beta"}
+    assert len(rows) == 8
+    acme_calling = [r for r in rows if r["id"] == "C-A"][0]
+    assert acme_calling["hierarchy"] == "Provider/ResellerA"
+    assert acme_calling["device"] == "host/ORG-Acme"
+    assert acme_calling["managed"] is True
+    assert acme_calling["available_units"] == 26
+    assert acme_calling["utilization"] == 13.3
+    assert acme_calling["synced_at"]
+
+
+def test_license_rows_filters(hierarchy_store):
+    store = hierarchy_store
+    managed = store.license_rows(hierarchy_prefix="Provider", managed_only=True)
+    assert sorted(r["id"] for r in managed) == ["C-A", "HYB", "M-A"]
+    by_site = store.license_rows(site_url="HTTPS://ACME-B.webex.com/")
+    assert [r["id"] for r in by_site] == ["M-B"]
+    by_name = store.license_rows(
+        hierarchy_prefix="Provider/ResellerA", name="webex calling - professional"
+    )
+    assert sorted(r["id"] for r in by_name) == ["C-A", "C-B"]
+    by_subscription = store.license_rows(subscription_id="Sub-A100")
+    assert sorted(r["id"] for r in by_subscription) == ["BC", "C-A", "G", "HYB", "M-A"]
+    assert [r["id"] for r in store.license_rows(customer="Gamma")] == ["G"]
+    unsubscribed = [r for r in store.list_licenses("Acme") if r["unsubscribed"]]
+    assert [r["id"] for r in unsubscribed] == ["MSG"]
+
+
+def test_license_totals_per_name_and_subscription(hierarchy_store):
+    totals = hierarchy_store.license_totals("Provider", name="Webex Calling - Professional")
+    assert [(t["subscription_id"], t["customers"]) for t in totals] == [
+        ("Sub-A100", ["Acme", "Beta"]),
+        ("Sub-B200", ["Acme"]),
+    ]
+    sub_a = totals[0]
+    assert sub_a["hierarchy"] == "Provider"
+    assert sub_a["total_units"] == 35
+    assert sub_a["consumed_units"] == 11
+    # Beta is over-consumed (7 of 5), so only Acme's 26 free units are available.
+    assert sub_a["available_units"] == 26
+    assert sub_a["utilization"] == 31.4
+
+
+def test_license_totals_hybrid_counts_no_consumption(hierarchy_store):
+    totals = hierarchy_store.license_totals("Provider/ResellerA", name="Hybrid - Exchange Calendar")
+    assert totals[0]["consumed_units"] == 0
+
+
+def test_location_level_counts(hierarchy_store):
+    rows = hierarchy_store.location_license_rows(customer="Acme")
+    by_key = {(r["location_id"], r["id"]): r for r in rows}
+    # 150 people per location hold C-A; W1 in LOC-1 holds C-A too.
+    head_office = by_key[("LOC-1", "C-A")]
+    assert head_office["location_name"] == "Head Office"
+    assert head_office["consumed_by_users"] == 150
+    assert head_office["consumed_by_workspaces"] == 1
+    assert head_office["consumed_units"] == 151
+    assert head_office["org_consumed_units"] == 4
+    assert head_office["total_units"] == 30
+    branch = by_key[("LOC-2", "C-A")]
+    assert branch["consumed_units"] == 150
+    assert branch["consumed_by_workspaces"] == 0
+    # People 0, 10, 20, ... hold C-B; all have even numbers, so all are in LOC-1.
+    assert by_key[("LOC-1", "C-B")]["consumed_by_users"] == 30
+    assert ("LOC-2", "C-B") not in by_key
+    assert not [r for r in rows if r["hybrid"]]
+
+
+def test_location_level_filters(hierarchy_store):
+    rows = hierarchy_store.location_license_rows(
+        hierarchy_prefix="Provider", location_id="LOC-2", managed_only=True
+    )
+    assert {(r["customer"], r["id"]) for r in rows} == {("Acme", "C-A")}
+    assert hierarchy_store.location_license_rows(hierarchy_prefix="Provider2") == []
+
+
+def test_defaults_decision_from_inventory(hierarchy_store):
+    decision = hierarchy_store.defaults_decision("Beta")
+    assert decision.subscription_candidates == ("Sub-A100", "Sub-C300")
+    assert decision.missing == ("default_subscription_id",)
+    assert decision.site_url == "beta.webex.com"
+
+
+# ---------------------------------------------------------------------------
+# Incremental license change
+
+
+def license_row(store, license_id, customer="Acme"):
+    return [r for r in store.list_licenses(customer) if r["id"] == license_id][0]
+
+
+def test_apply_user_license_change_adds_and_removes(db_path, store):
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    result = store.apply_user_license_change("Acme", "P00001", ["C-A", "M-A", "HYB"], ["MSG"])
+    assert result["changed"]
+    assert result["person_added"] is False
+    assert result["licenses_added"] == ["M-A", "HYB"]
+    assert result["licenses_removed"] == ["MSG"]
+    assert license_row(store, "M-A")["consumed_units"] == 4
+    assert license_row(store, "M-A")["consumed_by_users"] == 4
+    assert license_row(store, "MSG")["consumed_units"] == 299
+    assert license_row(store, "HYB")["consumed_units"] == 0
+    assert store.find_person("Acme", "USER1@acme.example")["license_ids"] == ["C-A", "HYB", "M-A"]
+
+    repeat = store.apply_user_license_change("Acme", "P00001", ["M-A"], ["MSG"])
+    assert repeat["changed"] is False
+    assert repeat["rows_written"] == 0
+    assert license_row(store, "M-A")["consumed_units"] == 4
+
+
+def test_apply_user_license_change_creates_person(store):
+    add_customer(store)
+    full_sync(store, pages=[])
+    result = store.apply_user_license_change(
+        "Acme", "P-NEW", ["C-B"], person_fields={"email": "new@acme.example", "location_id": "L"}
+    )
+    assert result["person_added"]
+    person = store.find_person("Acme", "new@acme.example")
+    assert person["license_ids"] == ["C-B"]
+    assert person["location_id"] == "L"
+    assert license_row(store, "C-B")["consumed_units"] == 2
+
+
+def test_apply_user_license_change_floors_counters(store):
+    add_customer(store)
+    full_sync(store, pages=[], licenses=[api_license("Z", "Calling", "S", total=1, consumed=0)])
+    store.apply_user_license_change("Acme", "P", [], [])
+    connection_rows = store.find_person("Acme", "P")
+    assert connection_rows["license_ids"] == []
+    store.apply_user_license_change("Acme", "P", ["Z"])
+    # The sync reported 0 consumed and a removal follows, so the counters stay at 0.
+    store.apply_user_license_change("Acme", "P", [], ["Z"])
+    store.apply_user_license_change("Acme", "P", [], ["Z"])
+    assert license_row(store, "Z")["consumed_units"] == 0
+
+
+def test_apply_user_license_change_rejects_unknown_fields(store):
+    add_customer(store)
+    with pytest.raises(ValueError, match="invalid person_fields token"):
+        store.apply_user_license_change("Acme", "P", ["X"], person_fields={"token": "x"})
+
+
+def test_apply_user_license_change_unknown_customer(store):
+    with pytest.raises(InventoryError, match="customer 'Nobody' not found"):
+        store.apply_user_license_change("Nobody", "P", ["X"])

@@ -1,0 +1,587 @@
+"""Unit tests of the pure licensing logic (plugins/module_utils/licensing.py)."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.ucops.webex.plugins.module_utils import licensing
+from ansible_collections.ucops.webex.plugins.module_utils.licensing import (
+    DefaultsError,
+    LicenseResolutionError,
+    LicensingError,
+)
+
+
+def api_license(license_id, name, subscription=None, site_url=None, total=10, consumed=0, **extra):
+    item = {"id": license_id, "name": name, "totalUnits": total, "consumedUnits": consumed}
+    if subscription is not None:
+        item["subscriptionId"] = subscription
+    if site_url is not None:
+        item["siteUrl"] = site_url
+        item["siteType"] = "Control Hub managed site"
+    item.update(extra)
+    return item
+
+
+def rows(*items):
+    return [licensing.normalize_license(item) for item in items]
+
+
+# Two subscriptions and two meeting sites, names repeated across them, plus an unsubscribed
+# license: the shape of a partner customer with a renewal running beside the old contract.
+BOREALIS = rows(
+    api_license("M-A", "Meeting - Webex Meeting Center", "Sub-A100", "borealis-a.webex.com"),
+    api_license("M-B", "Meeting - Webex Meeting Center", "Sub-B200", "borealis-b.webex.com"),
+    api_license("C-A", "Webex Calling - Professional", "Sub-A100"),
+    api_license("C-B", "Webex Calling - Professional", "Sub-B200"),
+    api_license("MSG", "Basic Messaging", total=40, consumed=40),
+)
+
+
+# ---------------------------------------------------------------------------
+# normalize_site_url and friends
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("acme.webex.com", "acme.webex.com"),
+        ("https://Acme.Webex.com/", "acme.webex.com"),
+        ("HTTP://acme.webex.com//", "acme.webex.com"),
+        ("  acme.webex.com  ", "acme.webex.com"),
+        ("acme.webex.com/meet", "acme.webex.com/meet"),
+        ("", None),
+        ("   ", None),
+        ("https://", None),
+        (None, None),
+    ],
+)
+def test_normalize_site_url(value, expected):
+    assert licensing.normalize_site_url(value) == expected
+
+
+def test_site_urls_equal_ignores_case_scheme_slash():
+    assert licensing.site_urls_equal("https://ACME.webex.com/", "acme.webex.com")
+    assert not licensing.site_urls_equal("acme.webex.com", "acme2.webex.com")
+    assert licensing.site_urls_equal(None, "")
+
+
+def test_normalize_subscription_id():
+    assert licensing.normalize_subscription_id("  Sub-A100 ") == "Sub-A100"
+    assert licensing.normalize_subscription_id("") is None
+    assert licensing.normalize_subscription_id(None) is None
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("Provider/Reseller", "Provider/Reseller"),
+        ("/Provider//Reseller/", "Provider/Reseller"),
+        (" Provider / Reseller ", "Provider/Reseller"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_normalize_hierarchy(value, expected):
+    assert licensing.normalize_hierarchy(value) == expected
+
+
+@pytest.mark.parametrize(
+    "hierarchy, prefix, expected",
+    [
+        ("Provider", "Provider", True),
+        ("Provider/Reseller", "Provider", True),
+        ("Provider/Reseller/Sub", "Provider/Reseller", True),
+        ("Provider2", "Provider", False),
+        ("Provider2/Reseller", "Provider", False),
+        ("Provider", "Provider/Reseller", False),
+        ("Anything", "", True),
+        ("Anything", None, True),
+        ("Provider/Reseller", "/Provider/", True),
+    ],
+)
+def test_hierarchy_matches(hierarchy, prefix, expected):
+    assert licensing.hierarchy_matches(hierarchy, prefix) is expected
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("Hybrid - Exchange Calendar", True),
+        ("hybrid - Google Calendar", True),
+        ("Hybrid-Message", True),
+        ("Webex Calling - Professional", False),
+        ("Meeting - Hybrid Room", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_is_hybrid(name, expected):
+    assert licensing.is_hybrid(name) is expected
+
+
+def test_available_units_floors_at_zero():
+    assert licensing.available_units(10, 3) == 7
+    assert licensing.available_units(10, 12) == 0
+    assert licensing.available_units(0, 0) == 0
+
+
+def test_utilization_rounds_and_handles_zero_total():
+    assert licensing.utilization(3, 1) == 33.3
+    assert licensing.utilization(3, 2) == 66.7
+    assert licensing.utilization(10, 12) == 120.0
+    assert licensing.utilization(0, 0) is None
+    assert licensing.utilization(0, 5) is None
+
+
+# ---------------------------------------------------------------------------
+# normalize_license
+
+
+def test_normalize_license_full_object():
+    row = licensing.normalize_license(
+        {
+            "id": "L1",
+            "name": "Meeting - Webex Meeting Center",
+            "totalUnits": 50,
+            "consumedUnits": 20,
+            "consumedByUsers": 18,
+            "consumedByWorkspaces": 2,
+            "subscriptionId": "Sub-A100",
+            "siteUrl": "acme.webex.com",
+            "siteType": "Control Hub managed site",
+        }
+    )
+    assert row == {
+        "id": "L1",
+        "name": "Meeting - Webex Meeting Center",
+        "site_url": "acme.webex.com",
+        "site_type": "Control Hub managed site",
+        "subscription_id": "Sub-A100",
+        "total_units": 50,
+        "consumed_units": 20,
+        "consumed_by_users": 18,
+        "consumed_by_workspaces": 2,
+        "hybrid": False,
+        "available_units": 30,
+        "utilization": 40.0,
+    }
+
+
+def test_normalize_license_keeps_null_consumed_by():
+    row = licensing.normalize_license(
+        {
+            "id": "L2",
+            "name": "Webex Calling - Route List Calls",
+            "totalUnits": 5,
+            "consumedUnits": 1,
+            "consumedByUsers": None,
+            "consumedByWorkspaces": None,
+        }
+    )
+    assert row["consumed_by_users"] is None
+    assert row["consumed_by_workspaces"] is None
+    assert row["subscription_id"] is None
+    assert row["site_url"] is None
+
+
+def test_normalize_license_missing_counters_are_zero():
+    row = licensing.normalize_license({"id": "L3", "name": "Free"})
+    assert row["total_units"] == 0
+    assert row["consumed_units"] == 0
+    assert row["utilization"] is None
+    assert row["available_units"] == 0
+
+
+def test_normalize_license_hybrid_never_counts_consumption():
+    row = licensing.normalize_license(
+        {
+            "id": "H",
+            "name": "Hybrid - Exchange Calendar",
+            "totalUnits": 44,
+            "consumedUnits": 7,
+            "consumedByUsers": 7,
+        }
+    )
+    assert row["hybrid"] is True
+    assert row["consumed_units"] == 0
+    assert row["consumed_by_users"] == 0
+    assert row["consumed_by_workspaces"] is None
+    assert row["available_units"] == 44
+    assert row["utilization"] == 0.0
+
+
+def test_normalize_license_accepts_integral_floats_and_strings():
+    row = licensing.normalize_license(
+        {"id": "L", "name": "X", "totalUnits": 10.0, "consumedUnits": "4"}
+    )
+    assert row["total_units"] == 10
+    assert row["consumed_units"] == 4
+
+
+def test_normalize_license_over_consumed():
+    row = licensing.normalize_license({"id": "L", "name": "X", "totalUnits": 5, "consumedUnits": 7})
+    assert row["available_units"] == 0
+    assert row["utilization"] == 140.0
+
+
+@pytest.mark.parametrize("value", [1.5, "many", True, [1]])
+def test_normalize_license_rejects_bad_counters(value):
+    with pytest.raises(LicensingError, match="license 'L' has an invalid totalUnits"):
+        licensing.normalize_license({"id": "L", "name": "X", "totalUnits": value})
+
+
+def test_normalize_license_requires_id():
+    with pytest.raises(LicensingError, match="without id"):
+        licensing.normalize_license({"name": "X"})
+
+
+def test_normalize_license_blank_site_url_and_subscription():
+    row = licensing.normalize_license(
+        {"id": "L", "name": "X", "siteUrl": "  ", "subscriptionId": " ", "siteType": ""}
+    )
+    assert row["site_url"] is None
+    assert row["subscription_id"] is None
+    assert row["site_type"] is None
+
+
+# ---------------------------------------------------------------------------
+# Defaults policy
+
+
+def test_distinct_subscriptions_and_site_urls():
+    assert licensing.distinct_subscriptions(BOREALIS) == ["Sub-A100", "Sub-B200"]
+    assert licensing.distinct_site_urls(BOREALIS) == [
+        "borealis-a.webex.com",
+        "borealis-b.webex.com",
+    ]
+    assert licensing.distinct_subscriptions([]) == []
+
+
+def test_distinct_site_urls_merges_spellings():
+    items = [{"site_url": "https://A.webex.com/"}, {"site_url": "a.webex.com"}, {"site_url": None}]
+    assert licensing.distinct_site_urls(items) == ["a.webex.com"]
+
+
+def test_unsubscribed_licenses():
+    assert [row["id"] for row in licensing.unsubscribed_licenses(BOREALIS)] == ["MSG"]
+    assert licensing.retained_license_ids(BOREALIS) == ["MSG"]
+
+
+def test_effective_defaults_single_subscription_and_site():
+    licenses = rows(
+        api_license("M", "Meeting", "Sub-1", "https://Alpine.webex.com/"),
+        api_license("C", "Calling", "Sub-1"),
+    )
+    decision = licensing.effective_defaults(licenses)
+    assert decision.subscription_id == "Sub-1"
+    assert decision.site_url == "alpine.webex.com"
+    assert decision.missing == ()
+    assert decision.unknown == ()
+    assert decision.warnings("Alpine") == []
+
+
+def test_effective_defaults_several_without_default():
+    decision = licensing.effective_defaults(BOREALIS)
+    assert decision.subscription_id is None
+    assert decision.site_url is None
+    assert decision.missing == ("default_subscription_id", "default_site_url")
+    assert licensing.managed_license_ids(BOREALIS, decision) == []
+
+
+def test_effective_defaults_warning_lists_candidates():
+    warnings = licensing.effective_defaults(BOREALIS).warnings("Borealis")
+    assert [w["code"] for w in warnings] == ["defaults_required", "defaults_required"]
+    assert warnings[0]["option"] == "default_subscription_id"
+    assert warnings[0]["candidates"] == ["Sub-A100", "Sub-B200"]
+    assert "Sub-A100, Sub-B200" in warnings[0]["message"]
+    assert "org 'Borealis'" in warnings[0]["message"]
+    assert warnings[1]["candidates"] == ["borealis-a.webex.com", "borealis-b.webex.com"]
+
+
+def test_effective_defaults_configured():
+    decision = licensing.effective_defaults(BOREALIS, "Sub-A100", "HTTPS://borealis-a.webex.com/")
+    assert decision.subscription_id == "Sub-A100"
+    assert decision.site_url == "borealis-a.webex.com"
+    assert licensing.managed_license_ids(BOREALIS, decision) == ["M-A", "C-A"]
+
+
+def test_effective_defaults_subscription_only():
+    decision = licensing.effective_defaults(BOREALIS, "Sub-B200")
+    assert decision.missing == ("default_site_url",)
+    # Non-site licenses of the default subscription are managed; site licenses are not.
+    assert licensing.managed_license_ids(BOREALIS, decision) == ["C-B"]
+
+
+def test_effective_defaults_unknown_configured_value():
+    decision = licensing.effective_defaults(BOREALIS, "Sub-X", "other.webex.com")
+    assert decision.unknown == ("default_subscription_id", "default_site_url")
+    assert licensing.managed_license_ids(BOREALIS, decision) == []
+    warnings = decision.warnings("Borealis")
+    assert warnings[0]["code"] == "default_not_found"
+    assert warnings[0]["message"] == (
+        "default_subscription_id 'Sub-X' is not a subscription of org 'Borealis' "
+        "(found: Sub-A100, Sub-B200)"
+    )
+
+
+def test_effective_defaults_no_licenses():
+    decision = licensing.effective_defaults([])
+    assert decision.subscription_id is None
+    assert decision.missing == ()
+    assert decision.as_dict()["subscription_candidates"] == []
+
+
+def test_is_managed_rules():
+    decision = licensing.effective_defaults(BOREALIS, "Sub-A100", "borealis-a.webex.com")
+    by_id = {row["id"]: row for row in BOREALIS}
+    assert licensing.is_managed(by_id["M-A"], decision)
+    assert licensing.is_managed(by_id["C-A"], decision)
+    assert not licensing.is_managed(by_id["M-B"], decision)
+    assert not licensing.is_managed(by_id["C-B"], decision)
+    assert not licensing.is_managed(by_id["MSG"], decision)
+
+
+def test_is_managed_other_site_same_subscription():
+    licenses = rows(
+        api_license("M1", "Meeting", "Sub-1", "one.webex.com"),
+        api_license("M2", "Meeting", "Sub-1", "two.webex.com"),
+    )
+    decision = licensing.effective_defaults(licenses, None, "TWO.webex.com")
+    assert licensing.managed_license_ids(licenses, decision) == ["M2"]
+
+
+def test_validate_defaults_accepts_candidates():
+    decision = licensing.validate_defaults("Borealis", BOREALIS, "Sub-B200", "borealis-b.webex.com")
+    assert decision.subscription_id == "Sub-B200"
+
+
+def test_validate_defaults_accepts_unset():
+    decision = licensing.validate_defaults("Borealis", BOREALIS)
+    assert decision.missing == ("default_subscription_id", "default_site_url")
+
+
+def test_validate_defaults_rejects_unknown_subscription():
+    with pytest.raises(DefaultsError) as caught:
+        licensing.validate_defaults("Acme", BOREALIS, "Sub-X")
+    assert str(caught.value) == (
+        "default_subscription_id 'Sub-X' is not a subscription of org 'Acme' "
+        "(found: Sub-A100, Sub-B200)"
+    )
+
+
+def test_validate_defaults_lists_both_problems():
+    with pytest.raises(DefaultsError) as caught:
+        licensing.validate_defaults("Acme", BOREALIS, "Sub-X", "https://nowhere.webex.com")
+    message = str(caught.value)
+    assert "default_subscription_id 'Sub-X'" in message
+    assert (
+        "default_site_url 'https://nowhere.webex.com' is not a site URL of org 'Acme' "
+        "(found: borealis-a.webex.com, borealis-b.webex.com)" in message
+    )
+
+
+def test_validate_defaults_org_without_subscriptions():
+    with pytest.raises(DefaultsError, match=r"\(found: none\)"):
+        licensing.validate_defaults("Empty", [], "Sub-1")
+
+
+def test_licenses_outside_defaults():
+    result = licensing.licenses_outside_defaults(
+        ["C-B", "MSG", "C-A", "C-B"], managed_ids=["C-A"], retained_ids=["MSG"]
+    )
+    assert result == ["C-B"]
+    assert licensing.licenses_outside_defaults([], ["C-A"]) == []
+    assert licensing.licenses_outside_defaults(["X"], []) == ["X"]
+
+
+# ---------------------------------------------------------------------------
+# Aggregation
+
+
+def test_aggregate_license_rows_per_name_and_subscription():
+    data = [
+        {
+            "customer": "A",
+            "name": "Calling",
+            "subscription_id": "S1",
+            "total_units": 10,
+            "consumed_units": 4,
+            "consumed_by_users": 3,
+            "consumed_by_workspaces": 1,
+        },
+        {
+            "customer": "B",
+            "name": "Calling",
+            "subscription_id": "S1",
+            "total_units": 5,
+            "consumed_units": 7,
+            "consumed_by_users": None,
+            "consumed_by_workspaces": None,
+        },
+        {
+            "customer": "C",
+            "name": "Calling",
+            "subscription_id": "S2",
+            "total_units": 8,
+            "consumed_units": 2,
+            "consumed_by_users": 2,
+            "consumed_by_workspaces": 0,
+        },
+        {
+            "customer": "C",
+            "name": "Meeting",
+            "subscription_id": None,
+            "total_units": 0,
+            "consumed_units": 0,
+            "site_url": "https://C.webex.com",
+        },
+    ]
+    totals = licensing.aggregate_license_rows(data)
+    assert [(t["name"], t["subscription_id"]) for t in totals] == [
+        ("Calling", "S1"),
+        ("Calling", "S2"),
+        ("Meeting", None),
+    ]
+    s1 = totals[0]
+    assert s1["total_units"] == 15
+    assert s1["consumed_units"] == 11
+    assert s1["consumed_by_users"] == 3
+    assert s1["consumed_by_workspaces"] == 1
+    # B is over-consumed: its available units count as 0, not as -2.
+    assert s1["available_units"] == 6
+    assert s1["utilization"] == 73.3
+    assert s1["customers"] == ["A", "B"]
+    assert s1["license_count"] == 2
+    assert totals[1]["customers"] == ["C"]
+    assert totals[2]["utilization"] is None
+    assert totals[2]["consumed_by_users"] is None
+    assert totals[2]["site_urls"] == ["c.webex.com"]
+
+
+def test_aggregate_license_rows_empty():
+    assert licensing.aggregate_license_rows([]) == []
+
+
+# ---------------------------------------------------------------------------
+# Resolving license names
+
+
+def managed_rows(subscription="Sub-A100", site_url="borealis-a.webex.com"):
+    decision = licensing.effective_defaults(BOREALIS, subscription, site_url)
+    return [dict(row, managed=licensing.is_managed(row, decision)) for row in BOREALIS]
+
+
+def test_resolve_license_names_by_name_and_id():
+    licenses = managed_rows()
+    assert licensing.resolve_license_names(
+        ["webex calling - professional", "M-A", " Meeting - Webex Meeting Center "], licenses
+    ) == ["C-A", "M-A"]
+
+
+def test_resolve_license_names_only_in_other_subscription():
+    licenses = [row for row in managed_rows() if row["id"] != "C-A"]
+    with pytest.raises(LicenseResolutionError) as caught:
+        licensing.resolve_license_names(["Webex Calling - Professional"], licenses, "Borealis")
+    message = str(caught.value)
+    assert "of org 'Borealis'" in message
+    assert "subscriptions: Sub-B200" in message
+
+
+def test_resolve_license_names_unmanaged_id():
+    with pytest.raises(LicenseResolutionError, match="subscriptions: Sub-B200"):
+        licensing.resolve_license_names(["C-B"], managed_rows())
+
+
+def test_resolve_license_names_unsubscribed():
+    with pytest.raises(LicenseResolutionError, match="has no subscription and is never managed"):
+        licensing.resolve_license_names(["Basic Messaging"], managed_rows())
+
+
+def test_resolve_license_names_ambiguous_among_managed():
+    licenses = rows(
+        api_license("M1", "Meeting", "Sub-1", "one.webex.com"),
+        api_license("M2", "Meeting", "Sub-1", "two.webex.com"),
+    )
+    licenses = [dict(row, managed=True) for row in licenses]
+    with pytest.raises(LicenseResolutionError) as caught:
+        licensing.resolve_license_names(["Meeting"], licenses)
+    assert "matches 2 managed licenses (one.webex.com, two.webex.com)" in str(caught.value)
+    assert "give the license id" in str(caught.value)
+
+
+def test_resolve_license_names_not_found_lists_managed():
+    with pytest.raises(LicenseResolutionError) as caught:
+        licensing.resolve_license_names(["Nope", "Also nope"], managed_rows())
+    message = str(caught.value)
+    assert "license 'Nope' was not found" in message
+    assert "license 'Also nope' was not found" in message
+    assert "Webex Calling - Professional" in message
+
+
+def test_resolve_license_names_empty_request():
+    assert licensing.resolve_license_names([], managed_rows()) == []
+
+
+# ---------------------------------------------------------------------------
+# Planning a user's license change
+
+
+MANAGED = ["C-A", "M-A"]
+
+
+def test_plan_present_adds_missing_only():
+    plan = licensing.plan_user_license_change(["C-A", "MSG"], ["C-A", "M-A"], "present", MANAGED)
+    assert plan.add == ("M-A",)
+    assert plan.remove == ()
+    assert plan.changed
+
+
+def test_plan_present_noop():
+    plan = licensing.plan_user_license_change(["C-A"], ["C-A"], "present", MANAGED)
+    assert plan == licensing.LicensePlan((), (), ())
+    assert not plan.changed
+
+
+def test_plan_absent_removes_held_only():
+    plan = licensing.plan_user_license_change(["C-A", "MSG"], ["C-A", "M-A"], "absent", MANAGED)
+    assert plan.add == ()
+    assert plan.remove == ("C-A",)
+
+
+def test_plan_absent_keeps_unremovable():
+    plan = licensing.plan_user_license_change(
+        ["C-A", "M-A"], ["C-A", "M-A"], "absent", MANAGED, unremovable_ids=["M-A"]
+    )
+    assert plan.remove == ("C-A",)
+    assert plan.kept_unremovable == ("M-A",)
+
+
+def test_plan_exact_removes_outside_defaults():
+    plan = licensing.plan_user_license_change(
+        ["C-B", "MSG", "M-A"], ["C-A", "M-A"], "exact", MANAGED, unremovable_ids=["MSG"]
+    )
+    assert plan.add == ("C-A",)
+    assert plan.remove == ("C-B",)
+    assert plan.kept_unremovable == ("MSG",)
+
+
+def test_plan_exact_empty_request_clears_removable():
+    plan = licensing.plan_user_license_change(["C-A", "MSG"], [], "exact", MANAGED, ["MSG"])
+    assert plan.remove == ("C-A",)
+    assert plan.add == ()
+
+
+def test_plan_rejects_unmanaged_request():
+    with pytest.raises(LicensingError, match="not managed: C-B"):
+        licensing.plan_user_license_change([], ["C-B"], "present", MANAGED)
+
+
+def test_plan_rejects_unknown_state():
+    with pytest.raises(LicensingError, match="invalid license state 'gone'"):
+        licensing.plan_user_license_change([], [], "gone", MANAGED)
+
+
+def test_plan_ignores_duplicate_ids():
+    plan = licensing.plan_user_license_change(["C-A", "C-A"], ["M-A", "M-A"], "exact", MANAGED)
+    assert plan.add == ("M-A",)
+    assert plan.remove == ("C-A",)
