@@ -19,7 +19,7 @@ options:
   access_token:
     description:
       - Webex access token of an administrator (personal token, integration or service app).
-      - Sent as C(Authorization: Bearer) and never logged or returned.
+      - Sent in the C(Authorization) header as a bearer token, and never logged or returned.
       - Required unless O(client_id), O(client_secret) and O(refresh_token) are all set, in
         which case the module gets an access token by refresh.
       - If not set, the E(WEBEX_ACCESS_TOKEN) environment variable is used.

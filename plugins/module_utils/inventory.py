@@ -534,6 +534,29 @@ class InventoryStore:
         subscription_id}]}]}`` for people holding subscribed licenses that are not managed."""
         return query_users_outside_defaults(self._conn, customer, sample_size)
 
+    def find_locations(self, customer: str, location: str) -> List[Dict[str, Any]]:
+        """Return the stored locations of a customer whose id or name (any case) is ``location``.
+
+        Returns ``[{id, name}]``; more than one row means the name is ambiguous.
+        """
+        rows = self._conn.execute(
+            "SELECT id, name FROM locations WHERE customer = :customer "
+            "AND (id = :location OR lower(name) = lower(:location)) "
+            "ORDER BY CASE WHEN id = :location THEN 0 ELSE 1 END, name, id",
+            {"customer": customer, "location": location},
+        )
+        found = [dict(row) for row in rows]
+        exact_id = [row for row in found if row["id"] == location]
+        return exact_id or found
+
+    def list_locations(self, customer: str) -> List[Dict[str, Any]]:
+        """Return ``[{id, name}]`` of every stored location of a customer, sorted by name."""
+        rows = self._conn.execute(
+            "SELECT id, name FROM locations WHERE customer = :customer ORDER BY name, id",
+            {"customer": customer},
+        )
+        return [dict(row) for row in rows]
+
     def find_person(self, customer: str, user: str) -> Optional[Dict[str, Any]]:
         """Find a person by id or email (without ASCII case); None when not stored.
 

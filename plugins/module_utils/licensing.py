@@ -595,6 +595,56 @@ def plan_user_license_change(
     return LicensePlan(add, remove, kept)
 
 
+# ---------------------------------------------------------------------------
+# License listings
+
+
+def filter_licenses(
+    rows: Iterable[Mapping[str, Any]],
+    subscription_id: Optional[str] = None,
+    site_url: Optional[str] = None,
+    name: Optional[str] = None,
+) -> List[Dict[str, Any]]:
+    """Keep the license rows that match every filter that is set.
+
+    ``site_url`` compares without case, scheme or trailing slash; ``name`` and
+    ``subscription_id`` compare exactly.
+    """
+    wanted_site = normalize_site_url(site_url) if site_url else None
+    wanted_subscription = normalize_subscription_id(subscription_id)
+    result = []
+    for row in rows:
+        if wanted_subscription and row.get("subscription_id") != wanted_subscription:
+            continue
+        if wanted_site and normalize_site_url(row.get("site_url")) != wanted_site:
+            continue
+        if name and row.get("name") != name:
+            continue
+        result.append(dict(row))
+    return result
+
+
+def distinct_subscriptions_and_site_urls(rows: Sequence[Mapping[str, Any]]) -> Dict[str, List[str]]:
+    """Return ``{subscriptions, site_urls}``: the distinct values of the listed licenses."""
+    return {"subscriptions": distinct_subscriptions(rows), "site_urls": distinct_site_urls(rows)}
+
+
+def normalize_license_user(user: Mapping[str, Any]) -> Dict[str, Any]:
+    """Convert a ``users`` entry of ``GET /v1/licenses/{id}`` to snake_case."""
+    return {
+        "id": user.get("id"),
+        "email": user.get("email"),
+        "display_name": user.get("displayName"),
+        "type": user.get("type"),
+    }
+
+
+def hierarchy_node(hierarchy: Optional[str], *names: Optional[str]) -> str:
+    """Join a hierarchy path and the names below it: ("Provider/Reseller", "Acme") -> path."""
+    parts = [normalize_hierarchy(hierarchy)] + [name for name in names if name]
+    return "/".join(part for part in parts if part)
+
+
 def _unique(values: Iterable[str]) -> List[str]:
     seen = set()
     result = []

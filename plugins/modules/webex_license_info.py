@@ -1,0 +1,336 @@
+#!/usr/bin/python
+# Copyright: ucops.webex contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: webex_license_info
+short_description: List Webex licenses, live from an org or from the license inventory
+version_added: 0.1.0
+description:
+  - Lists the licenses of a Webex organization with their total, consumed and available units.
+  - With O(source=live) the licenses come from the Webex API (C(GET /v1/licenses)) of the org
+    that the token belongs to, or of O(org_id) for partner administrators.
+  - With O(source=inventory) the licenses come from the local inventory that
+    M(ucops.webex.webex_license_sync) keeps, at one level of the hierarchy. All customers under
+    a O(hierarchy) prefix (provider or reseller level), one O(customer), or one O(location) of a
+    customer (site level).
+  - At site level the consumed units are those of the users and workspaces in that location.
+  - At provider and reseller level the result also has totals per license name and
+    subscription. Licenses of different subscriptions are never added together.
+author:
+  - ucops.webex contributors
+extends_documentation_fragment:
+  - ucops.webex.auth
+  - ucops.webex.inventory
+  - ucops.webex.attributes
+  - ucops.webex.attributes.INFO_MODULE
+options:
+  source:
+    description:
+      - Where to read the licenses from.
+      - V(live) calls the Webex API; V(inventory) reads the local inventory and makes no API call.
+    type: str
+    choices: [live, inventory]
+    default: live
+  hierarchy:
+    description:
+      - With O(source=inventory), list the licenses of every customer whose hierarchy is this
+        node or lies below it, for example V(Provider) or V(Provider/Reseller).
+      - Mutually exclusive with O(customer).
+    type: str
+  customer:
+    description:
+      - With O(source=inventory), list the licenses of this customer only (its inventory name).
+    type: str
+  location:
+    description:
+      - With O(source=inventory), list the licenses used in this Webex Calling location of
+        O(customer), by location name or id. Requires O(customer).
+    type: str
+  managed_only:
+    description:
+      - Only list licenses of the customer's default subscription and default site URL.
+      - Only with O(source=inventory); live listings have no defaults to compare with.
+    type: bool
+    default: false
+  subscription_id:
+    description:
+      - Only list licenses of this subscription.
+    type: str
+  site_url:
+    description:
+      - Only list licenses of this meeting site URL. Case, scheme and a trailing slash are
+        ignored.
+    type: str
+  name:
+    description:
+      - Only list licenses with exactly this name, for example V(Webex Calling - Professional).
+    type: str
+  include_assigned_users:
+    description:
+      - With O(source=live), add to each listed license the users it is assigned to
+        (C(GET /v1/licenses/{id}?includeAssignedTo=user), 300 users per page).
+      - This costs one or more API calls per listed license, so combine it with filters.
+    type: bool
+    default: false
+notes:
+  - Hybrid services licenses (names starting with C(Hybrid -)) are listed, but their usage is
+    not counted, so their consumed units are reported as 0.
+seealso:
+  - module: ucops.webex.webex_license_sync
+  - module: ucops.webex.webex_customer
+"""
+
+EXAMPLES = r"""
+- name: List the licenses of the org that the token belongs to
+  ucops.webex.webex_license_info:
+    api_url: "{{ webex_api_url }}"
+    access_token: "{{ webex_access_token }}"
+  register: org_licenses
+
+- name: List the Webex Calling licenses of one subscription of a customer org (partner token)
+  ucops.webex.webex_license_info:
+    access_token: "{{ webex_partner_token }}"
+    org_id: "{{ customer_org_id }}"
+    subscription_id: Sub-A100
+    name: Webex Calling - Professional
+  register: calling_licenses
+
+- name: Totals of every customer of a reseller, from the inventory
+  ucops.webex.webex_license_info:
+    source: inventory
+    hierarchy: Provider/Reseller
+  register: reseller_view
+
+- name: Licenses used in one location (site) of a customer
+  ucops.webex.webex_license_info:
+    source: inventory
+    customer: Cobalt Health
+    location: Cobalt Health - Boston
+    managed_only: true
+  register: site_view
+"""
+
+RETURN = r"""
+licenses:
+  description: One row per license, sorted by customer, name, subscription and site URL.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: License id.
+      type: str
+      sample: Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvOTQ0M2Q...
+    name:
+      description: License name.
+      type: str
+      sample: Meeting - Webex Meetings Suite
+    site_url:
+      description: Meeting site URL of a site license, null for other licenses.
+      type: str
+      sample: borealis-eu.webex.com
+    site_type:
+      description: Site type of a site license, null for other licenses.
+      type: str
+      sample: Control Hub managed site
+    subscription_id:
+      description: Subscription the license belongs to; null for bundled licenses without one.
+      type: str
+      sample: Sub-BOR-2024
+    total_units:
+      description: Units allocated to the org.
+      type: int
+      sample: 500
+    consumed_units:
+      description: Units in use. At site level, the units used by that location's users and
+        workspaces.
+      type: int
+      sample: 412
+    consumed_by_users:
+      description: Units used by people; null when the API does not report it.
+      type: int
+      sample: 400
+    consumed_by_workspaces:
+      description: Units used by workspaces and devices; null when the API does not report it.
+      type: int
+      sample: 12
+    available_units:
+      description: O(total_units) minus O(consumed_units), never below zero.
+      type: int
+      sample: 88
+    utilization:
+      description: Consumed units in percent of total units, one decimal; null when the
+        total is zero.
+      type: float
+      sample: 82.4
+    customer:
+      description: Customer name (O(source=inventory) only).
+      type: str
+      returned: when O(source=inventory)
+      sample: Borealis Logistics
+    hierarchy:
+      description: Hierarchy node the license sits at, the customer's hierarchy path and name
+        (O(source=inventory) only).
+      type: str
+      returned: when O(source=inventory)
+      sample: Provider/Reseller/Borealis Logistics
+    device:
+      description: The Webex org connection the license was synced from (O(source=inventory)
+        only).
+      type: str
+      returned: when O(source=inventory)
+    managed:
+      description: Whether the license belongs to the customer's default subscription and,
+        for site licenses, its default site URL.
+      type: bool
+      returned: when O(source=inventory)
+    synced_at:
+      description: Time of the sync that last wrote this license, ISO 8601 in UTC.
+      type: str
+      returned: when O(source=inventory)
+      sample: "2026-12-04T10:15:00Z"
+    assigned_users:
+      description: Users the license is assigned to.
+      type: list
+      elements: dict
+      returned: when O(include_assigned_users=true)
+      sample:
+        - id: Y2lzY29zcGFyazovL3VzL1BFT1BMRS8xMjM
+          email: anna.berg1@cobalthealth.example.com
+          display_name: Anna Berg
+          type: INTERNAL
+subscriptions:
+  description: The distinct subscription ids of the listed licenses.
+  returned: always
+  type: list
+  elements: str
+  sample: [Sub-BOR-2024, Sub-BOR-2025]
+site_urls:
+  description: The distinct meeting site URLs of the listed licenses.
+  returned: always
+  type: list
+  elements: str
+  sample: [borealis-eu.webex.com, borealis-us.webex.com]
+totals:
+  description:
+    - Units added up per license name and subscription over every listed customer.
+    - Returned at provider and reseller level (O(source=inventory) with O(hierarchy)).
+  returned: when O(source=inventory) and O(hierarchy) is set
+  type: list
+  elements: dict
+  sample:
+    - name: Webex Calling - Professional
+      subscription_id: Sub-ALP-01
+      customers: 2
+      total_units: 300
+      consumed_units: 210
+      available_units: 90
+      utilization: 70.0
+level:
+  description: The hierarchy level of the listing, V(org), V(hierarchy), V(customer) or
+    V(location).
+  returned: always
+  type: str
+  sample: customer
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ucops.webex.plugins.module_utils import licensing
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
+    InventoryError,
+    InventoryStore,
+    inventory_argument_spec,
+)
+from ansible_collections.ucops.webex.plugins.module_utils.license_view import build_license_view
+from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
+    WebexApiError,
+    WebexClient,
+    webex_argument_spec,
+)
+
+
+def list_live_licenses(module: AnsibleModule) -> dict:
+    client = WebexClient.from_module(module)
+    rows = [licensing.normalize_license(item) for item in client.list_licenses()]
+    rows = licensing.filter_licenses(
+        rows,
+        subscription_id=module.params["subscription_id"],
+        site_url=module.params["site_url"],
+        name=module.params["name"],
+    )
+    if module.params["include_assigned_users"]:
+        for row in rows:
+            details = client.get_license(row["id"], include_users=True)
+            row["assigned_users"] = [licensing.normalize_license_user(user)
+                                     for user in details["users"]]
+    return {"level": "org", "licenses": rows}
+
+
+def list_inventory_licenses(module: AnsibleModule) -> dict:
+    params = module.params
+    with InventoryStore.from_module(module, create=False) as store:
+        return build_license_view(
+            store,
+            hierarchy=params["hierarchy"],
+            customer=params["customer"],
+            location=params["location"],
+            managed_only=params["managed_only"],
+            subscription_id=params["subscription_id"],
+            site_url=params["site_url"],
+            name=params["name"],
+        )
+
+
+def main() -> None:
+    argument_spec = webex_argument_spec()
+    argument_spec.update(inventory_argument_spec())
+    argument_spec.update(
+        source=dict(type="str", choices=["live", "inventory"], default="live"),
+        hierarchy=dict(type="str"),
+        customer=dict(type="str"),
+        location=dict(type="str"),
+        managed_only=dict(type="bool", default=False),
+        subscription_id=dict(type="str"),
+        site_url=dict(type="str"),
+        name=dict(type="str"),
+        include_assigned_users=dict(type="bool", default=False),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=[("hierarchy", "customer")],
+        required_by={"location": "customer"},
+    )
+
+    # Inventory-only options make no sense against the live API: say so instead of ignoring.
+    if module.params["source"] == "live":
+        for option in ("hierarchy", "customer", "location"):
+            if module.params[option] is not None:
+                module.fail_json(msg=f"{option} is only valid with source=inventory; "
+                                     f"set source: inventory or remove {option}")
+        if module.params["managed_only"]:
+            module.fail_json(msg="managed_only needs the customer's defaults from the inventory; "
+                                 "set source: inventory")
+    elif module.params["include_assigned_users"]:
+        module.fail_json(msg="include_assigned_users needs the live API; set source: live")
+
+    try:
+        if module.params["source"] == "live":
+            listing = list_live_licenses(module)
+        else:
+            listing = list_inventory_licenses(module)
+    except WebexApiError as error:
+        module.fail_json(msg=str(error), status=error.status, tracking_id=error.tracking_id)
+    except InventoryError as error:
+        module.fail_json(msg=str(error))
+
+    listing.update(licensing.distinct_subscriptions_and_site_urls(listing["licenses"]))
+    module.exit_json(changed=False, **listing)
+
+
+if __name__ == "__main__":
+    main()
