@@ -6,6 +6,7 @@ import os
 import sqlite3
 
 import pytest
+
 from ansible_collections.ucops.webex.plugins.module_utils import inventory_schema
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     DATA_TABLES,

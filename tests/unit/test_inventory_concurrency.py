@@ -10,6 +10,7 @@ import time
 import traceback
 
 import pytest
+
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
 
 # Spawned children import this module again; they get sys.path from the parent.

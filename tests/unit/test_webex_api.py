@@ -20,6 +20,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+
 from ansible_collections.ucops.webex.plugins.module_utils import webex_api
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     DEFAULT_API_URL,
@@ -29,9 +33,6 @@ from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     parse_retry_after,
     webex_argument_spec,
 )
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 API_URL = "https://127.0.0.1:9443/v1"
 TOKEN = "tok-SECRET-access-4711"
