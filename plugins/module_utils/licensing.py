@@ -653,3 +653,308 @@ def _unique(values: Iterable[str]) -> List[str]:
             seen.add(value)
             result.append(value)
     return result
+
+
+# ---------------------------------------------------------------------------
+# Managing one user's licenses
+
+# Licenses that PATCH /licenses/users only assigns with calling properties (extension or
+# phone number, and a location unless a phone number is given), per the Webex admin OpenAPI
+# description of LicenseProperties and error 400411.
+# NOTE: other calling licenses (Webex Calling - Basic, Attendant Console) are not listed
+# because no documented error code ties them to calling properties.
+USER_CALLING_LICENSE_NAMES = ("Webex Calling - Professional", "Webex Calling - Standard")
+
+# Reasons given for the licenses a user change leaves in place (``describe_kept_licenses``).
+KEPT_UNSUBSCRIBED = "unsubscribed"
+KEPT_OUTSIDE_DEFAULTS = "outside_defaults"
+KEPT_NOT_IN_INVENTORY = "not_in_inventory"
+
+
+class AppliedChanges(NamedTuple):
+    """The planned license changes split by what the API applied."""
+
+    added: Tuple[str, ...]
+    removed: Tuple[str, ...]
+    not_added: Tuple[str, ...]
+    not_removed: Tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        return not (self.not_added or self.not_removed)
+
+
+def is_user_calling_license(name: Optional[str]) -> bool:
+    """Tell whether a license name is one that needs calling properties when assigned."""
+    key = str(name or "").strip().lower()
+    return any(key == calling.lower() for calling in USER_CALLING_LICENSE_NAMES)
+
+
+def site_urls_of_subscription(
+    licenses: Iterable[Mapping[str, Any]], subscription_id: Optional[str]
+) -> List[str]:
+    """Return the sorted normalized site URLs of the license rows of one subscription."""
+    subscription = normalize_subscription_id(subscription_id)
+    return distinct_site_urls(
+        row
+        for row in licenses
+        if normalize_subscription_id(row.get("subscription_id")) == subscription
+    )
+
+
+def decide_user_license_defaults(
+    customer: str,
+    licenses: Sequence[Mapping[str, Any]],
+    default_subscription_id: Optional[str] = None,
+    default_site_url: Optional[str] = None,
+    site_url: Optional[str] = None,
+) -> DefaultsDecision:
+    """Decide which licenses one user license change may assign, or raise LicensingError.
+
+    ``licenses`` are the customer's inventory rows. ``site_url`` (optional) replaces the
+    customer's default site URL for this change and must be a site URL of the effective
+    default subscription. Raises when the customer has no licenses, when a configured default
+    is not in the org, or when the org has several subscriptions and no default.
+    """
+    if not licenses:
+        raise LicensingError(
+            f"customer '{customer}' has no licenses in the inventory; run "
+            "ucops.webex.webex_license_sync for it first"
+        )
+
+    chosen_site_url = site_url if site_url else default_site_url
+    decision = effective_defaults(licenses, default_subscription_id, chosen_site_url)
+    if "default_subscription_id" in decision.unknown:
+        raise LicensingError(
+            _not_found_message(
+                "default_subscription_id",
+                decision.subscription_id,
+                customer,
+                decision.subscription_candidates,
+            )
+            + "; fix it with ucops.webex.webex_customer or sync the customer again"
+        )
+    if decision.subscription_id is None:
+        raise LicensingError(
+            f"customer '{customer}' has several subscriptions "
+            f"({', '.join(decision.subscription_candidates)}) and no default_subscription_id, "
+            "so none of its licenses can be assigned; set default_subscription_id with "
+            "ucops.webex.webex_customer"
+        )
+
+    if site_url:
+        own_site_urls = site_urls_of_subscription(licenses, decision.subscription_id)
+        if normalize_site_url(site_url) not in own_site_urls:
+            raise LicensingError(
+                f"site_url '{site_url}' is not a site URL of subscription "
+                f"'{decision.subscription_id}' of customer '{customer}' "
+                f"(found: {', '.join(own_site_urls) if own_site_urls else 'none'})"
+            )
+    elif "default_site_url" in decision.unknown:
+        raise LicensingError(
+            _not_found_message(
+                "default_site_url", default_site_url, customer, decision.site_url_candidates
+            )
+            + "; fix it with ucops.webex.webex_customer or set site_url"
+        )
+    return decision
+
+
+def mark_managed(
+    licenses: Iterable[Mapping[str, Any]], decision: DefaultsDecision
+) -> List[Dict[str, Any]]:
+    """Return copies of license rows with ``managed`` set from ``decision``."""
+    return [dict(row, managed=is_managed(row, decision)) for row in licenses]
+
+
+def split_applied_changes(
+    add: Iterable[str], remove: Iterable[str], resulting_ids: Iterable[str]
+) -> AppliedChanges:
+    """Compare a plan with the licenses the user holds after the request.
+
+    A planned addition was applied when the user now holds it, a planned removal when the
+    user no longer holds it.
+    """
+    held = set(resulting_ids)
+    add = _unique(add)
+    remove = _unique(remove)
+    return AppliedChanges(
+        added=tuple(i for i in add if i in held),
+        removed=tuple(i for i in remove if i not in held),
+        not_added=tuple(i for i in add if i not in held),
+        not_removed=tuple(i for i in remove if i in held),
+    )
+
+
+def describe_license(
+    license_id: str, licenses_by_id: Mapping[str, Mapping[str, Any]]
+) -> Dict[str, Any]:
+    """Return ``{id, name, subscription_id, site_url}`` of a license id (None when unknown)."""
+    row = licenses_by_id.get(license_id) or {}
+    return {
+        "id": license_id,
+        "name": row.get("name"),
+        "subscription_id": row.get("subscription_id"),
+        "site_url": row.get("site_url"),
+    }
+
+
+def describe_kept_licenses(
+    held_ids: Iterable[str],
+    licenses_by_id: Mapping[str, Mapping[str, Any]],
+    managed_ids: Iterable[str],
+) -> List[Dict[str, Any]]:
+    """Describe the licenses a user holds that the change leaves alone, with the reason.
+
+    ``reason`` is ``unsubscribed`` (bundled, no subscription: never removed),
+    ``outside_defaults`` (another subscription or site URL, kept by states present and absent)
+    or ``not_in_inventory`` (unknown to the inventory, so never removed). Managed licenses are
+    left out.
+    """
+    managed = set(managed_ids)
+    result = []
+    for license_id in _unique(held_ids):
+        if license_id in managed:
+            continue
+        row = licenses_by_id.get(license_id)
+        if row is None:
+            reason = KEPT_NOT_IN_INVENTORY
+        elif not normalize_subscription_id(row.get("subscription_id")):
+            reason = KEPT_UNSUBSCRIBED
+        else:
+            reason = KEPT_OUTSIDE_DEFAULTS
+        result.append(dict(describe_license(license_id, licenses_by_id), reason=reason))
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Customer defaults and sync change reports
+
+# License fields that a sync diff shows for each changed license.
+DIFF_LICENSE_FIELDS = (
+    "total_units",
+    "consumed_units",
+    "consumed_by_users",
+    "consumed_by_workspaces",
+    "available_units",
+    "managed",
+)
+
+
+class OrgCheck(NamedTuple):
+    """Checks of a customer change against the live org, made before it is saved.
+
+    ``needed`` is True when the org must be read: its org id or a default changes.
+    ``org_id`` is the org to read (None means the token's own org). ``subscription_id`` and
+    ``site_url`` are the configured defaults to validate (None: nothing to validate).
+    """
+
+    needed: bool
+    org_id: Optional[str]
+    subscription_id: Optional[str]
+    site_url: Optional[str]
+
+
+def plan_org_check(
+    stored: Optional[Mapping[str, Any]],
+    org_id: Optional[str] = None,
+    default_subscription_id: Optional[str] = None,
+    default_site_url: Optional[str] = None,
+) -> OrgCheck:
+    """Decide whether a customer update needs the live org, and which defaults to validate.
+
+    ``stored`` is the customer record (None for a new customer). An option left at None keeps
+    the stored value and a blank one clears it, as ``InventoryStore.upsert_customer`` does.
+    A new org id revalidates every default the customer keeps; otherwise only changed
+    defaults are validated. Clearing a default needs no check.
+    """
+    stored = stored or {}
+    stored_org = stored.get("org_id") or None
+    stored_subscription = normalize_subscription_id(stored.get("default_subscription_id"))
+    stored_site_url = normalize_site_url(stored.get("default_site_url"))
+
+    target_org = stored_org if org_id is None else (str(org_id).strip() or None)
+    org_changed = org_id is not None and target_org != stored_org
+
+    subscription = (
+        stored_subscription
+        if default_subscription_id is None
+        else normalize_subscription_id(default_subscription_id)
+    )
+    site_url = stored_site_url if default_site_url is None else normalize_site_url(default_site_url)
+    subscription_changed = subscription is not None and subscription != stored_subscription
+    site_url_changed = site_url is not None and site_url != stored_site_url
+
+    if org_changed:
+        return OrgCheck(True, target_org, subscription, site_url)
+    return OrgCheck(
+        subscription_changed or site_url_changed,
+        target_org,
+        subscription if subscription_changed else None,
+        site_url if site_url_changed else None,
+    )
+
+
+def license_label(row: Mapping[str, Any]) -> str:
+    """Return a readable label that tells apart licenses with the same name.
+
+    For example "Meeting - Webex Enterprise Edition (Sub-BOR100, borealis.webex.com)" or
+    "Basic Messaging (no subscription)".
+    """
+    details = [row.get("subscription_id") or "no subscription"]
+    site_url = normalize_site_url(row.get("site_url"))
+    if site_url:
+        details.append(site_url)
+    return f"{row.get('name')} ({', '.join(details)})"
+
+
+def license_change_diff(
+    changes: Mapping[str, Any],
+) -> Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]:
+    """Build the before and after views of a sync's license changes for diff mode.
+
+    ``changes`` is ``{"added": [rows], "updated": [{"before", "after"}], "removed": [rows]}``.
+    Both views map a license label to the DIFF_LICENSE_FIELDS of that license. An added
+    license appears only after, a removed one only before. Two licenses with the same label
+    get their id appended.
+    """
+    before: Dict[str, Dict[str, Any]] = {}
+    after: Dict[str, Dict[str, Any]] = {}
+    pairs: List[Tuple[Optional[Mapping[str, Any]], Optional[Mapping[str, Any]]]] = []
+    pairs.extend((None, row) for row in changes.get("added") or [])
+    pairs.extend((item["before"], item["after"]) for item in changes.get("updated") or [])
+    pairs.extend((row, None) for row in changes.get("removed") or [])
+
+    labels: Dict[str, int] = {}
+    for old, new in pairs:
+        label = license_label(new or old)
+        labels[label] = labels.get(label, 0) + 1
+    for old, new in pairs:
+        row = new or old
+        label = license_label(row)
+        if labels[label] > 1:
+            label = f"{label} [{row['id']}]"
+        if old is not None:
+            before[label] = {field: old.get(field) for field in DIFF_LICENSE_FIELDS}
+        if new is not None:
+            after[label] = {field: new.get(field) for field in DIFF_LICENSE_FIELDS}
+    return before, after
+
+
+def person_license_sets(
+    stored_ids: Iterable[str],
+    added_ids: Iterable[str],
+    removed_ids: Iterable[str],
+    stored_is_after: bool,
+) -> Tuple[List[str], List[str]]:
+    """Return a person's sorted license ids before and after a sync.
+
+    ``stored_ids`` are the ids in the inventory: the state after the sync when it was
+    committed (``stored_is_after``), else the state before it.
+    """
+    stored = set(stored_ids)
+    added = set(added_ids)
+    removed = set(removed_ids)
+    if stored_is_after:
+        return sorted((stored - added) | removed), sorted(stored)
+    return sorted(stored), sorted((stored - removed) | added)

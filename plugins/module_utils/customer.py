@@ -1,0 +1,199 @@
+# Copyright: ucops.webex maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Customer records of the license inventory, checked against the live Webex org.
+
+``ensure_customer`` and ``remove_customer`` do the work of the webex_customer module. A
+customer's org id and default subscription and site URL are validated with one
+``GET /v1/licenses`` of that org before they are saved. When neither changes, no API call is
+made, so a customer can be updated without network access.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from urllib.parse import urlsplit
+
+from ansible_collections.ucops.webex.plugins.module_utils import licensing
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
+    InventoryStore,
+    resolve_inventory_path,
+)
+from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
+    WebexApiError,
+    WebexClient,
+)
+
+# Fields of a customer record in results and diffs (the columns that a user sets).
+CUSTOMER_RESULT_FIELDS = (
+    "name",
+    "org_id",
+    "hierarchy",
+    "default_subscription_id",
+    "default_site_url",
+    "device",
+)
+
+
+class CustomerError(Exception):
+    """A customer change that was rejected; nothing was saved.
+
+    ``details`` contains extra result keys for the module (for example ``status``).
+    """
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def default_device(api_url: Optional[str], org_id: Optional[str]) -> Optional[str]:
+    """Return the default label of an org connection: "<api host>/<org id>".
+
+    Without an org id the label is the API host alone (the token's own org). Returns None
+    when ``api_url`` has no host.
+    """
+    host = urlsplit(api_url or "").netloc
+    if not host:
+        return None
+    return f"{host}/{org_id}" if org_id else host
+
+
+@contextlib.contextmanager
+def open_store(path: Optional[str], check_mode: bool) -> Iterator[InventoryStore]:
+    """Open the inventory; in check mode a missing file is not created.
+
+    A check-mode run against a missing inventory works on an empty temporary one instead,
+    so it reports what a real run would do and leaves no file behind.
+    """
+    resolved = resolve_inventory_path(path)
+    if check_mode and not os.path.exists(resolved):
+        with tempfile.TemporaryDirectory(prefix="ucops-webex-") as directory:
+            with InventoryStore(os.path.join(directory, "inventory.db")) as store:
+                yield store
+        return
+    with InventoryStore(resolved) as store:
+        yield store
+
+
+def read_org_licenses(client: WebexClient, customer: str, org_id: Optional[str]) -> List[Dict]:
+    """Read the licenses of the customer's org, as ``licensing.normalize_license`` rows.
+
+    Raises CustomerError naming the org id when the API rejects the request, for example
+    because the token may not act on that org.
+    """
+    client.org_id = org_id
+    try:
+        items = client.list_licenses()
+    except WebexApiError as error:
+        org = f"org_id '{org_id}'" if org_id else "the token's own org"
+        raise CustomerError(
+            f"cannot read the licenses of {org} for customer '{customer}', so nothing was "
+            f"saved. Check org_id and that the token may act on that org: {error}",
+            status=error.status,
+            tracking_id=error.tracking_id,
+        ) from error
+    return [licensing.normalize_license(item) for item in items]
+
+
+def ensure_customer(
+    store: InventoryStore,
+    client_factory: Callable[[], WebexClient],
+    params: Mapping[str, Any],
+    check_mode: bool,
+) -> Dict[str, Any]:
+    """Create or update a customer record; with ``check_mode`` nothing is written.
+
+    ``params`` contains the module options name, org_id, hierarchy, default_subscription_id,
+    default_site_url, device and api_url. Returns ``{"changed", "before", "customer",
+    "subscriptions", "site_urls", "org_read"}``. Raises CustomerError when the org cannot be
+    read or a default is not one of its values, and InventoryError when the org id belongs to
+    another customer.
+    """
+    name = params["name"]
+    stored = store.get_customer(name)
+    check = licensing.plan_org_check(
+        stored, params["org_id"], params["default_subscription_id"], params["default_site_url"]
+    )
+
+    result: Dict[str, Any] = {"org_read": check.needed, "subscriptions": [], "site_urls": []}
+    if check.needed:
+        rows = read_org_licenses(client_factory(), name, check.org_id)
+        result["subscriptions"] = licensing.distinct_subscriptions(rows)
+        result["site_urls"] = licensing.distinct_site_urls(rows)
+        try:
+            licensing.validate_defaults(name, rows, check.subscription_id, check.site_url)
+        except licensing.DefaultsError as error:
+            raise CustomerError(
+                f"{error}. Nothing was saved; set a value from the list.",
+                subscriptions=result["subscriptions"],
+                site_urls=result["site_urls"],
+            ) from error
+
+    changed, before, after = store.upsert_customer(
+        name,
+        org_id=params["org_id"],
+        hierarchy=params["hierarchy"],
+        default_subscription_id=params["default_subscription_id"],
+        default_site_url=params["default_site_url"],
+        device=choose_device(stored, params),
+        dry_run=check_mode,
+    )
+    result.update(changed=changed, before=before, customer=after)
+    return result
+
+
+def choose_device(stored: Optional[Mapping[str, Any]], params: Mapping[str, Any]) -> Optional[str]:
+    """Return the device label to save: the option, else the stored label, else the default.
+
+    A stored label that is the default of the old org id follows a change of org id.
+    """
+    if params.get("device") is not None:
+        return params["device"]
+    stored = stored or {}
+    org_id = stored.get("org_id") if params.get("org_id") is None else params["org_id"] or None
+    stored_device = stored.get("device")
+    api_url = params.get("api_url")
+    if stored_device and stored_device != default_device(api_url, stored.get("org_id")):
+        return None
+    return default_device(api_url, org_id)
+
+
+def remove_customer(path: Optional[str], name: str, check_mode: bool) -> Dict[str, Any]:
+    """Delete a customer with its synced data and history; a missing inventory is not created.
+
+    Returns ``{"changed", "before", "customer": None}``.
+    """
+    if not os.path.exists(resolve_inventory_path(path)):
+        return {"changed": False, "before": None, "customer": None}
+    with InventoryStore(path) as store:
+        changed, before = store.delete_customer(name, dry_run=check_mode)
+    if before is not None:
+        before = {key: before[key] for key in before if key in CUSTOMER_RESULT_FIELDS}
+    return {"changed": changed, "before": before, "customer": None}
+
+
+def manage_customer(
+    params: Mapping[str, Any],
+    client_factory: Callable[[], WebexClient],
+    check_mode: bool,
+    diff_mode: bool,
+) -> Dict[str, Any]:
+    """Apply the webex_customer options and return the module result.
+
+    Raises CustomerError or InventoryError; nothing is saved then.
+    """
+    if params["state"] == "absent":
+        outcome = remove_customer(params["inventory_db"], params["name"], check_mode)
+    else:
+        with open_store(params["inventory_db"], check_mode) as store:
+            outcome = ensure_customer(store, client_factory, params, check_mode)
+
+    result: Dict[str, Any] = {"changed": outcome["changed"], "customer": outcome["customer"]}
+    if outcome.get("org_read"):
+        result["subscriptions"] = outcome["subscriptions"]
+        result["site_urls"] = outcome["site_urls"]
+    if diff_mode:
+        result["diff"] = {"before": outcome["before"] or {}, "after": outcome["customer"] or {}}
+    return result

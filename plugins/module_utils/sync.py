@@ -1,0 +1,279 @@
+# Copyright: ucops.webex maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Sync of one customer's Webex objects into the license inventory (webex_license_sync).
+
+Each object type in scope is read page by page from the Webex API and staged in a
+``SyncSession``, so at most one page of people is held in memory. The session then compares
+the staged rows with the inventory: a real run commits the difference in one transaction,
+a check-mode run only reports it. Any error aborts the session, so the inventory keeps its
+previous content and the sync history records the failure (except in check mode, which
+writes nothing).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from ansible_collections.ucops.webex.plugins.module_utils import licensing
+from ansible_collections.ucops.webex.plugins.module_utils.customer import default_device
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
+    InventoryError,
+    InventoryStore,
+    SyncSession,
+    resolve_inventory_path,
+)
+from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
+    WebexApiError,
+    WebexClient,
+)
+
+# GET /v1/people returns at most 100 people per page when callingData=true (the Webex API
+# reference for List People). The sync requests calling data to get each
+# person's locationId.
+PEOPLE_CALLING_DATA_MAX = 100
+
+
+class SyncError(Exception):
+    """A sync that failed; the inventory was not changed.
+
+    ``details`` contains extra result keys for the module (status, tracking_id, history_id,
+    api_requests).
+    """
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def open_existing_store(path: Optional[str], customer: str) -> InventoryStore:
+    """Open an existing inventory; a missing file means the customer was never added."""
+    resolved = resolve_inventory_path(path)
+    if not os.path.exists(resolved):
+        raise SyncError(
+            f"customer '{customer}' not found: the inventory {resolved} does not exist. Add "
+            "the customer with ucops.webex.webex_customer first, or set inventory_db to the "
+            "inventory that contains it"
+        )
+    return InventoryStore(resolved, create=False)
+
+
+def resolve_org_id(customer: Mapping[str, Any], requested: Optional[str]) -> Optional[str]:
+    """Return the org to sync: the customer's org id, else the org_id option.
+
+    None means the token's own org. Raises SyncError when both are set and differ.
+    """
+    stored = customer.get("org_id") or None
+    requested = (requested or "").strip() or None
+    if stored and requested and stored != requested:
+        raise SyncError(
+            f"org_id '{requested}' does not match org_id '{stored}' of customer "
+            f"'{customer['name']}'. Remove org_id from the task, or change the customer's "
+            "org_id with ucops.webex.webex_customer"
+        )
+    return stored or requested
+
+
+def stage_objects(client: WebexClient, session: SyncSession, people_page_size: int) -> None:
+    """Fetch every object type in the session's scope and stage it page by page."""
+    for object_type in session.scope:
+        if object_type == "licenses":
+            session.stage_licenses(client.list_licenses())
+        elif object_type == "roles":
+            session.stage_roles(client.list_roles())
+        elif object_type == "people":
+            page_size = min(people_page_size, PEOPLE_CALLING_DATA_MAX)
+            for page in client.iter_people(max_items=page_size, calling_data=True):
+                session.stage_people(page)
+        elif object_type == "locations":
+            for page in client.iter_locations():
+                session.stage_locations(page)
+        elif object_type == "workspaces":
+            for page in client.iter_workspaces():
+                session.stage_workspaces(page)
+
+
+def sync_customer(
+    store: InventoryStore,
+    client: WebexClient,
+    customer: Mapping[str, Any],
+    scope: Sequence[str],
+    people_page_size: int,
+    people_sample: int,
+    check_mode: bool,
+) -> Dict[str, Any]:
+    """Fetch, compare and (unless ``check_mode``) commit one customer's objects.
+
+    Returns the session report (see ``SyncSession.commit``; in check mode without
+    ``rows_written`` and ``history_id``). Raises SyncError after aborting the session.
+    """
+    name = customer["name"]
+    device = customer.get("device") or default_device(client.api_url, client.org_id)
+    try:
+        session = store.begin_sync(name, scope, device)
+    except ValueError as error:
+        raise SyncError(str(error)) from error
+    try:
+        stage_objects(client, session, people_page_size)
+        if check_mode:
+            report = session.diff(people_sample)
+            session.discard()
+        else:
+            report = session.commit(people_sample)
+    except (WebexApiError, InventoryError, ValueError) as error:
+        history_id = None
+        if check_mode:
+            session.discard()
+        elif not session.finished:
+            history_id = session.abort(str(error))
+        else:
+            # The commit itself failed and closed the session; record the failure here.
+            history_id = store.record_failed_sync(
+                name, session.scope, device, session.started_at, str(error)
+            )
+        details: Dict[str, Any] = {"history_id": history_id}
+        if isinstance(error, WebexApiError):
+            details.update(status=error.status, tracking_id=error.tracking_id)
+        raise SyncError(
+            f"sync of customer '{name}' failed and the inventory was not changed: {error}",
+            **details,
+        ) from error
+    finally:
+        if not session.finished:
+            session.discard()
+    return report
+
+
+def license_labels(store: InventoryStore, customer: str, report: Mapping[str, Any]) -> Dict:
+    """Map license ids to readable labels, from the inventory and the sync's changes."""
+    rows: List[Mapping[str, Any]] = list(store.license_rows(customer=customer))
+    changes = report.get("licenses") or {}
+    rows.extend(changes.get("added") or [])
+    rows.extend(changes.get("removed") or [])
+    return {row["id"]: licensing.license_label(row) for row in rows}
+
+
+def people_diff(
+    store: InventoryStore,
+    customer: str,
+    report: Mapping[str, Any],
+    labels: Mapping[str, str],
+    committed: bool,
+) -> Dict[str, Any]:
+    """Build the before/after license lists of the people in the report's bounded sample."""
+    before: Dict[str, List[str]] = {}
+    after: Dict[str, List[str]] = {}
+    people = report.get("people") or {}
+    for change in people.get("changes") or []:
+        stored = store.find_person(customer, change["id"])
+        stored_ids = stored["license_ids"] if stored else []
+        old_ids, new_ids = licensing.person_license_sets(
+            stored_ids, change["licenses_added"], change["licenses_removed"], committed
+        )
+        key = change["email"] or change["id"]
+        if change["change"] != "added":
+            before[key] = sorted(labels.get(i, i) for i in old_ids)
+        if change["change"] != "removed":
+            after[key] = sorted(labels.get(i, i) for i in new_ids)
+    header = "people"
+    if people.get("truncated"):
+        header = f"people (first {len(people.get('changes') or [])} changes)"
+    return {"before_header": header, "after_header": header, "before": before, "after": after}
+
+
+def build_diff(
+    store: InventoryStore, customer: str, report: Mapping[str, Any], committed: bool
+) -> List[Dict[str, Any]]:
+    """Build the diff-mode output: license rows before/after and the people sample."""
+    diffs = []
+    if "licenses" in report:
+        before, after = licensing.license_change_diff(report["licenses"])
+        diffs.append(
+            {"before_header": "licenses", "after_header": "licenses", "before": before,
+             "after": after}
+        )
+    if "people" in report:
+        labels = license_labels(store, customer, report)
+        diffs.append(people_diff(store, customer, report, labels, committed))
+    return diffs
+
+
+def build_result(
+    report: Mapping[str, Any], customer: Mapping[str, Any], org_id: Optional[str]
+) -> Dict[str, Any]:
+    """Shape the session report as the module result."""
+    defaults = dict(report["defaults"])
+    subscriptions = defaults.pop("subscription_candidates")
+    site_urls = defaults.pop("site_url_candidates")
+    return {
+        "changed": report["changed"],
+        "customer": customer["name"],
+        "org_id": org_id,
+        "scope": list(report["scope"]),
+        "summary": report["summary"],
+        "fetched": report["staged"],
+        "subscriptions": subscriptions,
+        "site_urls": site_urls,
+        "defaults": defaults,
+        "defaults_required": [
+            {key: warning[key] for key in ("option", "candidates", "message")}
+            for warning in report["warnings"]
+            if warning["code"] == "defaults_required"
+        ],
+        "unsubscribed_licenses": report["unsubscribed_licenses"],
+        "users_outside_defaults": report["users_outside_defaults"],
+        "license_changes": report.get("licenses"),
+        "people_changes": report.get("people"),
+        "history_id": report.get("history_id"),
+    }
+
+
+def run_license_sync(
+    params: Mapping[str, Any],
+    client_factory: Callable[[], WebexClient],
+    check_mode: bool,
+    diff_mode: bool,
+    warn: Callable[[str], None],
+) -> Dict[str, Any]:
+    """Run the webex_license_sync task and return the module result.
+
+    ``params`` contains the module options. Each warning of the defaults decision is passed
+    to ``warn``. Raises SyncError; the inventory is then unchanged.
+    """
+    name = params["customer"]
+    if params["people_page_size"] < 1:
+        raise SyncError(f"people_page_size must be at least 1, got {params['people_page_size']}")
+    if params["people_sample"] < 0:
+        raise SyncError(f"people_sample must not be negative, got {params['people_sample']}")
+
+    with open_existing_store(params["inventory_db"], name) as store:
+        customer = store.get_customer(name)
+        if customer is None:
+            raise SyncError(
+                f"customer '{name}' not found in {store.path}; add it with "
+                "ucops.webex.webex_customer first"
+            )
+        org_id = resolve_org_id(customer, params["org_id"])
+        client = client_factory()
+        client.org_id = org_id
+        try:
+            report = sync_customer(
+                store,
+                client,
+                customer,
+                params["scope"],
+                params["people_page_size"],
+                params["people_sample"],
+                check_mode,
+            )
+        except SyncError as error:
+            error.details["api_requests"] = dict(client.stats)
+            raise
+
+        for warning in report["warnings"]:
+            warn(warning["message"])
+        result = build_result(report, customer, org_id)
+        result["api_requests"] = dict(client.stats)
+        if diff_mode:
+            result["diff"] = build_diff(store, name, report, committed=not check_mode)
+    return result

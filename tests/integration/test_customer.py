@@ -1,0 +1,262 @@
+"""webex_customer run through ansible-playbook against the simulator."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+
+from tests.integration.conftest import DEMO_FIXTURE
+
+PARTNER_TOKEN = "demo-partner-token"
+DEMO = json.loads(DEMO_FIXTURE.read_text())
+ORGS = {org["displayName"]: org for org in DEMO["organizations"]}
+ALPINE = ORGS["Alpine Dental"]
+BOREALIS = ORGS["Borealis Logistics"]
+MISSING_ORG_ID = "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi9ubw"
+
+
+def customer_task(simulator, customer, task="customer", token=PARTNER_TOKEN, **options):
+    module_args = {"api_url": simulator.api_url, "name": customer, "max_retry_wait": 30}
+    if token:
+        module_args["access_token"] = token
+    module_args.update(options)
+    return {"name": task, "ucops.webex.webex_customer": module_args, "ignore_errors": True}
+
+
+def sync_task(simulator, customer, name="sync"):
+    module_args = {"api_url": simulator.api_url, "access_token": PARTNER_TOKEN,
+                   "customer": customer, "max_retry_wait": 30}
+    return {"name": name, "ucops.webex.webex_license_sync": module_args, "ignore_errors": True}
+
+
+def dump_inventory(path) -> dict:
+    """Return every row of every table, sorted, or {} when the file does not exist."""
+    if not path.exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        tables = [row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        return {table: sorted(connection.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+                for table in tables}
+
+
+def customer_rows(path) -> list[dict]:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.row_factory = sqlite3.Row
+        return [dict(row) for row in connection.execute("SELECT * FROM customers ORDER BY name")]
+
+
+def count_rows(path, table, customer) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        return connection.execute(f"SELECT COUNT(*) FROM {table} WHERE customer = ?",
+                                  (customer,)).fetchone()[0]
+
+
+def run_rhythm(run_playbook, task, inventory_db):
+    """Run check, apply, check, apply; return the four records and the dumps around checks."""
+    records = []
+    dumps = []
+    for check in (True, False, True, False):
+        before = dump_inventory(inventory_db)
+        run = run_playbook([task], check=check)
+        records.append(run.task(task["name"]))
+        if check:
+            dumps.append((before, dump_inventory(inventory_db)))
+    return records, dumps
+
+
+def assert_ok(record):
+    assert not record["failed"], record["result"].get("msg")
+
+
+def test_customer_rhythm_new_customer(simulator, run_playbook, inventory_db):
+    task = customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"],
+                         hierarchy="Provider/ Reseller/")
+
+    records, dumps = run_rhythm(run_playbook, task, inventory_db)
+
+    for record in records:
+        assert_ok(record)
+    assert [record["changed"] for record in records] == [True, True, False, False]
+    for before, after in dumps:
+        assert before == after
+    assert dumps[0] == ({}, {})
+    customer = records[1]["result"]["customer"]
+    assert customer["name"] == "Borealis Logistics"
+    assert customer["org_id"] == BOREALIS["id"]
+    assert customer["hierarchy"] == "Provider/Reseller"
+    assert customer["device"] == f"{simulator.api_url.split('/')[2]}/{BOREALIS['id']}"
+    assert records[0]["result"]["customer"] == customer
+    assert records[1]["result"]["subscriptions"] == ["Sub-BOR100", "Sub-BOR101"]
+    assert records[1]["result"]["site_urls"] == ["borealis-eu.webex.com", "borealis.webex.com"]
+    assert [row["name"] for row in customer_rows(inventory_db)] == ["Borealis Logistics"]
+
+
+def test_customer_rhythm_defaults(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
+    task = customer_task(simulator, "Borealis Logistics",
+                         default_subscription_id="Sub-BOR100",
+                         default_site_url="HTTPS://Borealis.webex.com/")
+
+    records, dumps = run_rhythm(run_playbook, task, inventory_db)
+
+    for record in records:
+        assert_ok(record)
+    assert [record["changed"] for record in records] == [True, True, False, False]
+    for before, after in dumps:
+        assert before == after
+    stored = customer_rows(inventory_db)[0]
+    assert stored["default_subscription_id"] == "Sub-BOR100"
+    assert stored["default_site_url"] == "borealis.webex.com"
+    assert "subscriptions" not in records[3]["result"]
+
+
+def test_invalid_subscription_lists_valid(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
+    before = dump_inventory(inventory_db)
+
+    run = run_playbook([customer_task(simulator, "Borealis Logistics",
+                                      default_subscription_id="Sub-BOR999")])
+
+    record = run.task("customer")
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "default_subscription_id 'Sub-BOR999'" in message
+    assert "Sub-BOR100, Sub-BOR101" in message
+    assert "Nothing was saved" in message
+    assert dump_inventory(inventory_db) == before
+
+
+def test_invalid_site_url_lists_valid(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
+    before = dump_inventory(inventory_db)
+
+    run = run_playbook([customer_task(simulator, "Borealis Logistics",
+                                      default_subscription_id="Sub-BOR100",
+                                      default_site_url="alpinedental.webex.com")])
+
+    record = run.task("customer")
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "default_site_url 'alpinedental.webex.com'" in message
+    assert "borealis-eu.webex.com, borealis.webex.com" in message
+    assert record["result"]["site_urls"] == ["borealis-eu.webex.com", "borealis.webex.com"]
+    assert dump_inventory(inventory_db) == before
+
+
+def test_org_not_accessible_saves_nothing(simulator, run_playbook, inventory_db):
+    run = run_playbook([
+        customer_task(simulator, "Borealis Logistics", task="other customer",
+                      token="demo-alpine-token", org_id=BOREALIS["id"]),
+        customer_task(simulator, "Nowhere", task="missing org", org_id=MISSING_ORG_ID),
+    ])
+
+    for task_name, org_id in (("other customer", BOREALIS["id"]), ("missing org", MISSING_ORG_ID)):
+        record = run.task(task_name)
+        assert record["failed"]
+        message = record["result"]["msg"]
+        assert f"org_id '{org_id}'" in message
+        assert "nothing was saved" in message
+        assert "403" in message
+        assert record["result"]["status"] == 403
+    assert customer_rows(inventory_db) == []
+
+
+def test_token_not_sent_in_result(simulator, run_playbook):
+    run = run_playbook([customer_task(simulator, "Alpine Dental", org_id=ALPINE["id"])],
+                       verbosity=3)
+
+    assert_ok(run.task("customer"))
+    assert PARTNER_TOKEN not in run.stdout
+    assert PARTNER_TOKEN not in json.dumps(run.results)
+
+
+def test_no_api_call_without_org_change(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Alpine Dental", org_id=ALPINE["id"])])
+    simulator.clear_requests()
+
+    run = run_playbook([customer_task(simulator, "Alpine Dental", token=None,
+                                      hierarchy="Provider/Reseller North")])
+
+    record = run.task("customer")
+    assert_ok(record)
+    assert record["changed"]
+    assert record["result"]["customer"]["hierarchy"] == "Provider/Reseller North"
+    assert simulator.requests() == []
+
+
+def test_missing_token_when_org_must_be_read(simulator, run_playbook, inventory_db):
+    run = run_playbook([customer_task(simulator, "Alpine Dental", token=None,
+                                      org_id=ALPINE["id"])])
+
+    record = run.task("customer")
+    assert record["failed"]
+    assert "missing access_token" in record["result"]["msg"]
+    assert customer_rows(inventory_db) == []
+
+
+def test_org_id_of_another_customer(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Alpine Dental", org_id=ALPINE["id"])])
+
+    run = run_playbook([customer_task(simulator, "Alpine Copy", org_id=ALPINE["id"])])
+
+    record = run.task("customer")
+    assert record["failed"]
+    assert "already belongs to customer 'Alpine Dental'" in record["result"]["msg"]
+    assert [row["name"] for row in customer_rows(inventory_db)] == ["Alpine Dental"]
+
+
+def test_diff_shows_record_before_after(simulator, run_playbook):
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
+
+    run = run_playbook([customer_task(simulator, "Borealis Logistics",
+                                      default_subscription_id="Sub-BOR101")], diff=True)
+
+    record = run.task("customer")
+    assert_ok(record)
+    diff = record["result"]["diff"]
+    assert diff["before"]["default_subscription_id"] is None
+    assert diff["after"]["default_subscription_id"] == "Sub-BOR101"
+    assert '+    "default_subscription_id": "Sub-BOR101"' in run.stdout
+
+
+def test_absent_removes_customer_and_synced_data(simulator, run_playbook, inventory_db):
+    run = run_playbook([
+        customer_task(simulator, "Alpine Dental", task="add alpine", org_id=ALPINE["id"]),
+        customer_task(simulator, "Borealis Logistics", task="add borealis",
+                      org_id=BOREALIS["id"]),
+        sync_task(simulator, "Alpine Dental", name="sync alpine"),
+        sync_task(simulator, "Borealis Logistics", name="sync borealis"),
+    ])
+    assert_ok(run.task("sync alpine"))
+    assert count_rows(inventory_db, "people", "Alpine Dental") == len(ALPINE["people"])
+    borealis_before = {table: [row for row in rows if "Borealis Logistics" in row]
+                       for table, rows in dump_inventory(inventory_db).items()}
+    task = customer_task(simulator, "Alpine Dental", token=None, state="absent")
+
+    records, dumps = run_rhythm(run_playbook, task, inventory_db)
+
+    for record in records:
+        assert_ok(record)
+    assert [record["changed"] for record in records] == [True, True, False, False]
+    for before, after in dumps:
+        assert before == after
+    assert records[1]["result"]["customer"] is None
+    for table in ("people", "licenses", "person_licenses", "locations", "workspaces",
+                  "roles", "sync_history", "sync_state"):
+        assert count_rows(inventory_db, table, "Alpine Dental") == 0, table
+    assert [row["name"] for row in customer_rows(inventory_db)] == ["Borealis Logistics"]
+    borealis_after = {table: [row for row in rows if "Borealis Logistics" in row]
+                      for table, rows in dump_inventory(inventory_db).items()}
+    assert borealis_after == borealis_before
+
+
+def test_absent_without_inventory(simulator, run_playbook, inventory_db):
+    run = run_playbook([customer_task(simulator, "Nobody", token=None, state="absent")])
+
+    record = run.task("customer")
+    assert_ok(record)
+    assert not record["changed"]
+    assert not inventory_db.exists()

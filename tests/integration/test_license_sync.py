@@ -1,0 +1,388 @@
+"""webex_license_sync run through ansible-playbook against the simulator."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sqlite3
+import sys
+
+import yaml
+
+from tests.integration.conftest import DEMO_FIXTURE
+
+PARTNER_TOKEN = "demo-partner-token"
+DEMO = json.loads(DEMO_FIXTURE.read_text())
+ORGS = {org["displayName"]: org for org in DEMO["organizations"]}
+ALPINE = ORGS["Alpine Dental"]
+BOREALIS = ORGS["Borealis Logistics"]
+COBALT = ORGS["Cobalt Health"]
+PEOPLE_PAGE = 100  # the API's page cap of GET /v1/people with callingData=true
+DATA_TABLES = ("licenses", "roles", "people", "person_licenses", "person_roles", "locations",
+               "workspaces", "workspace_licenses")
+
+
+def customer_task(simulator, customer, org, task="add customer", **options):
+    module_args = {"api_url": simulator.api_url, "access_token": PARTNER_TOKEN,
+                   "name": customer, "org_id": org["id"]}
+    module_args.update(options)
+    return {"name": task, "ucops.webex.webex_customer": module_args, "ignore_errors": True}
+
+
+def sync_task(simulator, customer, task="sync", token=PARTNER_TOKEN, **options):
+    module_args = {"api_url": simulator.api_url, "customer": customer, "max_retry_wait": 30}
+    if token:
+        module_args["access_token"] = token
+    module_args.update(options)
+    return {"name": task, "ucops.webex.webex_license_sync": module_args, "ignore_errors": True}
+
+
+def add_customer(run_playbook, simulator, org, **options):
+    run = run_playbook([customer_task(simulator, org["displayName"], org, **options)])
+    assert not run.task("add customer")["failed"], run.task("add customer")["result"]["msg"]
+
+
+def synced(run, task="sync"):
+    record = run.task(task)
+    assert not record["failed"], record["result"].get("msg")
+    return record
+
+
+def query(path, sql, *params):
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.row_factory = sqlite3.Row
+        return [dict(row) for row in connection.execute(sql, params)]
+
+
+def dump_inventory(path, skip=()) -> dict:
+    """Return every row of every table (except ``skip``), sorted."""
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        tables = [row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        return {table: sorted(connection.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+                for table in tables if table not in skip}
+
+
+def person_license_ids(path, customer, email):
+    rows = query(path, "SELECT pl.license_id FROM person_licenses pl JOIN people p "
+                       "ON p.customer = pl.customer AND p.id = pl.person_id "
+                       "WHERE p.customer = ? AND p.email = ? ORDER BY pl.license_id",
+                 customer, email)
+    return [row["license_id"] for row in rows]
+
+
+def live_licenses(simulator, org):
+    response = simulator.api("GET", "/licenses", params={"orgId": org["id"]})
+    assert response.status_code == 200
+    return {item["id"]: item for item in response.json()["items"]}
+
+
+def assign_license(simulator, org, license_name, subscription_id):
+    """Assign a license to a person who lacks it, as another admin; return (email, id)."""
+    license_id = next(lic["id"] for lic in org["licenses"]
+                      if lic["name"] == license_name
+                      and lic.get("subscriptionId") == subscription_id)
+    person = next(p for p in org["people"] if license_id not in p["licenses"])
+    email = person["emails"][0]
+    response = simulator.api("PATCH", "/licenses/users", json={
+        "email": email, "orgId": org["id"],
+        "licenses": [{"id": license_id, "operation": "add"}]})
+    assert response.status_code == 200, response.text
+    return email, license_id
+
+
+def test_sync_rhythm(simulator, run_playbook, inventory_db):
+    add_customer(run_playbook, simulator, ALPINE)
+    task = sync_task(simulator, "Alpine Dental")
+
+    records = []
+    for check in (True, False, True, False):
+        before = dump_inventory(inventory_db)
+        run = run_playbook([task], check=check)
+        records.append(synced(run))
+        if check:
+            assert dump_inventory(inventory_db) == before
+
+    assert [record["changed"] for record in records] == [True, True, False, False]
+    assert records[0]["result"]["summary"] == records[1]["result"]["summary"]
+    assert records[0]["result"]["history_id"] is None
+    assert records[1]["result"]["summary"]["people"]["added"] == len(ALPINE["people"])
+    assert records[3]["result"]["summary"]["people"]["unchanged"] == len(ALPINE["people"])
+    people = query(inventory_db, "SELECT COUNT(*) AS n FROM people WHERE customer = ?",
+                   "Alpine Dental")
+    assert people[0]["n"] == len(ALPINE["people"])
+    history = query(inventory_db, "SELECT outcome, changed FROM sync_history ORDER BY id")
+    assert history == [{"outcome": "success", "changed": 1}, {"outcome": "success", "changed": 0}]
+    result = records[1]["result"]
+    assert result["subscriptions"] == ["Sub-ALP100"]
+    assert result["defaults"]["subscription_id"] == "Sub-ALP100"
+    assert result["defaults_required"] == []
+    assert sorted(item["name"] for item in result["unsubscribed_licenses"]) == [
+        "Basic Messaging", "Basic Space Meetings", "Free screen share",
+        "Hybrid - Exchange Calendar"]
+
+
+def test_borealis_defaults_flow(simulator, run_playbook, inventory_db):
+    add_customer(run_playbook, simulator, BOREALIS)
+
+    first = run_playbook([sync_task(simulator, "Borealis Logistics")])
+
+    record = synced(first)
+    required = {item["option"]: item["candidates"]
+                for item in record["result"]["defaults_required"]}
+    assert required == {"default_subscription_id": ["Sub-BOR100", "Sub-BOR101"],
+                        "default_site_url": ["borealis-eu.webex.com", "borealis.webex.com"]}
+    warnings = " ".join(record["result"]["warnings"])
+    assert "default_subscription_id" in warnings
+    assert "Sub-BOR100, Sub-BOR101" in warnings
+    assert "borealis-eu.webex.com, borealis.webex.com" in warnings
+    assert query(inventory_db, "SELECT id FROM licenses WHERE managed = 1") == []
+
+    second = run_playbook([
+        customer_task(simulator, "Borealis Logistics", BOREALIS, task="set defaults",
+                      default_subscription_id="Sub-BOR100",
+                      default_site_url="borealis.webex.com"),
+        sync_task(simulator, "Borealis Logistics", task="sync again", people_sample=5),
+    ])
+
+    assert not second.task("set defaults")["failed"]
+    result = synced(second, "sync again")["result"]
+    assert result["defaults_required"] == []
+    assert result["defaults"]["subscription_id"] == "Sub-BOR100"
+    assert result["defaults"]["site_url"] == "borealis.webex.com"
+    expected_managed = {
+        lic["id"] for lic in BOREALIS["licenses"]
+        if lic.get("subscriptionId") == "Sub-BOR100"
+        and lic.get("siteUrl") in (None, "borealis.webex.com")}
+    managed = {row["id"] for row in query(inventory_db,
+                                          "SELECT id FROM licenses WHERE managed = 1")}
+    assert managed == expected_managed
+    outside_ids = {lic["id"] for lic in BOREALIS["licenses"]
+                   if lic.get("subscriptionId") and lic["id"] not in expected_managed}
+    holders = {p["emails"][0] for p in BOREALIS["people"] if outside_ids & set(p["licenses"])}
+    outside = result["users_outside_defaults"]
+    assert outside["count"] == len(holders)
+    assert len(outside["sample"]) == 5
+    for person in outside["sample"]:
+        assert person["email"] in holders
+        assert {lic["subscription_id"] for lic in person["licenses"]} == {"Sub-BOR101"}
+
+
+def test_interrupted_sync_keeps_store(simulator, run_playbook, inventory_db):
+    add_customer(run_playbook, simulator, BOREALIS)
+    synced(run_playbook([sync_task(simulator, "Borealis Logistics")]))
+    assign_license(simulator, BOREALIS, "Advanced Messaging", "Sub-BOR100")
+    before = dump_inventory(inventory_db, skip=("sync_history",))
+    simulator.clear_requests()
+    simulator.set_faults(rules=[{"method": "GET", "path": "/v1/people", "status": 503,
+                                 "skip": 1, "times": None}])
+
+    failed = run_playbook([sync_task(simulator, "Borealis Logistics")])
+
+    record = failed.task("sync")
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "sync of customer 'Borealis Logistics' failed" in message
+    assert "inventory was not changed" in message
+    assert "GET /v1/people" in message
+    assert "503" in message
+    assert record["result"]["status"] == 503
+    people_statuses = [entry["status"] for entry in simulator.requests()
+                       if entry["path"] == "/v1/people"]
+    assert people_statuses[0] == 200
+    assert people_statuses[1:] == [503] * 5
+    assert dump_inventory(inventory_db, skip=("sync_history",)) == before
+    history = query(inventory_db, "SELECT id, outcome, error FROM sync_history ORDER BY id")
+    assert [row["outcome"] for row in history] == ["success", "failed"]
+    assert "503" in history[-1]["error"]
+    assert record["result"]["history_id"] == history[-1]["id"]
+
+    simulator.set_faults()
+    retried = run_playbook([sync_task(simulator, "Borealis Logistics")])
+
+    assert synced(retried)["changed"]
+    outcomes = [row["outcome"] for row in query(
+        inventory_db, "SELECT outcome FROM sync_history ORDER BY id")]
+    assert outcomes == ["success", "failed", "success"]
+
+
+def test_assignment_between_syncs(simulator, run_playbook, inventory_db):
+    add_customer(run_playbook, simulator, BOREALIS)
+    synced(run_playbook([sync_task(simulator, "Borealis Logistics")]))
+    email, license_id = assign_license(simulator, BOREALIS, "Advanced Messaging", "Sub-BOR100")
+    assert license_id not in person_license_ids(inventory_db, "Borealis Logistics", email)
+
+    run = run_playbook([sync_task(simulator, "Borealis Logistics")])
+
+    record = synced(run)
+    assert record["changed"]
+    summary = record["result"]["summary"]
+    assert summary["people"]["updated"] == 1
+    assert summary["licenses"]["updated"] == 1
+    live = live_licenses(simulator, BOREALIS)
+    stored = {row["id"]: row for row in query(
+        inventory_db, "SELECT * FROM licenses WHERE customer = ?", "Borealis Logistics")}
+    assert set(stored) == set(live)
+    for lic_id, item in live.items():
+        if item["name"].startswith("Hybrid -"):
+            continue
+        assert stored[lic_id]["consumed_units"] == item["consumedUnits"], item["name"]
+        assert stored[lic_id]["consumed_by_users"] == item.get("consumedByUsers"), item["name"]
+    assert license_id in person_license_ids(inventory_db, "Borealis Logistics", email)
+    changes = record["result"]["people_changes"]["changes"]
+    assert [(c["email"], c["licenses_added"]) for c in changes] == [(email, [license_id])]
+
+
+def test_parallel_syncs_three_customers(simulator, run_playbook, inventory_db, tmp_path):
+    hosts = {}
+    for host, org in (("alpine", ALPINE), ("borealis", BOREALIS), ("cobalt", COBALT)):
+        hosts[host] = {"webex_customer_name": org["displayName"], "webex_org_id": org["id"]}
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts, "vars": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
+    module_args = {"api_url": simulator.api_url, "access_token": PARTNER_TOKEN}
+    play = {"name": "sync customers", "hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "add customer", "ucops.webex.webex_customer": dict(
+            module_args, name="{{ webex_customer_name }}", org_id="{{ webex_org_id }}")},
+        {"name": "sync", "ucops.webex.webex_license_sync": dict(
+            module_args, customer="{{ webex_customer_name }}")},
+    ]}
+    playbook = tmp_path / "sync.yml"
+    playbook.write_text(yaml.safe_dump([play], sort_keys=False))
+
+    run = run_playbook(playbook=playbook, inventory=inventory, forks=3)
+
+    assert run.rc == 0, run.stdout
+    for host, org in (("alpine", ALPINE), ("borealis", BOREALIS), ("cobalt", COBALT)):
+        record = run.task("sync", host=host)
+        assert not record["failed"], record["result"].get("msg")
+        name = org["displayName"]
+        counts = {table: query(inventory_db, f"SELECT COUNT(*) AS n FROM {table} "
+                                             "WHERE customer = ?", name)[0]["n"]
+                  for table in ("licenses", "people", "locations", "workspaces", "roles")}
+        assert counts == {"licenses": len(org["licenses"]), "people": len(org["people"]),
+                          "locations": len(org["locations"]),
+                          "workspaces": len(org["workspaces"]), "roles": len(org["roles"])}
+        links = query(inventory_db, "SELECT COUNT(*) AS n FROM person_licenses "
+                                    "WHERE customer = ?", name)[0]["n"]
+        assert links == sum(len(person["licenses"]) for person in org["people"])
+
+
+def test_light_sync_touches_only_scope(simulator, run_playbook, inventory_db):
+    add_customer(run_playbook, simulator, BOREALIS)
+    synced(run_playbook([sync_task(simulator, "Borealis Logistics")]))
+    email, license_id = assign_license(simulator, BOREALIS, "Advanced Messaging", "Sub-BOR100")
+    untouched = ("people", "person_licenses", "person_roles", "locations", "workspaces",
+                 "workspace_licenses")
+    before = {table: rows for table, rows in dump_inventory(inventory_db).items()
+              if table in untouched}
+    people_state = query(inventory_db, "SELECT * FROM sync_state WHERE object_type = 'people'")
+    simulator.clear_requests()
+
+    run = run_playbook([sync_task(simulator, "Borealis Logistics", scope=["roles", "licenses"])])
+
+    record = synced(run)
+    assert record["changed"]
+    assert set(record["result"]["summary"]) == {"licenses", "roles"}
+    assert record["result"]["summary"]["licenses"]["updated"] == 1
+    assert sorted(entry["path"] for entry in simulator.requests()) == ["/v1/licenses",
+                                                                       "/v1/roles"]
+    after = {table: rows for table, rows in dump_inventory(inventory_db).items()
+             if table in untouched}
+    assert after == before
+    assert license_id not in person_license_ids(inventory_db, "Borealis Logistics", email)
+    assert query(inventory_db,
+                 "SELECT * FROM sync_state WHERE object_type = 'people'") == people_state
+    stored = query(inventory_db, "SELECT consumed_units FROM licenses WHERE id = ?", license_id)
+    assert stored[0]["consumed_units"] == live_licenses(simulator, BOREALIS)[license_id][
+        "consumedUnits"]
+    history = query(inventory_db, "SELECT scope FROM sync_history ORDER BY id DESC LIMIT 1")
+    assert history[0]["scope"] == "licenses,roles"
+
+
+def test_diff_shows_license_before_after(simulator, run_playbook, inventory_db):
+    add_customer(run_playbook, simulator, ALPINE)
+    synced(run_playbook([sync_task(simulator, "Alpine Dental")]))
+    email, license_id = assign_license(simulator, ALPINE, "Advanced Messaging", "Sub-ALP100")
+    consumed = live_licenses(simulator, ALPINE)[license_id]["consumedUnits"]
+
+    run = run_playbook([sync_task(simulator, "Alpine Dental")], check=True, diff=True)
+
+    record = synced(run)
+    assert record["changed"]
+    licenses_diff, people_diff = record["result"]["diff"]
+    label = "Advanced Messaging (Sub-ALP100)"
+    assert licenses_diff["before"][label]["consumed_units"] == consumed - 1
+    assert licenses_diff["after"][label]["consumed_units"] == consumed
+    assert label in people_diff["after"][email]
+    assert label not in people_diff["before"][email]
+    assert f'-        "consumed_units": {consumed - 1},' in run.stdout
+    assert f'+        "consumed_units": {consumed},' in run.stdout
+    assert license_id not in person_license_ids(inventory_db, "Alpine Dental", email)
+
+
+def test_requests_equal_pages(simulator, run_playbook, inventory_db):
+    add_customer(run_playbook, simulator, COBALT)
+    simulator.clear_requests()
+
+    run = run_playbook([sync_task(simulator, "Cobalt Health")])
+
+    record = synced(run)
+    log = simulator.requests()
+    paths = [entry["path"] for entry in log]
+    expected = {
+        "/v1/licenses": 1,
+        "/v1/roles": 1,
+        "/v1/people": math.ceil(len(COBALT["people"]) / PEOPLE_PAGE),
+        "/v1/locations": 1,
+        "/v1/workspaces": 1,
+    }
+    assert {path: paths.count(path) for path in set(paths)} == expected
+    assert record["result"]["api_requests"]["requests"] == len(log) == sum(expected.values())
+    assert record["result"]["fetched"]["people"] == len(COBALT["people"])
+
+
+def test_unknown_customer(simulator, run_playbook, inventory_db):
+    add_customer(run_playbook, simulator, ALPINE)
+
+    run = run_playbook([sync_task(simulator, "Nobody Inc")])
+
+    record = run.task("sync")
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "customer 'Nobody Inc' not found" in message
+    assert "ucops.webex.webex_customer" in message
+
+
+def test_unknown_customer_without_inventory(simulator, run_playbook, inventory_db):
+    run = run_playbook([sync_task(simulator, "Nobody Inc")])
+
+    record = run.task("sync")
+    assert record["failed"]
+    assert "ucops.webex.webex_customer" in record["result"]["msg"]
+    assert not inventory_db.exists()
+
+
+def test_missing_access_token(simulator, run_playbook, inventory_db):
+    add_customer(run_playbook, simulator, ALPINE)
+    simulator.clear_requests()
+
+    run = run_playbook([sync_task(simulator, "Alpine Dental", token=None)])
+
+    record = run.task("sync")
+    assert record["failed"]
+    assert "missing access_token" in record["result"]["msg"]
+    assert simulator.requests() == []
+
+
+def test_org_id_must_match_customer(simulator, run_playbook, inventory_db):
+    add_customer(run_playbook, simulator, ALPINE)
+
+    run = run_playbook([sync_task(simulator, "Alpine Dental", org_id=BOREALIS["id"])])
+
+    record = run.task("sync")
+    assert record["failed"]
+    assert f"org_id '{BOREALIS['id']}' does not match" in record["result"]["msg"]
+    assert query(inventory_db, "SELECT COUNT(*) AS n FROM people")[0]["n"] == 0
