@@ -1,0 +1,382 @@
+# Copyright: ucops.webex maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Add, remove or set one user's licenses through PATCH /v1/licenses/users.
+
+The customer's licenses and defaults come from the inventory; the user is read live, so the
+plan compares with the user's real licenses. After the API applied a change, the inventory's
+license counters and the user's record are updated in the same run (no sync needed). Check
+mode and diff mode run the same steps and skip the PATCH and the inventory write.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from ansible_collections.ucops.webex.plugins.module_utils import licensing
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
+    InventoryError,
+    InventoryStore,
+)
+from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
+    WebexApiError,
+    WebexClient,
+)
+
+
+class UserLicenseError(Exception):
+    """A failed user license change; ``details`` are extra result keys for fail_json."""
+
+    def __init__(self, message: str, changed: bool = False, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.changed = changed
+        self.details = details
+
+
+class UserLicenseChange:
+    """One run of the user license change for ``params`` (the module's options).
+
+    ``client`` is a WebexClient whose ``org_id`` this class sets to the customer's org.
+    """
+
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        store: InventoryStore,
+        client: WebexClient,
+        check_mode: bool = False,
+    ) -> None:
+        self.params = params
+        self.store = store
+        self.client = client
+        self.check_mode = check_mode
+        self.customer_name: str = params["customer"]
+        self.state: str = params["state"]
+
+    def run(self) -> Dict[str, Any]:
+        """Plan the change, apply it unless in check mode, and return the module result."""
+        customer = self._read_customer()
+        self.client.org_id = self._choose_org_id(customer)
+
+        # Licenses and the defaults that decide which of them may be assigned.
+        rows = self.store.license_rows(customer=self.customer_name)
+        try:
+            decision = licensing.decide_user_license_defaults(
+                self.customer_name,
+                rows,
+                customer["default_subscription_id"],
+                customer["default_site_url"],
+                self.params.get("site_url"),
+            )
+            rows = licensing.mark_managed(rows, decision)
+            requested = licensing.resolve_license_names(
+                self.params.get("licenses") or [], rows, org=self.customer_name
+            )
+        except licensing.LicensingError as error:
+            raise UserLicenseError(str(error)) from error
+        self.licenses_by_id = {str(row["id"]): row for row in rows}
+        managed_ids = [str(row["id"]) for row in rows if row["managed"]]
+
+        # The user's real licenses, read live.
+        person = self._read_person()
+        current = [str(license_id) for license_id in person.get("licenses") or []]
+        unremovable = licensing.retained_license_ids(rows) + [
+            license_id for license_id in current if license_id not in self.licenses_by_id
+        ]
+        plan = licensing.plan_user_license_change(
+            current, requested, self.state, managed_ids, unremovable
+        )
+        planned = [i for i in current if i not in plan.remove] + list(plan.add)
+        license_changes = self._build_license_changes(plan, person)
+
+        result: Dict[str, Any] = {
+            "changed": plan.changed,
+            "user": self._user_summary(person),
+            "diff": self._build_diff(person, current, planned),
+        }
+        if not plan.changed or self.check_mode:
+            result.update(self._describe_outcome(plan.add, plan.remove, planned, managed_ids))
+            return result
+
+        # Apply through the API, then record in the inventory what the API applied.
+        response = self._send_change(person, license_changes)
+        after = self.client.get_person(person["id"])
+        resulting = [str(license_id) for license_id in after.get("licenses") or []]
+        if response.status == 206:
+            applied = licensing.split_applied_changes(plan.add, plan.remove, resulting)
+        else:
+            applied = licensing.AppliedChanges(plan.add, plan.remove, (), ())
+        inventory = self._record_change(after, applied)
+
+        result.update(self._describe_outcome(applied.added, applied.removed, resulting,
+                                             managed_ids))
+        result["changed"] = bool(applied.added or applied.removed)
+        result["user"] = self._user_summary(after)
+        result["diff"] = self._build_diff(person, current, resulting)
+        result["inventory"] = inventory
+        if not applied.complete:
+            raise UserLicenseError(
+                self._partial_message(person, applied, response.json),
+                changed=result["changed"],
+                status=response.status,
+                tracking_id=response.tracking_id,
+                not_added=self._describe_ids(applied.not_added),
+                not_removed=self._describe_ids(applied.not_removed),
+                **{key: value for key, value in result.items() if key != "changed"},
+            )
+        return result
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _read_customer(self) -> Dict[str, Any]:
+        customer = self.store.get_customer(self.customer_name)
+        if customer is None:
+            raise UserLicenseError(
+                f"customer '{self.customer_name}' not found in the inventory {self.store.path}; "
+                "add it with ucops.webex.webex_customer and sync it with "
+                "ucops.webex.webex_license_sync"
+            )
+        return customer
+
+    def _choose_org_id(self, customer: Mapping[str, Any]) -> Optional[str]:
+        option = self.params.get("org_id")
+        stored = customer.get("org_id")
+        if option and stored and option != stored:
+            raise UserLicenseError(
+                f"org_id '{option}' does not match org_id '{stored}' of customer "
+                f"'{self.customer_name}'; remove org_id or correct it"
+            )
+        return stored or option or None
+
+    def _read_person(self) -> Dict[str, Any]:
+        user = self.params["user"]
+        person = self.client.find_person(user)
+        if person is None:
+            org = self.client.org_id or "of the access token"
+            raise UserLicenseError(
+                f"user '{user}' was not found in org {org} of customer "
+                f"'{self.customer_name}'; check the email address or person id"
+            )
+        return person
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def _build_license_changes(
+        self, plan: licensing.LicensePlan, person: Mapping[str, Any]
+    ) -> List[Dict[str, Any]]:
+        """Build the ``licenses`` entries of the PATCH body; check calling properties first."""
+        changes = []
+        for license_id in plan.add:
+            change: Dict[str, Any] = {"id": license_id, "operation": "add"}
+            row = self.licenses_by_id[license_id]
+            if licensing.is_user_calling_license(row.get("name")):
+                change["properties"] = self._calling_properties(row, person)
+            changes.append(change)
+        for license_id in plan.remove:
+            changes.append({"id": license_id, "operation": "remove"})
+        return changes
+
+    def _calling_properties(
+        self, license_row: Mapping[str, Any], person: Mapping[str, Any]
+    ) -> Dict[str, str]:
+        extension = self.params.get("extension")
+        phone_number = self.params.get("phone_number")
+        label = licensing.license_label(license_row)
+        if not extension and not phone_number:
+            raise UserLicenseError(
+                f"license '{label}' is a calling license and needs an extension or a phone "
+                "number: set extension or phone_number"
+            )
+
+        properties: Dict[str, str] = {}
+        location = self.params.get("location")
+        if location:
+            properties["locationId"] = self._resolve_location(location)
+        elif person.get("locationId"):
+            properties["locationId"] = person["locationId"]
+        elif not phone_number:
+            raise UserLicenseError(
+                f"license '{label}' is a calling license and user '{self.params['user']}' has "
+                "no location: set location (a location name or id of the customer) or "
+                "phone_number"
+            )
+        if extension:
+            properties["extension"] = str(extension)
+        if phone_number:
+            properties["phoneNumber"] = str(phone_number)
+        return properties
+
+    def _resolve_location(self, location: str) -> str:
+        """Return the id of a location given by name or id: inventory first, then live."""
+        location = location.strip()
+        matches = self.store.find_locations(self.customer_name, location)
+        if not matches:
+            matches = self._find_live_locations(location)
+        if not matches:
+            raise UserLicenseError(
+                f"location '{location}' was not found in the org of customer "
+                f"'{self.customer_name}'; give an existing location name or id"
+            )
+        if matches[0]["id"] != location and len(matches) > 1:
+            ids = ", ".join(str(match["id"]) for match in matches)
+            raise UserLicenseError(
+                f"location name '{location}' matches {len(matches)} locations ({ids}): "
+                "give the location id instead"
+            )
+        return str(matches[0]["id"])
+
+    def _find_live_locations(self, location: str) -> List[Dict[str, Any]]:
+        matches = []
+        for page in self.client.iter_locations():
+            for item in page:
+                if item.get("id") == location:
+                    return [{"id": item["id"], "name": item.get("name")}]
+                if str(item.get("name", "")).lower() == location.lower():
+                    matches.append({"id": item.get("id"), "name": item.get("name")})
+        return matches
+
+    # -- applying ---------------------------------------------------------------------------
+
+    def _send_change(self, person: Mapping[str, Any], changes: Sequence[Mapping[str, Any]]):
+        try:
+            return self.client.assign_licenses(person_id=person["id"], licenses=changes)
+        except WebexApiError as error:
+            raise UserLicenseError(
+                f"the license change for user '{self.params['user']}' was rejected and "
+                f"nothing was changed: {error}",
+                status=error.status,
+                error_codes=error.error_codes,
+                tracking_id=error.tracking_id,
+                planned_changes=[
+                    dict(licensing.describe_license(change["id"], self.licenses_by_id),
+                         operation=change["operation"])
+                    for change in changes
+                ],
+            ) from error
+
+    def _record_change(
+        self, person: Mapping[str, Any], applied: licensing.AppliedChanges
+    ) -> Dict[str, Any]:
+        emails = person.get("emails") or []
+        fields = {
+            "email": emails[0] if emails else None,
+            "display_name": person.get("displayName"),
+            "location_id": person.get("locationId"),
+        }
+        try:
+            return self.store.apply_user_license_change(
+                self.customer_name,
+                str(person["id"]),
+                added_license_ids=applied.added,
+                removed_license_ids=applied.removed,
+                person_fields=fields,
+            )
+        except InventoryError as error:
+            raise UserLicenseError(
+                f"the licenses of user '{self.params['user']}' were changed in Webex, but the "
+                f"inventory could not record it: {error}; run ucops.webex.webex_license_sync "
+                "to bring the inventory up to date",
+                changed=True,
+            ) from error
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def _describe_ids(self, license_ids: Sequence[str]) -> List[Dict[str, Any]]:
+        return [licensing.describe_license(i, self.licenses_by_id) for i in license_ids]
+
+    def _describe_outcome(
+        self,
+        added: Sequence[str],
+        removed: Sequence[str],
+        resulting: Sequence[str],
+        managed_ids: Sequence[str],
+    ) -> Dict[str, Any]:
+        return {
+            "added": self._describe_ids(added),
+            "removed": self._describe_ids(removed),
+            "kept": licensing.describe_kept_licenses(
+                resulting, self.licenses_by_id, managed_ids
+            ),
+            "licenses": [
+                {"id": license_id, "name": (self.licenses_by_id.get(license_id) or {}).get("name")}
+                for license_id in resulting
+            ],
+        }
+
+    def _label(self, license_id: str) -> str:
+        row = self.licenses_by_id.get(license_id)
+        if row is None:
+            return f"{license_id} (not in the inventory)"
+        return licensing.license_label(row)
+
+    def _labels(self, license_ids: Sequence[str]) -> List[str]:
+        return sorted(self._label(license_id) for license_id in license_ids)
+
+    def _build_diff(
+        self, person: Mapping[str, Any], before: Sequence[str], after: Sequence[str]
+    ) -> Dict[str, Any]:
+        user = self._user_summary(person)["email"] or person.get("id")
+        return {
+            "before": {"user": user, "licenses": self._labels(before)},
+            "after": {"user": user, "licenses": self._labels(after)},
+        }
+
+    @staticmethod
+    def _user_summary(person: Mapping[str, Any]) -> Dict[str, Any]:
+        emails = person.get("emails") or []
+        return {"id": person.get("id"), "email": emails[0] if emails else None}
+
+    def _partial_message(
+        self, person: Mapping[str, Any], applied: licensing.AppliedChanges, body: Any
+    ) -> str:
+        user = self._user_summary(person)["email"] or person.get("id")
+        parts = [f"the Webex API applied only part of the license change for user '{user}' "
+                 "(HTTP 206)"]
+        for title, ids in (
+            ("assigned", applied.added),
+            ("not assigned", applied.not_added),
+            ("removed", applied.removed),
+            ("not removed", applied.not_removed),
+        ):
+            if ids:
+                parts.append(f"{title}: {', '.join(self._labels(ids))}")
+        reasons = _error_descriptions(body)
+        if reasons:
+            parts.append(f"API errors: {'; '.join(reasons)}")
+        parts.append("the inventory records what was applied; check units and calling "
+                     "properties of the licenses not applied, then run the task again")
+        return ". ".join(parts) + "."
+
+
+def _error_descriptions(body: Any) -> List[str]:
+    """Return the ``errors[].description`` texts of a response body, if it has any."""
+    if not isinstance(body, dict) or not isinstance(body.get("errors"), list):
+        return []
+    return [
+        str(error.get("description"))
+        for error in body["errors"]
+        if isinstance(error, dict) and error.get("description")
+    ]
+
+
+def run_module(module: Any) -> Dict[str, Any]:
+    """Run the user license change for an AnsibleModule; fail it on any error."""
+    try:
+        store = InventoryStore.from_module(module, create=False)
+    except InventoryError as error:
+        module.fail_json(msg=str(error))
+
+    with store:
+        client = WebexClient.from_module(module)
+        change = UserLicenseChange(module.params, store, client, check_mode=module.check_mode)
+        try:
+            result = change.run()
+        except UserLicenseError as error:
+            module.fail_json(msg=error.message, changed=error.changed, **error.details)
+        except WebexApiError as error:
+            module.fail_json(msg=str(error), status=error.status,
+                             error_codes=error.error_codes, tracking_id=error.tracking_id)
+        except InventoryError as error:
+            module.fail_json(msg=str(error))
+    result["api_requests"] = dict(client.stats)
+    return result

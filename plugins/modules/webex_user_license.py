@@ -1,0 +1,282 @@
+#!/usr/bin/python
+# Copyright: ucops.webex contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: webex_user_license
+short_description: Add, remove or set the Webex licenses of one user
+version_added: 0.1.0
+description:
+  - Adds or removes licenses of one user of a customer's Webex org, or makes the user's
+    managed licenses exactly a given list, with C(PATCH /v1/licenses/users).
+  - Only managed licenses can be assigned. A license is managed when it belongs to the
+    customer's default subscription and, for a meeting site license, to the default site URL
+    (or O(site_url)). License names resolve among the managed licenses only, so a name that
+    exists in several subscriptions means the license of the default subscription.
+  - The customer's licenses and defaults come from the inventory, so the customer must have
+    been added with M(ucops.webex.webex_customer) and synced with
+    M(ucops.webex.webex_license_sync). The user is read live from the Webex API.
+  - After a change the inventory's consumed units of the licenses involved and the user's
+    record are updated in the same task; no new sync is needed.
+  - When the API applies only part of the change (HTTP 206), the inventory records the part
+    that was applied and the task fails, listing what was and was not assigned or removed.
+  - When the API rejects the change (HTTP 400), the task fails with the API's message and
+    error codes, and the inventory is left unchanged.
+author:
+  - ucops.webex contributors
+extends_documentation_fragment:
+  - ucops.webex.auth
+  - ucops.webex.inventory
+  - ucops.webex.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - The diff lists the user's licenses before and after, each as its name followed by
+        its subscription and site URL in parentheses.
+  idempotent:
+    support: full
+options:
+  customer:
+    description:
+      - Name of the customer in the inventory. Its org id selects the Webex org.
+    type: str
+    required: true
+  user:
+    description:
+      - Email address or person id of the user.
+    type: str
+    required: true
+  licenses:
+    description:
+      - Licenses to add, remove or set, by name (without case) or by license id.
+      - Every entry must resolve to one managed license. A name found only in other
+        subscriptions, or an unknown name, fails the task with the valid choices.
+      - With O(state=exact), an empty list removes every removable license of the user.
+    type: list
+    elements: str
+    required: true
+  state:
+    description:
+      - V(present) adds the licenses the user does not hold yet.
+      - V(absent) removes the listed licenses that the user holds.
+      - V(exact) adds the missing licenses and removes every other license of the user,
+        including licenses of other subscriptions or site URLs. Bundled licenses without a
+        subscription (such as Basic Messaging or Free screen share) and licenses unknown to
+        the inventory are never removed; they are returned in RV(kept).
+    type: str
+    choices: [present, absent, exact]
+    default: present
+  location:
+    description:
+      - Webex Calling location (name or id) for a calling license that is added
+        (Webex Calling - Professional or Standard).
+      - When not set, the user's current location is used. A user without a location then
+        needs O(location) or O(phone_number); otherwise the task fails before any change.
+      - A name is looked up in the inventory first, then in the live org.
+    type: str
+  extension:
+    description:
+      - Extension for a calling license that is added. A calling license needs O(extension)
+        or O(phone_number).
+    type: str
+  phone_number:
+    description:
+      - Work phone number (E.164, for example V(+14085267209)) for a calling license that
+        is added.
+    type: str
+  site_url:
+    description:
+      - Meeting site URL whose site licenses this task may assign, instead of the customer's
+        default site URL. It must be a site URL of the default subscription.
+      - Case, scheme and a trailing slash are ignored.
+    type: str
+notes:
+  - The user's licenses are never replaced with C(PUT /v1/people/{personId}); only the listed
+    additions and removals are sent.
+  - After a change the user is read again (C(GET /v1/people/{personId})) to record the
+    resulting licenses and location in the inventory.
+  - The Webex API refuses some combinations, for example Webex Calling Professional and
+    Standard together (error code 400404). The task then fails with the API's message.
+seealso:
+  - module: ucops.webex.webex_customer
+  - module: ucops.webex.webex_license_sync
+  - module: ucops.webex.webex_license_info
+"""
+
+EXAMPLES = r"""
+- name: Give a user a meeting license and Webex Calling of the default subscription
+  ucops.webex.webex_user_license:
+    api_url: "{{ webex_api_url }}"
+    access_token: "{{ webex_access_token }}"
+    customer: Borealis Logistics
+    user: carla.lindqvist10@borealis.example.com
+    licenses:
+      - Meeting - Webex Enterprise Edition
+      - Webex Calling - Professional
+    location: Denver 001
+    extension: "4711"
+
+- name: Take Advanced Messaging away
+  ucops.webex.webex_user_license:
+    access_token: "{{ webex_access_token }}"
+    customer: Borealis Logistics
+    user: carla.lindqvist10@borealis.example.com
+    licenses: [Advanced Messaging]
+    state: absent
+
+- name: Leave the user exactly one managed license (licenses of other subscriptions go)
+  ucops.webex.webex_user_license:
+    access_token: "{{ webex_access_token }}"
+    customer: Borealis Logistics
+    user: bianca.abbott8@borealis.example.com
+    licenses: [Meeting - Webex Enterprise Edition]
+    state: exact
+  register: exact_result
+"""
+
+RETURN = r"""
+user:
+  description: The user whose licenses were managed.
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Person id.
+      type: str
+      sample: Y2lzY29zcGFyazovL3VzL1BFT1BMRS9iMmY1M2U1Yy1mZDJh
+    email:
+      description: First email address of the user.
+      type: str
+      sample: bianca.abbott8@borealis.example.com
+added:
+  description:
+    - Licenses added (in check mode, that would be added).
+    - Each entry has C(id), C(name), C(subscription_id) and C(site_url) (null when the license
+      has none).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvY2Q5NjNm
+      name: Webex Calling - Professional
+      subscription_id: Sub-BOR100
+      site_url: null
+removed:
+  description: Licenses removed (in check mode, that would be removed), in the shape of
+    RV(added).
+  returned: always
+  type: list
+  elements: dict
+kept:
+  description:
+    - Licenses the user holds after the change that this task left alone.
+    - C(reason) is V(unsubscribed) (bundled, no subscription, never removed),
+      V(outside_defaults) (another subscription or site URL, kept by O(state=present) and
+      O(state=absent)) or V(not_in_inventory) (unknown to the inventory, never removed).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvY2Q5NjNmMjUtQk0
+      name: Basic Messaging
+      subscription_id: null
+      site_url: null
+      reason: unsubscribed
+licenses:
+  description: The user's licenses after the change (in check mode, as planned), each with
+    C(id) and C(name) (null for a license unknown to the inventory).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvY2Q5NjNmMjUtQk0
+      name: Basic Messaging
+not_added:
+  description: On a partial success (HTTP 206), the licenses the API did not assign.
+  returned: when the API applied only part of the change
+  type: list
+  elements: dict
+not_removed:
+  description: On a partial success (HTTP 206), the licenses the API did not remove.
+  returned: when the API applied only part of the change
+  type: list
+  elements: dict
+inventory:
+  description: What the inventory recorded for an applied change.
+  returned: when the API changed the user's licenses
+  type: dict
+  sample:
+    changed: true
+    person_added: false
+    licenses_added: [Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvY2Q5NjNm]
+    licenses_removed: []
+    rows_written: 2
+diff:
+  description: The user's licenses before and after, as labels with subscription and site URL.
+  returned: always
+  type: dict
+  sample:
+    before:
+      user: bianca.abbott8@borealis.example.com
+      licenses: ["Basic Messaging (no subscription)", "Webex Calling - Professional (Sub-BOR101)"]
+    after:
+      user: bianca.abbott8@borealis.example.com
+      licenses: ["Basic Messaging (no subscription)"]
+status:
+  description: HTTP status of a failed or partly applied change request.
+  returned: on failure of the change request
+  type: int
+  sample: 400
+error_codes:
+  description: The Webex error codes of a rejected change request.
+  returned: when the API rejected the change
+  type: list
+  elements: int
+  sample: [400404]
+api_requests:
+  description: Request counters of the Webex API client (requests, retries, waited_seconds,
+    refreshes).
+  returned: success
+  type: dict
+  sample:
+    requests: 3
+    retries: 0
+    waited_seconds: 0.0
+    refreshes: 0
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
+    inventory_argument_spec,
+)
+from ansible_collections.ucops.webex.plugins.module_utils.user_license import run_module
+from ansible_collections.ucops.webex.plugins.module_utils.webex_api import webex_argument_spec
+
+
+def main() -> None:
+    argument_spec = webex_argument_spec()
+    argument_spec.update(inventory_argument_spec())
+    argument_spec.update(
+        customer=dict(type="str", required=True),
+        user=dict(type="str", required=True),
+        licenses=dict(type="list", elements="str", required=True),
+        state=dict(type="str", choices=["present", "absent", "exact"], default="present"),
+        location=dict(type="str"),
+        extension=dict(type="str"),
+        phone_number=dict(type="str"),
+        site_url=dict(type="str"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+
+    result = run_module(module)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

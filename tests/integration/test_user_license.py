@@ -1,0 +1,362 @@
+"""webex_user_license through ansible-playbook against the simulator (Borealis Logistics).
+
+Borealis has two subscriptions (Sub-BOR100 with site borealis.webex.com, Sub-BOR101 with
+borealis-eu.webex.com) that repeat license names; its Webex Calling - Standard of Sub-BOR101
+has no units left. Every test adds the customer and syncs it first, then checks after each
+step that the inventory's consumed units equal the simulator's for the licenses involved.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.integration.helpers import (
+    ORGS,
+    connection_defaults,
+    customer_setup_tasks,
+    inventory_consumed_units,
+    inventory_person,
+    live_consumed_units,
+    live_person,
+)
+
+CUSTOMER = "Borealis Logistics"
+BOREALIS = ORGS[CUSTOMER]
+ORG_ID = BOREALIS["id"]
+US_DEFAULTS = {"default_subscription_id": "Sub-BOR100", "default_site_url": "borealis.webex.com"}
+EU_DEFAULTS = {"default_subscription_id": "Sub-BOR101",
+               "default_site_url": "borealis-eu.webex.com"}
+TASK = "manage licenses"
+
+
+def license_id(name: str, subscription: str | None = None) -> str:
+    matches = [lic["id"] for lic in BOREALIS["licenses"]
+               if lic["name"] == name and lic.get("subscriptionId") == subscription]
+    assert len(matches) == 1, f"{name} / {subscription}: {len(matches)} licenses"
+    return matches[0]
+
+
+MEETING_US = license_id("Meeting - Webex Enterprise Edition", "Sub-BOR100")
+MESSAGING_US = license_id("Advanced Messaging", "Sub-BOR100")
+MESSAGING_EU = license_id("Advanced Messaging", "Sub-BOR101")
+PROFESSIONAL_US = license_id("Webex Calling - Professional", "Sub-BOR100")
+PROFESSIONAL_EU = license_id("Webex Calling - Professional", "Sub-BOR101")
+STANDARD_US = license_id("Webex Calling - Standard", "Sub-BOR100")
+STANDARD_EU = license_id("Webex Calling - Standard", "Sub-BOR101")
+BUNDLED = {license_id("Basic Messaging"), license_id("Free screen share"),
+           license_id("Basic Space Meetings")}
+
+# People of the demo fixture and what they hold at the start.
+NO_LICENSE_USER = "gustav.weber13@borealis.example.com"  # bundled only, no location
+MESSAGING_USER = "gustav.garcia16@borealis.example.com"  # meeting, Professional, Messaging
+MIXED_USER = "bianca.abbott8@borealis.example.com"  # meeting US, Professional EU
+PROFESSIONAL_USER = "zoe.zhang17@borealis.example.com"  # meeting US, Professional US
+
+
+@pytest.fixture
+def borealis(simulator, run_playbook, inventory_db):
+    """Set Borealis up with the given defaults; return a runner of user license tasks."""
+
+    def setup(**defaults):
+        run = run_playbook(customer_setup_tasks(CUSTOMER, **defaults),
+                           module_defaults=connection_defaults(simulator))
+        assert run.rc == 0, run.stdout[-3000:]
+        return run
+
+    return setup
+
+
+@pytest.fixture
+def license_task(simulator, run_playbook):
+    """Run one webex_user_license task in its own ansible-playbook run; return its record."""
+
+    def run(check: bool = False, diff: bool = False, **options):
+        module_args = {"customer": CUSTOMER}
+        module_args.update(options)
+        task = {"name": TASK, "ucops.webex.webex_user_license": module_args,
+                "ignore_errors": True}
+        playbook_run = run_playbook([task], check=check, diff=diff,
+                                    module_defaults=connection_defaults(simulator))
+        return playbook_run.task(TASK), playbook_run
+
+    return run
+
+
+def assert_counts_match(simulator, inventory_db, license_ids):
+    stored = inventory_consumed_units(inventory_db, CUSTOMER)
+    live = live_consumed_units(simulator, ORG_ID)
+    for lic in license_ids:
+        assert stored[lic] == live[lic], f"consumed units of {lic}"
+
+
+def patch_requests(simulator):
+    return [item for item in simulator.requests()
+            if item["method"] == "PATCH" and item["path"] == "/v1/licenses/users"]
+
+
+def ids_of(entries):
+    return [entry["id"] for entry in entries]
+
+
+def run_rhythm(license_task, simulator, inventory_db, involved, **options):
+    """Run check, apply, check, apply; assert changed, changed, unchanged, unchanged."""
+    records = []
+    for step, (check, expected) in enumerate(
+        [(True, True), (False, True), (True, False), (False, False)], start=1
+    ):
+        record, playbook_run = license_task(check=check, diff=True, **options)
+        assert not record["failed"], f"step {step}: {record['result'].get('msg')}"
+        assert record["changed"] is expected, f"step {step} changed"
+        assert_counts_match(simulator, inventory_db, involved)
+        records.append((record, playbook_run))
+    assert not any(item["method"] == "PUT" for item in simulator.requests())
+    return records
+
+
+def test_add_rhythm_default_subscription(simulator, borealis, license_task,
+                                                  inventory_db):
+    borealis(**US_DEFAULTS)
+    before = live_consumed_units(simulator, ORG_ID)
+    involved = [MESSAGING_US, MEETING_US, MESSAGING_EU]
+    simulator.clear_requests()
+
+    records = run_rhythm(license_task, simulator, inventory_db, involved,
+                         user=NO_LICENSE_USER,
+                         licenses=["Advanced Messaging", "meeting - webex enterprise edition"])
+
+    check, check_run = records[0]
+    assert ids_of(check["result"]["added"]) == [MESSAGING_US, MEETING_US]
+    assert check["result"]["removed"] == []
+    assert "Advanced Messaging (Sub-BOR100)" in check["result"]["diff"]["after"]["licenses"]
+    assert "Advanced Messaging (Sub-BOR100)" not in check["result"]["diff"]["before"]["licenses"]
+    assert re.search(r'^\+\s+"Advanced Messaging \(Sub-BOR100\)"', check_run.stdout, re.M), (
+        check_run.stdout)
+
+    applied = records[1][0]["result"]
+    assert ids_of(applied["added"]) == [MESSAGING_US, MEETING_US]
+    assert applied["user"]["email"] == NO_LICENSE_USER
+    assert {item["reason"] for item in applied["kept"]} == {"unsubscribed"}
+    assert set(ids_of(applied["licenses"])) == BUNDLED | {MESSAGING_US, MEETING_US}
+    assert records[3][0]["result"]["added"] == []
+
+    after = live_consumed_units(simulator, ORG_ID)
+    assert after[MESSAGING_US] == before[MESSAGING_US] + 1
+    assert after[MEETING_US] == before[MEETING_US] + 1
+    assert after[MESSAGING_EU] == before[MESSAGING_EU]
+    person = inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)
+    assert set(person["license_ids"]) == BUNDLED | {MESSAGING_US, MEETING_US}
+    assert len(patch_requests(simulator)) == 1
+
+
+def test_remove_rhythm(simulator, borealis, license_task, inventory_db):
+    borealis(**US_DEFAULTS)
+    before = live_consumed_units(simulator, ORG_ID)
+
+    records = run_rhythm(license_task, simulator, inventory_db, [MESSAGING_US],
+                         user=MESSAGING_USER, licenses=["Advanced Messaging"], state="absent")
+
+    check = records[0][0]["result"]
+    assert ids_of(check["removed"]) == [MESSAGING_US]
+    assert "Advanced Messaging (Sub-BOR100)" in check["diff"]["before"]["licenses"]
+    assert "Advanced Messaging (Sub-BOR100)" not in check["diff"]["after"]["licenses"]
+    assert live_consumed_units(simulator, ORG_ID)[MESSAGING_US] == before[MESSAGING_US] - 1
+    person = inventory_person(inventory_db, CUSTOMER, MESSAGING_USER)
+    assert MESSAGING_US not in person["license_ids"]
+    assert MEETING_US in person["license_ids"]
+    assert MESSAGING_US not in live_person(simulator, ORG_ID, MESSAGING_USER)["licenses"]
+
+
+def test_exact_rhythm_drops_other_subscription(simulator, borealis, license_task,
+                                                      inventory_db):
+    borealis(**US_DEFAULTS)
+    before = live_consumed_units(simulator, ORG_ID)
+
+    records = run_rhythm(license_task, simulator, inventory_db,
+                         [PROFESSIONAL_EU, MEETING_US, *BUNDLED],
+                         user=MIXED_USER, licenses=["Meeting - Webex Enterprise Edition"],
+                         state="exact")
+
+    for record, _run in records[:2]:
+        result = record["result"]
+        assert ids_of(result["removed"]) == [PROFESSIONAL_EU]
+        assert result["removed"][0]["subscription_id"] == "Sub-BOR101"
+        assert result["added"] == []
+        assert {item["id"]: item["reason"] for item in result["kept"]} == {
+            lic: "unsubscribed" for lic in BUNDLED}
+    kept_names = {item["name"] for item in records[3][0]["result"]["kept"]}
+    assert {"Basic Messaging", "Free screen share"} <= kept_names
+
+    after = live_consumed_units(simulator, ORG_ID)
+    assert after[PROFESSIONAL_EU] == before[PROFESSIONAL_EU] - 1
+    assert all(after[lic] == before[lic] for lic in BUNDLED)
+    person = inventory_person(inventory_db, CUSTOMER, MIXED_USER)
+    assert set(person["license_ids"]) == BUNDLED | {MEETING_US}
+    assert set(live_person(simulator, ORG_ID, MIXED_USER)["licenses"]) == BUNDLED | {MEETING_US}
+
+
+def test_calling_license_with_location(simulator, borealis, license_task, inventory_db):
+    borealis(**US_DEFAULTS)
+    location = BOREALIS["locations"][0]
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Webex Calling - Professional"],
+                                location=location["name"].upper(), extension="4711")
+
+    assert not record["failed"], record["result"].get("msg")
+    assert ids_of(record["result"]["added"]) == [PROFESSIONAL_US]
+    assert_counts_match(simulator, inventory_db, [PROFESSIONAL_US, PROFESSIONAL_EU])
+    person = inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)
+    assert PROFESSIONAL_US in person["license_ids"]
+    assert person["location_id"] == location["id"]
+    assert live_person(simulator, ORG_ID, NO_LICENSE_USER)["locationId"] == location["id"]
+
+
+def test_calling_license_without_location_fails(simulator, borealis, license_task,
+                                                inventory_db):
+    borealis(**US_DEFAULTS)
+    stored = inventory_consumed_units(inventory_db, CUSTOMER)
+    simulator.clear_requests()
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Webex Calling - Professional"],
+                                extension="4711")
+
+    assert record["failed"]
+    assert record["changed"] is False
+    message = record["result"]["msg"]
+    assert "has no location" in message
+    assert "set location" in message
+    assert patch_requests(simulator) == []
+    assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
+    assert PROFESSIONAL_US not in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
+
+
+def test_calling_license_without_extension_fails(simulator, borealis, license_task):
+    borealis(**US_DEFAULTS)
+    simulator.clear_requests()
+
+    record, _run = license_task(user=PROFESSIONAL_USER, state="exact",
+                                licenses=["Webex Calling - Standard"])
+
+    assert record["failed"]
+    assert "set extension or phone_number" in record["result"]["msg"]
+    assert patch_requests(simulator) == []
+
+
+def test_name_only_in_other_subscription_fails(simulator, borealis, license_task):
+    borealis(**EU_DEFAULTS)
+    simulator.clear_requests()
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Webex Attendant Console"])
+
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "Webex Attendant Console" in message
+    assert "subscriptions: Sub-BOR100" in message
+    assert patch_requests(simulator) == []
+
+
+def test_license_id_of_other_subscription_fails(simulator, borealis, license_task):
+    borealis(**US_DEFAULTS)
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=[PROFESSIONAL_EU])
+
+    assert record["failed"]
+    assert "subscriptions: Sub-BOR101" in record["result"]["msg"]
+
+
+def test_unknown_name_lists_managed_names(simulator, borealis, license_task):
+    borealis(**US_DEFAULTS)
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Webex Teleportation"])
+
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "license 'Webex Teleportation' was not found" in message
+    assert "Advanced Messaging" in message
+    assert "Webex Calling - Professional" in message
+    assert "Basic Messaging" not in message
+
+
+def test_unknown_user_fails(simulator, borealis, license_task):
+    borealis(**US_DEFAULTS)
+
+    record, _run = license_task(user="nobody@borealis.example.com",
+                                licenses=["Advanced Messaging"])
+
+    assert record["failed"]
+    assert "user 'nobody@borealis.example.com' was not found" in record["result"]["msg"]
+
+
+def test_unknown_customer_fails(simulator, borealis, license_task):
+    borealis(**US_DEFAULTS)
+
+    record, _run = license_task(customer="Nobody Inc", user=NO_LICENSE_USER,
+                                licenses=["Advanced Messaging"])
+
+    assert record["failed"]
+    assert "customer 'Nobody Inc' not found" in record["result"]["msg"]
+    assert "webex_customer" in record["result"]["msg"]
+
+
+def test_partial_success_records_applied(simulator, borealis, license_task,
+                                              inventory_db):
+    borealis(**EU_DEFAULTS)
+    before = live_consumed_units(simulator, ORG_ID)
+    involved = [MESSAGING_EU, STANDARD_EU]
+
+    record, _run = license_task(user=NO_LICENSE_USER,
+                                licenses=["Advanced Messaging", "Webex Calling - Standard"],
+                                location=BOREALIS["locations"][1]["id"], extension="4712")
+
+    assert record["failed"]
+    assert record["changed"] is True
+    result = record["result"]
+    assert result["status"] == 206
+    assert "assigned: Advanced Messaging (Sub-BOR101)" in result["msg"]
+    assert "not assigned: Webex Calling - Standard (Sub-BOR101)" in result["msg"]
+    assert ids_of(result["added"]) == [MESSAGING_EU]
+    assert ids_of(result["not_added"]) == [STANDARD_EU]
+    assert_counts_match(simulator, inventory_db, involved)
+    after = live_consumed_units(simulator, ORG_ID)
+    assert after[MESSAGING_EU] == before[MESSAGING_EU] + 1
+    assert after[STANDARD_EU] == before[STANDARD_EU]
+    person = inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)
+    assert MESSAGING_EU in person["license_ids"]
+    assert STANDARD_EU not in person["license_ids"]
+
+
+def test_rejected_change_reports_error_code(simulator, borealis, license_task, inventory_db):
+    borealis(**US_DEFAULTS)
+    stored = inventory_consumed_units(inventory_db, CUSTOMER)
+    person_before = inventory_person(inventory_db, CUSTOMER, PROFESSIONAL_USER)
+
+    record, _run = license_task(user=PROFESSIONAL_USER, licenses=["Webex Calling - Standard"],
+                                extension="4713")
+
+    assert record["failed"]
+    assert record["changed"] is False
+    result = record["result"]
+    assert result["status"] == 400
+    assert result["error_codes"] == [400404]
+    assert "errorCode: 400404" in result["msg"]
+    assert "Professional and Standard" in result["msg"]
+    assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
+    assert inventory_person(inventory_db, CUSTOMER, PROFESSIONAL_USER) == person_before
+    assert_counts_match(simulator, inventory_db, [STANDARD_US, PROFESSIONAL_US])
+
+
+def test_fault_rule_error_changes_nothing(simulator, borealis, license_task,
+                                                   inventory_db):
+    borealis(**US_DEFAULTS)
+    stored = inventory_consumed_units(inventory_db, CUSTOMER)
+    simulator.set_faults(rules=[{"method": "PATCH", "path": "/v1/licenses/users",
+                                 "status": 400, "times": 1}])
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Advanced Messaging"])
+
+    assert record["failed"]
+    assert record["result"]["status"] == 400
+    assert "was rejected and nothing was changed" in record["result"]["msg"]
+    assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
+    assert MESSAGING_US not in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]

@@ -1,0 +1,401 @@
+"""Unit tests of one user's license change: the pure helpers and the orchestration.
+
+The orchestration tests use a real inventory file and a fake Webex client that keeps one
+person in memory, so every step (plan, PATCH, re-read, inventory update) runs for real.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ansible_collections.ucops.webex.plugins.module_utils import licensing
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
+from ansible_collections.ucops.webex.plugins.module_utils.licensing import LicensingError
+from ansible_collections.ucops.webex.plugins.module_utils.user_license import (
+    UserLicenseChange,
+    UserLicenseError,
+)
+from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
+    WebexApiError,
+    WebexResponse,
+)
+
+
+def api_license(license_id, name, subscription=None, site_url=None, total=10, consumed=0):
+    item = {
+        "id": license_id,
+        "name": name,
+        "totalUnits": total,
+        "consumedUnits": consumed,
+        "consumedByUsers": consumed,
+        "consumedByWorkspaces": 0,
+    }
+    if subscription:
+        item["subscriptionId"] = subscription
+    if site_url:
+        item["siteUrl"] = site_url
+    return item
+
+
+LICENSES = [
+    api_license("M-A", "Meeting - Webex Enterprise Edition", "Sub-A100", "acme-a.webex.com", 50, 3),
+    api_license("M-A2", "Meeting - Webex Enterprise Edition", "Sub-A100", "acme-c.webex.com", 5),
+    api_license("M-B", "Meeting - Webex Enterprise Edition", "Sub-B200", "acme-b.webex.com", 20, 1),
+    api_license("C-A", "Webex Calling - Professional", "Sub-A100", total=30, consumed=4),
+    api_license("C-B", "Webex Calling - Professional", "Sub-B200", total=10, consumed=1),
+    api_license("ADV-A", "Advanced Messaging", "Sub-A100", total=10, consumed=0),
+    api_license("AC-B", "Webex Attendant Console", "Sub-B200", total=5),
+    api_license("MSG", "Basic Messaging", total=300, consumed=300),
+    api_license("SS", "Free screen share", total=300, consumed=300),
+]
+ROWS = [licensing.normalize_license(item) for item in LICENSES]
+BY_ID = {row["id"]: row for row in ROWS}
+
+
+# ---------------------------------------------------------------------------
+# Pure helpers
+
+
+def test_is_user_calling_license():
+    assert licensing.is_user_calling_license("Webex Calling - Professional")
+    assert licensing.is_user_calling_license(" webex calling - standard ")
+    assert not licensing.is_user_calling_license("Webex Calling - Workspaces")
+    assert not licensing.is_user_calling_license(None)
+
+
+def test_site_urls_of_subscription():
+    assert licensing.site_urls_of_subscription(ROWS, "Sub-A100") == [
+        "acme-a.webex.com",
+        "acme-c.webex.com",
+    ]
+    assert licensing.site_urls_of_subscription(ROWS, "Sub-B200") == ["acme-b.webex.com"]
+    assert licensing.site_urls_of_subscription(ROWS, "Sub-X") == []
+
+
+def test_decide_defaults_uses_customer_defaults():
+    decision = licensing.decide_user_license_defaults(
+        "Acme", ROWS, "Sub-A100", "https://ACME-A.webex.com/"
+    )
+    assert decision.subscription_id == "Sub-A100"
+    assert decision.site_url == "acme-a.webex.com"
+
+
+def test_decide_defaults_site_url_overrides_default():
+    decision = licensing.decide_user_license_defaults(
+        "Acme", ROWS, "Sub-A100", "acme-a.webex.com", site_url="acme-c.webex.com"
+    )
+    assert decision.site_url == "acme-c.webex.com"
+
+
+def test_decide_defaults_site_url_of_other_subscription():
+    with pytest.raises(LicensingError) as caught:
+        licensing.decide_user_license_defaults(
+            "Acme", ROWS, "Sub-A100", "acme-a.webex.com", site_url="acme-b.webex.com"
+        )
+    message = str(caught.value)
+    assert "site_url 'acme-b.webex.com' is not a site URL of subscription 'Sub-A100'" in message
+    assert "found: acme-a.webex.com, acme-c.webex.com" in message
+
+
+def test_decide_defaults_without_licenses():
+    with pytest.raises(LicensingError, match="no licenses in the inventory.*webex_license_sync"):
+        licensing.decide_user_license_defaults("Acme", [], "Sub-A100")
+
+
+def test_decide_defaults_missing_subscription():
+    with pytest.raises(LicensingError) as caught:
+        licensing.decide_user_license_defaults("Acme", ROWS)
+    assert "several subscriptions (Sub-A100, Sub-B200)" in str(caught.value)
+    assert "set default_subscription_id" in str(caught.value)
+
+
+def test_decide_defaults_unknown_subscription():
+    with pytest.raises(LicensingError, match="default_subscription_id 'Sub-Z' is not a"):
+        licensing.decide_user_license_defaults("Acme", ROWS, "Sub-Z")
+
+
+def test_decide_defaults_unknown_site_url():
+    with pytest.raises(LicensingError, match="default_site_url 'gone.webex.com' is not a"):
+        licensing.decide_user_license_defaults("Acme", ROWS, "Sub-A100", "gone.webex.com")
+
+
+def test_mark_managed_leaves_input_alone():
+    decision = licensing.effective_defaults(ROWS, "Sub-A100", "acme-a.webex.com")
+    marked = licensing.mark_managed(ROWS, decision)
+    assert [row["id"] for row in marked if row["managed"]] == ["M-A", "C-A", "ADV-A"]
+    assert "managed" not in ROWS[0]
+
+
+def test_split_applied_changes_partial():
+    applied = licensing.split_applied_changes(
+        ["C-A", "ADV-A"], ["C-B", "M-B"], ["ADV-A", "C-B", "MSG"]
+    )
+    assert applied.added == ("ADV-A",)
+    assert applied.not_added == ("C-A",)
+    assert applied.removed == ("M-B",)
+    assert applied.not_removed == ("C-B",)
+    assert not applied.complete
+
+
+def test_split_applied_changes_complete():
+    applied = licensing.split_applied_changes(["C-A"], ["C-B"], ["C-A", "MSG"])
+    assert applied == licensing.AppliedChanges(("C-A",), ("C-B",), (), ())
+    assert applied.complete
+
+
+def test_describe_kept_licenses_reasons():
+    kept = licensing.describe_kept_licenses(["M-A", "MSG", "C-B", "NEW"], BY_ID, ["M-A"])
+    assert [(item["id"], item["reason"]) for item in kept] == [
+        ("MSG", licensing.KEPT_UNSUBSCRIBED),
+        ("C-B", licensing.KEPT_OUTSIDE_DEFAULTS),
+        ("NEW", licensing.KEPT_NOT_IN_INVENTORY),
+    ]
+    assert kept[1]["subscription_id"] == "Sub-B200"
+    assert kept[2]["name"] is None
+
+
+# ---------------------------------------------------------------------------
+# Orchestration with a fake client
+
+
+PERSON = {
+    "id": "P1",
+    "emails": ["ann@acme.example"],
+    "displayName": "Ann",
+    "licenses": ["MSG", "SS", "M-A", "C-B"],
+    "locationId": "LOC-1",
+}
+
+
+class FakeClient:
+    """Stands in for WebexClient: one person, PATCH applied except for failing_ids."""
+
+    def __init__(self, person, failing_ids=(), rejection=None, locations=()):
+        self.person = copy.deepcopy(person)
+        self.failing_ids = set(failing_ids)
+        self.rejection = rejection
+        self.locations = list(locations)
+        self.org_id = None
+        self.stats = {"requests": 0}
+        self.patches = []
+
+    def find_person(self, user):
+        if user in (self.person["id"], self.person["emails"][0]):
+            return copy.deepcopy(self.person)
+        return None
+
+    def get_person(self, person_id, calling_data=True):
+        return copy.deepcopy(self.person)
+
+    def iter_locations(self):
+        yield self.locations
+
+    def assign_licenses(self, person_id=None, email=None, licenses=(), site_urls=()):
+        self.patches.append(list(licenses))
+        if self.rejection is not None:
+            raise self.rejection
+        held = list(self.person["licenses"])
+        failed = 0
+        for change in licenses:
+            if change["id"] in self.failing_ids:
+                failed += 1
+            elif change["operation"] == "add":
+                held.append(change["id"])
+            else:
+                held.remove(change["id"])
+        self.person["licenses"] = held
+        body = {"personId": person_id, "licenses": held}
+        return WebexResponse(206 if failed else 200, body, {"Trackingid": "ROUTER_1"})
+
+
+@pytest.fixture
+def store(tmp_path):
+    with InventoryStore(str(tmp_path / "inventory.db")) as opened:
+        opened.upsert_customer(
+            "Acme", org_id="ORG-1", default_subscription_id="Sub-A100",
+            default_site_url="acme-a.webex.com",
+        )
+        session = opened.begin_sync("Acme", scope=("licenses", "people", "locations"))
+        session.stage_licenses(LICENSES)
+        session.stage_people([PERSON])
+        session.stage_locations([{"id": "LOC-1", "name": "Head Office"},
+                                 {"id": "LOC-2", "name": "Branch"}])
+        session.commit()
+        yield opened
+
+
+def params(**options):
+    values = {"customer": "Acme", "user": "ann@acme.example", "licenses": [],
+              "state": "present", "location": None, "extension": None,
+              "phone_number": None, "site_url": None, "org_id": None}
+    values.update(options)
+    return values
+
+
+def consumed(store, license_id):
+    return {row["id"]: row for row in store.license_rows(customer="Acme")}[license_id][
+        "consumed_units"
+    ]
+
+
+def test_adds_calling_license_with_location(store):
+    client = FakeClient(dict(PERSON, licenses=["MSG", "SS"], locationId=None))
+    change = UserLicenseChange(
+        params(licenses=["webex calling - professional"], location="head office",
+               extension="4711"),
+        store, client,
+    )
+
+    result = change.run()
+
+    assert result["changed"] is True
+    assert [item["id"] for item in result["added"]] == ["C-A"]
+    assert client.patches == [[{"id": "C-A", "operation": "add", "properties": {
+        "locationId": "LOC-1", "extension": "4711"}}]]
+    assert client.org_id == "ORG-1"
+    assert consumed(store, "C-A") == 5
+    assert "C-A" in store.find_person("Acme", "P1")["license_ids"]
+
+
+def test_calling_without_location_sends_nothing(store):
+    client = FakeClient(dict(PERSON, locationId=None))
+    change = UserLicenseChange(
+        params(licenses=["Webex Calling - Professional"], extension="4711"), store, client
+    )
+
+    with pytest.raises(UserLicenseError, match="has no location: set location"):
+        change.run()
+    assert client.patches == []
+
+
+def test_calling_without_extension_fails(store):
+    client = FakeClient(PERSON)
+    change = UserLicenseChange(params(licenses=["Webex Calling - Professional"]), store, client)
+
+    with pytest.raises(UserLicenseError, match="set extension or phone_number"):
+        change.run()
+    assert client.patches == []
+
+
+def test_unknown_location_tries_live(store):
+    client = FakeClient(dict(PERSON, licenses=["MSG"]), locations=[{"id": "L9", "name": "New"}])
+    change = UserLicenseChange(
+        params(licenses=["Webex Calling - Professional"], location="Nowhere",
+               extension="1"),
+        store, client,
+    )
+    with pytest.raises(UserLicenseError, match="location 'Nowhere' was not found"):
+        change.run()
+
+    live = UserLicenseChange(
+        params(licenses=["Webex Calling - Professional"], location="new", extension="1"),
+        store, client,
+    )
+    live.run()
+    assert client.patches[-1][0]["properties"]["locationId"] == "L9"
+
+
+def test_change_check_mode_sends_nothing(store):
+    client = FakeClient(PERSON)
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store, client,
+                               check_mode=True)
+
+    result = change.run()
+
+    assert result["changed"] is True
+    assert [item["id"] for item in result["added"]] == ["ADV-A"]
+    assert client.patches == []
+    assert consumed(store, "ADV-A") == 0
+    assert "Advanced Messaging (Sub-A100)" in result["diff"]["after"]["licenses"]
+    assert "Advanced Messaging (Sub-A100)" not in result["diff"]["before"]["licenses"]
+
+
+def test_exact_keeps_bundled_licenses(store):
+    client = FakeClient(PERSON)
+    change = UserLicenseChange(
+        params(licenses=["Meeting - Webex Enterprise Edition"], state="exact"), store, client
+    )
+
+    result = change.run()
+
+    assert [item["id"] for item in result["removed"]] == ["C-B"]
+    assert result["added"] == []
+    assert {item["id"]: item["reason"] for item in result["kept"]} == {
+        "MSG": "unsubscribed", "SS": "unsubscribed"}
+    assert consumed(store, "C-B") == 0
+
+
+def test_change_present_is_idempotent(store):
+    client = FakeClient(PERSON)
+    change = UserLicenseChange(params(licenses=["Meeting - Webex Enterprise Edition"]),
+                               store, client)
+
+    result = change.run()
+
+    assert result["changed"] is False
+    assert client.patches == []
+    assert {item["id"]: item["reason"] for item in result["kept"]}["C-B"] == "outside_defaults"
+
+
+def test_partial_success_records_applied(store):
+    client = FakeClient(dict(PERSON, licenses=["MSG"]), failing_ids={"C-A"})
+    change = UserLicenseChange(
+        params(licenses=["Advanced Messaging", "Webex Calling - Professional"],
+               extension="1"),
+        store, client,
+    )
+
+    with pytest.raises(UserLicenseError) as caught:
+        change.run()
+
+    error = caught.value
+    assert error.changed is True
+    assert "assigned: Advanced Messaging (Sub-A100)" in error.message
+    assert "not assigned: Webex Calling - Professional (Sub-A100)" in error.message
+    assert [item["id"] for item in error.details["not_added"]] == ["C-A"]
+    assert [item["id"] for item in error.details["added"]] == ["ADV-A"]
+    assert consumed(store, "ADV-A") == 1
+    assert consumed(store, "C-A") == 4
+
+
+def test_rejected_change_keeps_inventory(store):
+    rejection = WebexApiError("License conflict", "PATCH", "/licenses/users", 400,
+                              error_codes=[400404], tracking_id="ROUTER_2")
+    client = FakeClient(PERSON, rejection=rejection)
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store, client)
+
+    with pytest.raises(UserLicenseError) as caught:
+        change.run()
+
+    assert "errorCode: 400404" in caught.value.message
+    assert caught.value.details["error_codes"] == [400404]
+    assert caught.value.changed is False
+    assert consumed(store, "ADV-A") == 0
+
+
+def test_name_only_in_other_subscription(store):
+    change = UserLicenseChange(params(licenses=["Webex Attendant Console"]), store,
+                               FakeClient(PERSON))
+    with pytest.raises(UserLicenseError, match="subscriptions: Sub-B200"):
+        change.run()
+
+
+def test_change_unknown_user(store):
+    change = UserLicenseChange(params(user="bob@acme.example", licenses=["Advanced Messaging"]),
+                               store, FakeClient(PERSON))
+    with pytest.raises(UserLicenseError, match="user 'bob@acme.example' was not found"):
+        change.run()
+
+
+def test_change_unknown_customer(store):
+    change = UserLicenseChange(params(customer="Nobody"), store, FakeClient(PERSON))
+    with pytest.raises(UserLicenseError, match="add it with ucops.webex.webex_customer"):
+        change.run()
+
+
+def test_change_org_id_mismatch(store):
+    change = UserLicenseChange(params(org_id="ORG-2"), store, FakeClient(PERSON))
+    with pytest.raises(UserLicenseError, match="does not match org_id 'ORG-1'"):
+        change.run()
