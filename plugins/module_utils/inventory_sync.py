@@ -59,7 +59,7 @@ class TableSpec(NamedTuple):
 
     @property
     def column_names(self) -> Tuple[str, ...]:
-        return tuple(name for name, _ in self.columns)
+        return tuple(column[0] for column in self.columns)
 
 
 LICENSE_COLUMNS: Tuple[Tuple[str, str], ...] = (

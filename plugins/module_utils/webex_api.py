@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import math
 import random
 import re
 import time
@@ -890,7 +891,7 @@ def _validate_seconds(name: str, value: Any, allow_zero: bool) -> float:
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number of seconds, got {value!r}") from None
 
-    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
+    if seconds < 0 or (seconds == 0 and not allow_zero) or math.isnan(seconds):
         bound = "zero or more" if allow_zero else "more than zero"
         raise ValueError(f"{name} must be {bound} seconds, got {value!r}")
     return seconds

@@ -23,7 +23,7 @@ description:
   - When neither the org id nor a default changes, the module makes no API call, so no access
     token is needed then.
 author:
-  - ucops.webex contributors
+  - ucops.webex contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ucops.webex.auth
   - ucops.webex.inventory

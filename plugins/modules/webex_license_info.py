@@ -20,7 +20,7 @@ description:
   - At provider and reseller level the result also has totals per license name and
     subscription. Licenses of different subscriptions are never added together.
 author:
-  - ucops.webex contributors
+  - ucops.webex contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ucops.webex.auth
   - ucops.webex.inventory
@@ -158,7 +158,7 @@ licenses:
       type: int
       sample: 12
     available_units:
-      description: O(total_units) minus O(consumed_units), never below zero.
+      description: Total units minus consumed units, never below zero.
       type: int
       sample: 88
     utilization:

@@ -24,7 +24,7 @@ description:
     license of that kind is managed until the default is set with
     M(ucops.webex.webex_customer).
 author:
-  - ucops.webex contributors
+  - ucops.webex contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ucops.webex.auth
   - ucops.webex.inventory

@@ -25,7 +25,7 @@ description:
   - When the API rejects the change (HTTP 400), the task fails with the API's message and
     error codes, and the inventory is left unchanged.
 author:
-  - ucops.webex contributors
+  - ucops.webex contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ucops.webex.auth
   - ucops.webex.inventory

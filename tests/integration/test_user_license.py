@@ -115,8 +115,7 @@ def run_rhythm(license_task, simulator, inventory_db, involved, **options):
     return records
 
 
-def test_add_rhythm_default_subscription(simulator, borealis, license_task,
-                                                  inventory_db):
+def test_add_rhythm_default_subscription(simulator, borealis, license_task, inventory_db):
     borealis(**US_DEFAULTS)
     before = live_consumed_units(simulator, ORG_ID)
     involved = [MESSAGING_US, MEETING_US, MESSAGING_EU]
@@ -168,8 +167,7 @@ def test_remove_rhythm(simulator, borealis, license_task, inventory_db):
     assert MESSAGING_US not in live_person(simulator, ORG_ID, MESSAGING_USER)["licenses"]
 
 
-def test_exact_rhythm_drops_other_subscription(simulator, borealis, license_task,
-                                                      inventory_db):
+def test_exact_rhythm_drops_other_subscription(simulator, borealis, license_task, inventory_db):
     borealis(**US_DEFAULTS)
     before = live_consumed_units(simulator, ORG_ID)
 
@@ -212,8 +210,7 @@ def test_calling_license_with_location(simulator, borealis, license_task, invent
     assert live_person(simulator, ORG_ID, NO_LICENSE_USER)["locationId"] == location["id"]
 
 
-def test_calling_license_without_location_fails(simulator, borealis, license_task,
-                                                inventory_db):
+def test_calling_license_without_location_fails(simulator, borealis, license_task, inventory_db):
     borealis(**US_DEFAULTS)
     stored = inventory_consumed_units(inventory_db, CUSTOMER)
     simulator.clear_requests()
@@ -299,8 +296,7 @@ def test_unknown_customer_fails(simulator, borealis, license_task):
     assert "webex_customer" in record["result"]["msg"]
 
 
-def test_partial_success_records_applied(simulator, borealis, license_task,
-                                              inventory_db):
+def test_partial_success_records_applied(simulator, borealis, license_task, inventory_db):
     borealis(**EU_DEFAULTS)
     before = live_consumed_units(simulator, ORG_ID)
     involved = [MESSAGING_EU, STANDARD_EU]
@@ -346,8 +342,7 @@ def test_rejected_change_reports_error_code(simulator, borealis, license_task, i
     assert_counts_match(simulator, inventory_db, [STANDARD_US, PROFESSIONAL_US])
 
 
-def test_fault_rule_error_changes_nothing(simulator, borealis, license_task,
-                                                   inventory_db):
+def test_fault_rule_error_changes_nothing(simulator, borealis, license_task, inventory_db):
     borealis(**US_DEFAULTS)
     stored = inventory_consumed_units(inventory_db, CUSTOMER)
     simulator.set_faults(rules=[{"method": "PATCH", "path": "/v1/licenses/users",

@@ -101,14 +101,14 @@ def store(db_path):
 
 def add_customer(store, name="Acme", hierarchy="Provider/Reseller", **defaults):
     defaults.setdefault("org_id", f"ORG-{name}")
-    changed, _, after = store.upsert_customer(name, hierarchy=hierarchy, **defaults)
+    changed, _before, after = store.upsert_customer(name, hierarchy=hierarchy, **defaults)
     assert changed
     return after
 
 
-def full_sync(store, customer="Acme", pages=None, licenses=LICENSES, device=None):
+def full_sync(store, customer="Acme", pages=None, licenses=None, device=None):
     with store.begin_sync(customer, device=device) as session:
-        session.stage_licenses(licenses)
+        session.stage_licenses(LICENSES if licenses is None else licenses)
         session.stage_roles(ROLES)
         for page in pages if pages is not None else people_pages():
             session.stage_people(page)
@@ -366,7 +366,7 @@ def test_upsert_customer_dry_run_writes_nothing(db_path, store):
     assert after["org_id"] == "ORG-1"
     assert store.get_customer("Acme") is None
     add_customer(store)
-    changed, _, after = store.upsert_customer("Acme", hierarchy="Other", dry_run=True)
+    changed, _before, after = store.upsert_customer("Acme", hierarchy="Other", dry_run=True)
     assert changed
     assert after["hierarchy"] == "Other"
     assert store.get_customer("Acme")["hierarchy"] == "Provider/Reseller"

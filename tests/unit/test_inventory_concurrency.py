@@ -124,7 +124,7 @@ def test_concurrent_writers_lose_no_rows(tmp_path, busy_timeout):
     links = connection.execute("SELECT COUNT(*) FROM person_licenses").fetchone()[0]
     integrity = connection.execute("PRAGMA integrity_check").fetchone()[0]
     connection.close()
-    assert counts == {name: PEOPLE_PER_CUSTOMER for name, _ in jobs}
+    assert counts == {name: PEOPLE_PER_CUSTOMER for name, _tag in jobs}
     assert links == (WRITERS + 1) * (PEOPLE_PER_CUSTOMER + 5)
     assert integrity == "ok"
 

@@ -24,7 +24,7 @@ def set_faults(client, **settings):
 def test_throttle_every_nth(client):
     set_faults(client, throttle_every=3, retry_after=7)
 
-    responses = [client.get("/v1/roles", headers=auth()) for _ in range(6)]
+    responses = [client.get("/v1/roles", headers=auth()) for _attempt in range(6)]
     throttled = responses[2]
 
     assert [r.status_code for r in responses] == [200, 200, 429, 200, 200, 429]
@@ -36,7 +36,7 @@ def test_throttle_every_nth(client):
 def test_fail_every_nth(client):
     set_faults(client, fail_every=2, fail_status=502)
 
-    statuses = [client.get("/v1/roles", headers=auth()).status_code for _ in range(4)]
+    statuses = [client.get("/v1/roles", headers=auth()).status_code for _attempt in range(4)]
 
     assert statuses == [200, 502, 200, 502]
 
@@ -44,7 +44,7 @@ def test_fail_every_nth(client):
 def test_startup_faults_from_cli_values():
     client = demo_client({"throttle_every": 2, "retry_after": 3})
 
-    statuses = [client.get("/v1/roles", headers=auth()).status_code for _ in range(2)]
+    statuses = [client.get("/v1/roles", headers=auth()).status_code for _attempt in range(2)]
 
     assert statuses == [200, 429]
     client.post("/_simulator/reset")
@@ -64,7 +64,7 @@ def test_rule_skip_and_times(client):
     set_faults(client, rules=[{"method": "GET", "path": "/v1/licenses", "status": 503,
                                "skip": 1, "times": 2}])
 
-    statuses = [client.get("/v1/licenses", headers=auth()).status_code for _ in range(5)]
+    statuses = [client.get("/v1/licenses", headers=auth()).status_code for _attempt in range(5)]
     other = client.get("/v1/roles", headers=auth())
     rule = client.get("/_simulator/faults").get_json()["rules"][0]
 
