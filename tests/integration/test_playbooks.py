@@ -1,0 +1,245 @@
+"""The playbooks under playbooks/ run through ansible-playbook against the simulator."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+
+import yaml
+
+from tests.integration.conftest import DEMO_FIXTURE, REPO_ROOT
+
+PLAYBOOKS = REPO_ROOT / "playbooks"
+DEMO_INVENTORY = PLAYBOOKS / "inventory" / "demo"
+DEMO = json.loads(DEMO_FIXTURE.read_text())
+ORGS = {org["displayName"]: org for org in DEMO["organizations"]}
+DEMO_HOSTS = {"alpine_dental": "Alpine Dental", "borealis_logistics": "Borealis Logistics",
+              "cobalt_health": "Cobalt Health"}
+SMALL_CUSTOMERS = "alpine_dental,borealis_logistics"
+RECAP_LINE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+"
+                        r"failed=(\d+)\s+skipped=(\d+)\s+rescued=(\d+)", re.MULTILINE)
+
+
+def recap(run) -> dict[str, dict[str, int]]:
+    """Return the PLAY RECAP counters per host."""
+    counters = {}
+    for match in RECAP_LINE.finditer(run.stdout):
+        host, ok, changed, unreachable, failed, skipped, rescued = match.groups()
+        counters[host] = {"ok": int(ok), "changed": int(changed), "failed": int(failed),
+                          "unreachable": int(unreachable), "rescued": int(rescued)}
+    return counters
+
+
+def run_upgrade(run_playbook, simulator, inventory=DEMO_INVENTORY, limit=None):
+    return run_playbook(playbook=PLAYBOOKS / "upgrade_21_1.yml", inventory=inventory,
+                        forks=3, limit=limit, extra_env={"WEBEX_API_URL": simulator.api_url})
+
+
+def run_report(run_playbook, report_dir, **extra_vars):
+    extra_vars["webex_report_dir"] = str(report_dir)
+    return run_playbook(playbook=PLAYBOOKS / "license_inventory.yml", inventory=DEMO_INVENTORY,
+                        extra_vars=extra_vars)
+
+
+def outcome_lines(run) -> list[str]:
+    return run.task("Show the outcome of every customer")["result"]["msg"]
+
+
+def test_upgrade_demo_then_rerun_unchanged(simulator, run_playbook):
+    first = run_upgrade(run_playbook, simulator)
+
+    assert first.rc == 0, first.stdout[-3000:]
+    counters = recap(first)
+    assert set(counters) == set(DEMO_HOSTS) | {"localhost"}
+    for host in DEMO_HOSTS:
+        assert counters[host]["failed"] == 0
+        assert counters[host]["rescued"] == 0
+        assert counters[host]["changed"] > 0, host
+    lines = outcome_lines(first)
+    assert len(lines) == 3
+    for name in DEMO_HOSTS.values():
+        assert any(line.startswith(f"{name}: upgraded") for line in lines), lines
+    reports = {record["host"]: record["result"]["ansible_facts"]["upgrade_21_1_outcome"]["report"]
+               for record in first.results if record["task"] == "Record the success"}
+    assert reports["borealis_logistics"]["default_subscription_id"] == "Sub-BOR100"
+    assert reports["borealis_logistics"]["default_site_url"] == "borealis.webex.com"
+    assert reports["borealis_logistics"]["users_not_retained"]["count"] == 32
+    assert reports["alpine_dental"]["default_subscription_id"] == "Sub-ALP100"
+    assert reports["cobalt_health"]["hierarchy"] == "Keystone/Reseller South"
+    borealis_managed = reports["borealis_logistics"]["managed_licenses"]
+    assert {row["subscription_id"] for row in borealis_managed} == {"Sub-BOR100"}
+    assert {row["site_url"] for row in borealis_managed} - {None} == {"borealis.webex.com"}
+
+    second = run_upgrade(run_playbook, simulator)
+
+    assert second.rc == 0, second.stdout[-3000:]
+    for host, counter in recap(second).items():
+        assert counter["changed"] == 0, host
+
+
+def test_upgrade_customer_without_default_fails_alone(simulator, run_playbook, tmp_path):
+    inventory = tmp_path / "inventory"
+    shutil.copytree(DEMO_INVENTORY, inventory)
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
+    borealis = hosts["webex_customers"]["children"]["reseller_north"]["hosts"]["borealis_logistics"]
+    del borealis["webex_default_subscription_id"]
+    del borealis["webex_default_site_url"]
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+
+    run = run_upgrade(run_playbook, simulator, inventory=inventory)
+
+    assert run.rc != 0
+    counters = recap(run)
+    assert counters["borealis_logistics"]["rescued"] == 1
+    assert counters["alpine_dental"]["rescued"] == 0
+    assert counters["cobalt_health"]["rescued"] == 0
+    failure = run.task("Record the failure", host="borealis_logistics")
+    outcome = failure["result"]["ansible_facts"]["upgrade_21_1_outcome"]
+    assert "Sub-BOR100, Sub-BOR101" in outcome["message"]
+    assert "webex_default_subscription_id" in outcome["message"]
+    assert "borealis-eu.webex.com, borealis.webex.com" in outcome["message"]
+    assert "webex_default_site_url" in outcome["message"]
+    succeeded = {record["host"] for record in run.results if record["task"] == "Record the success"}
+    assert succeeded == {"alpine_dental", "cobalt_health"}
+    summary = run.task("Fail when a customer was not upgraded")
+    assert summary["failed"]
+    assert "1 of 3 customers were not upgraded" in summary["result"]["msg"]
+    assert "Borealis Logistics (borealis_logistics)" in summary["result"]["msg"]
+    assert "Sub-BOR100, Sub-BOR101" in summary["result"]["msg"]
+    lines = outcome_lines(run)
+    assert any(line.startswith("Borealis Logistics: FAILED") for line in lines), lines
+
+
+def test_sync_playbook_syncs_every_customer(simulator, run_playbook):
+    run = run_playbook(playbook=PLAYBOOKS / "sync.yml", inventory=DEMO_INVENTORY,
+                       limit=SMALL_CUSTOMERS, extra_env={"WEBEX_API_URL": simulator.api_url})
+
+    assert run.rc == 0, run.stdout[-3000:]
+    syncs = {record["host"]: record["result"] for record in run.results
+             if record["task"].endswith("Sync the customer from its Webex org")}
+    assert set(syncs) == {"alpine_dental", "borealis_logistics"}
+    assert syncs["alpine_dental"]["fetched"]["people"] == len(ORGS["Alpine Dental"]["people"])
+    assert syncs["borealis_logistics"]["defaults"]["subscription_id"] is None
+    assert {item["option"] for item in syncs["borealis_logistics"]["defaults_required"]} == {
+        "default_subscription_id", "default_site_url"}
+
+
+def read_report(report_dir):
+    listing = json.loads((report_dir / "licenses.json").read_text())
+    with open(report_dir / "licenses.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return listing, rows
+
+
+def test_license_report_files_at_provider_level(simulator, run_playbook, tmp_path):
+    assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
+    report_dir = tmp_path / "report"
+
+    run = run_report(run_playbook, report_dir, webex_report_hierarchy="Keystone")
+
+    assert run.rc == 0, run.stdout[-3000:]
+    listing, rows = read_report(report_dir)
+    assert listing["level"] == "hierarchy"
+    assert listing["threshold_offenders"] == []
+    expected_ids = {(name, org_license["id"]) for name in ("Alpine Dental", "Borealis Logistics")
+                    for org_license in ORGS[name]["licenses"]}
+    assert {(row["customer"], row["id"]) for row in listing["licenses"]} == expected_ids
+    assert [(row["customer"], row["id"]) for row in rows] == [
+        (row["customer"], row["id"]) for row in listing["licenses"]]
+    by_id = {row["id"]: row for row in listing["licenses"]}
+    for row in rows:
+        source = by_id[row["id"]]
+        assert row["name"] == source["name"]
+        assert row["subscription_id"] == (source["subscription_id"] or "")
+        assert int(row["available_units"]) == source["available_units"]
+        assert row["managed"] == ("true" if source["managed"] else "false")
+    managed = {(row["customer"], row["subscription_id"])
+               for row in rows if row["managed"] == "true"}
+    assert managed == {("Alpine Dental", "Sub-ALP100"), ("Borealis Logistics", "Sub-BOR100")}
+    with open(report_dir / "totals.csv", newline="", encoding="utf-8") as handle:
+        totals = list(csv.DictReader(handle))
+    assert len(totals) == len(listing["totals"])
+    table = (report_dir / "licenses.txt").read_text()
+    assert "Licenses at hierarchy level (hierarchy Keystone)" in table
+    printed = run.task("Print the license table")["result"]["msg"]
+    assert printed == table.strip().split("\n")
+    header = printed[1]
+    assert header.split() == ["Customer", "License", "Subscription", "Site", "URL", "Total",
+                              "Used", "Available", "Used", "%", "Managed"]
+
+
+def test_license_report_thresholds_fail(simulator, run_playbook, tmp_path):
+    assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
+    report_dir = tmp_path / "report"
+    min_by_name = {"Webex Calling - Professional": 10}
+
+    run = run_report(run_playbook, report_dir, webex_report_hierarchy="Keystone/Reseller North",
+                     webex_min_available_units_by_name=min_by_name, webex_max_utilization=85)
+
+    assert run.rc != 0
+    listing = read_report(report_dir)[0]
+    expected = []
+    for row in listing["licenses"]:
+        if not row["managed"]:
+            continue
+        limit = min_by_name.get(row["name"])
+        if limit is not None and row["available_units"] < limit:
+            expected.append((row["customer"], row["name"], "available_units",
+                             row["available_units"], limit))
+        if row["utilization"] is not None and row["utilization"] > 85:
+            expected.append((row["customer"], row["name"], "utilization", row["utilization"], 85))
+    offenders = [(item["customer"], item["license"], item["check"], item["value"], item["limit"])
+                 for item in listing["threshold_offenders"]]
+    assert sorted(offenders) == sorted(expected)
+    assert ("Alpine Dental", "Webex Calling - Professional", "available_units", 6, 10) in offenders
+    assert ("Borealis Logistics", "Meeting - Webex Enterprise Edition", "utilization", 87.7,
+            85) in offenders
+    # Sub-BOR101 is not the default subscription, so its full Standard license is no offender.
+    assert all(item["subscription_id"] != "Sub-BOR101" for item in listing["threshold_offenders"])
+    message = run.task("Fail when a managed license is outside a threshold")["result"]["msg"]
+    assert f"({len(expected)})" in message
+    assert ("Alpine Dental / Webex Calling - Professional [Sub-ALP100]: available_units 6 "
+            "below the minimum 10") in message
+    assert ("Borealis Logistics / Meeting - Webex Enterprise Edition [Sub-BOR100, "
+            "borealis.webex.com]: utilization 87.7 above the maximum 85.0") in message
+
+
+def test_license_report_thresholds_pass(simulator, run_playbook, tmp_path):
+    assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
+    report_dir = tmp_path / "report"
+
+    run = run_report(run_playbook, report_dir, webex_report_hierarchy="Keystone",
+                     webex_min_available_units=5, webex_max_utilization=95,
+                     webex_max_utilization_by_name={"Advanced Messaging": 99})
+
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.task("Fail when a managed license is outside a threshold")["status"] == "skipped"
+    listing = read_report(report_dir)[0]
+    managed = [row for row in listing["licenses"] if row["managed"]]
+    assert managed
+    assert min(row["available_units"] for row in managed) >= 5
+
+
+def test_license_report_customer_and_location_level(simulator, run_playbook, tmp_path):
+    assert run_upgrade(run_playbook, simulator, limit="cobalt_health").rc == 0
+    location = ORGS["Cobalt Health"]["locations"][0]["name"]
+
+    customer_run = run_report(run_playbook, tmp_path / "customer",
+                              webex_report_customer="Cobalt Health")
+    location_run = run_report(run_playbook, tmp_path / "location",
+                              webex_report_customer="Cobalt Health", webex_report_location=location)
+
+    assert customer_run.rc == 0, customer_run.stdout[-3000:]
+    customer_listing, customer_rows = read_report(tmp_path / "customer")
+    assert customer_listing["level"] == "customer"
+    assert len(customer_rows) == len(ORGS["Cobalt Health"]["licenses"])
+    assert not (tmp_path / "customer" / "totals.csv").exists()
+    assert location_run.rc == 0, location_run.stdout[-3000:]
+    location_listing, location_rows = read_report(tmp_path / "location")
+    assert location_listing["level"] == "location"
+    assert location_rows
+    assert {row["location_name"] for row in location_rows} == {location}
+    table = (tmp_path / "location" / "licenses.txt").read_text()
+    assert f"location {location}" in table
