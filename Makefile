@@ -127,6 +127,12 @@ build-check: venv $(INSTALL_VENV)/.installed
 	  fi; \
 	done; \
 	[ $$missing -eq 0 ] && echo "build-check: every module and role is listed from $$(ls $(DIST)/*.tar.gz)"
+	# The demo again, with ansible-playbook, roles and playbooks of the installed copy only.
+	DEMO_ANSIBLE_BIN_DIR=$(INSTALL_VENV)/bin DEMO_COLLECTIONS_PATH=$(INSTALL_COLLECTIONS) \
+	  DEMO_PLAYBOOK_DIR=$(INSTALL_COLLECTIONS)/ansible_collections/ucops/webex/playbooks \
+	  DEMO_DIR=$(CURDIR)/.build/demo-installed scripts/demo.sh > $(DIST)/demo.log 2>&1 \
+	  || { tail -n 40 $(DIST)/demo.log; exit 1; }
+	@echo "build-check: the demo ran from the installed collection (log: $(DIST)/demo.log)"
 
 changelog-lint: venv
 	$(BIN)/antsibull-changelog lint

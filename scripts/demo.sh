@@ -6,12 +6,20 @@
 # upgrade again and checks that it changed nothing. Each run starts from a new inventory
 # file in .build/demo, so a second `make demo` shows the same output. The simulator is
 # stopped on every exit path.
+#
+# `make build-check` runs it again against the collection installed from the built tarball,
+# through these variables: DEMO_ANSIBLE_BIN_DIR (where ansible-playbook is),
+# DEMO_COLLECTIONS_PATH (ANSIBLE_COLLECTIONS_PATH) and DEMO_PLAYBOOK_DIR (the playbooks/
+# folder of the installed collection). DEMO_DIR sets the output folder.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin_dir="${repo_root}/.venv/bin"
-demo_dir="${repo_root}/.build/demo"
-inventory="${repo_root}/playbooks/inventory/demo"
+demo_dir="${DEMO_DIR:-${repo_root}/.build/demo}"
+ansible_bin_dir="${DEMO_ANSIBLE_BIN_DIR:-${bin_dir}}"
+playbook_dir="${DEMO_PLAYBOOK_DIR:-${repo_root}/playbooks}"
+collections_path="${DEMO_COLLECTIONS_PATH:-${repo_root}/.build/collections}"
+inventory="${playbook_dir}/inventory/demo"
 ready_prefix="Webex API simulator listening on "
 simulator_pid=""
 
@@ -55,17 +63,17 @@ echo "Simulator running at ${api_url} (pid ${simulator_pid})"
 
 export WEBEX_API_URL="${api_url}"
 export WEBEX_INVENTORY_DB="${demo_dir}/inventory.db"
-export ANSIBLE_COLLECTIONS_PATH="${repo_root}/.build/collections"
+export ANSIBLE_COLLECTIONS_PATH="${collections_path}"
 export ANSIBLE_LOCALHOST_WARNING=0
 export ANSIBLE_RETRY_FILES_ENABLED=0
 
 echo
 echo "=== 1. Upgrade every customer (3 in parallel) ==="
-"${bin_dir}/ansible-playbook" -i "${inventory}" playbooks/upgrade_21_1.yml --forks 3
+"${ansible_bin_dir}/ansible-playbook" -i "${inventory}" "${playbook_dir}/upgrade_21_1.yml" --forks 3
 
 echo
 echo "=== 2. License report at provider level (hierarchy Keystone) ==="
-"${bin_dir}/ansible-playbook" -i "${inventory}" playbooks/license_inventory.yml \
+"${ansible_bin_dir}/ansible-playbook" -i "${inventory}" "${playbook_dir}/license_inventory.yml" \
   -e webex_report_hierarchy=Keystone -e "webex_report_dir=${demo_dir}/report"
 echo
 cat "${demo_dir}/report/licenses.txt"
@@ -74,7 +82,7 @@ echo "Report files: $(cd "${demo_dir}/report" && echo *) in ${demo_dir}/report"
 
 echo
 echo "=== 3. Upgrade again: nothing may change ==="
-"${bin_dir}/ansible-playbook" -i "${inventory}" playbooks/upgrade_21_1.yml --forks 3 \
+"${ansible_bin_dir}/ansible-playbook" -i "${inventory}" "${playbook_dir}/upgrade_21_1.yml" --forks 3 \
   | tee "${demo_dir}/upgrade-again.log"
 recap=$(sed -n '/^PLAY RECAP/,$p' "${demo_dir}/upgrade-again.log" | grep ' : ok=')
 if grep -v ' changed=0 ' <<<"${recap}"; then
