@@ -172,8 +172,10 @@ licenses:
       returned: when O(source=inventory)
       sample: Borealis Logistics
     hierarchy:
-      description: Hierarchy node the license sits at, the customer's hierarchy path and name
-        (O(source=inventory) only).
+      description:
+        - Hierarchy node the license sits at, the "Location" column of license inventory
+          views. The customer's hierarchy path and name, and at location level also the
+          location name.
       type: str
       returned: when O(source=inventory)
       sample: Provider/Reseller/Borealis Logistics
@@ -192,6 +194,29 @@ licenses:
       type: str
       returned: when O(source=inventory)
       sample: "2026-12-04T10:15:00Z"
+    hybrid:
+      description: Whether this is a hybrid services license, whose usage is not counted.
+      type: bool
+      returned: when O(source=inventory)
+    unsubscribed:
+      description: Whether the license has no subscription (bundled licenses); such licenses
+        are never managed.
+      type: bool
+      returned: when O(source=inventory)
+    location_id:
+      description: Id of the location (site) the row counts.
+      type: str
+      returned: when O(location) is set
+    location_name:
+      description: Name of the location (site) the row counts.
+      type: str
+      returned: when O(location) is set
+    org_consumed_units:
+      description: Units in use in the whole org. Units are pooled per org, so at location
+        level RV(licenses[].total_units), RV(licenses[].available_units) and
+        RV(licenses[].utilization) are the org's values.
+      type: int
+      returned: when O(location) is set
     assigned_users:
       description: Users the license is assigned to.
       type: list
@@ -306,7 +331,7 @@ def main() -> None:
         required_by={"location": "customer"},
     )
 
-    # Inventory-only options make no sense against the live API: say so instead of ignoring.
+    # Inventory-only options have no meaning for the live API, so reject them explicitly.
     if module.params["source"] == "live":
         for option in ("hierarchy", "customer", "location"):
             if module.params[option] is not None:
