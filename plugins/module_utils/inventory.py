@@ -16,6 +16,7 @@ sync_history (one row per non-check sync run, also when nothing changed) and syn
 from __future__ import annotations
 
 import datetime
+import difflib
 import json
 import os
 import sqlite3
@@ -533,6 +534,19 @@ class InventoryStore:
         """Return ``{"count", "sample": [{id, email, licenses: [{id, name,
         subscription_id}]}]}`` for people holding subscribed licenses that are not managed."""
         return query_users_outside_defaults(self._conn, customer, sample_size)
+
+    def missing_customer_message(self, name: str) -> str:
+        """Describe a customer name that is not stored: the close matches and the known names."""
+        known = [record["name"] for record in self.list_customers()]
+        message = f"customer '{name}' is not in the inventory {self.path}"
+        close = [item for item in known if item.lower() == name.lower()]
+        close = close or difflib.get_close_matches(name, known, n=1)
+        if close:
+            message += f"; did you mean '{close[0]}'? Customer names are case-sensitive"
+        shown = ", ".join(known[:20]) + (f", and {len(known) - 20} more" if len(known) > 20 else "")
+        message += f" (customers: {shown or 'none'}). Correct the name, or add the customer "
+        message += "with ucops.webex.webex_customer"
+        return message
 
     def find_locations(self, customer: str, location: str) -> List[Dict[str, Any]]:
         """Return the stored locations of a customer whose id or name (any case) is ``location``.

@@ -67,12 +67,7 @@ def build_license_view(
 def require_customer(store: InventoryStore, customer: str) -> Dict[str, Any]:
     record = store.get_customer(customer)
     if record is None:
-        known = [item["name"] for item in store.list_customers()]
-        raise InventoryError(
-            f"customer '{customer}' is not in the inventory {store.path} "
-            f"(customers: {format_names(known)}); add it with ucops.webex.webex_customer "
-            "and sync it with ucops.webex.webex_license_sync"
-        )
+        raise InventoryError(store.missing_customer_message(customer))
     return record
 
 

@@ -13,7 +13,20 @@ writes nothing).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+import queue
+import threading
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
 from ansible_collections.ucops.webex.plugins.module_utils.customer import default_device
@@ -32,6 +45,11 @@ from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
 # reference for List People). The sync requests calling data to get each
 # person's locationId.
 PEOPLE_CALLING_DATA_MAX = 100
+
+# Pages fetched ahead of the page being staged (see prefetch).
+PREFETCH_PAGES = 2
+
+T = TypeVar("T")
 
 
 class SyncError(Exception):
@@ -74,23 +92,84 @@ def resolve_org_id(customer: Mapping[str, Any], requested: Optional[str]) -> Opt
     return stored or requested
 
 
-def stage_objects(client: WebexClient, session: SyncSession, people_page_size: int) -> None:
-    """Fetch every object type in the session's scope and stage it page by page."""
-    for object_type in session.scope:
+def fetch_pages(
+    client: WebexClient, scope: Sequence[str], people_page_size: int
+) -> Iterator[Tuple[str, List[Dict[str, Any]]]]:
+    """Yield ``(object_type, page)`` for every page of every object type in ``scope``."""
+    for object_type in scope:
         if object_type == "licenses":
-            session.stage_licenses(client.list_licenses())
+            yield object_type, client.list_licenses()
         elif object_type == "roles":
-            session.stage_roles(client.list_roles())
+            yield object_type, client.list_roles()
         elif object_type == "people":
             page_size = min(people_page_size, PEOPLE_CALLING_DATA_MAX)
             for page in client.iter_people(max_items=page_size, calling_data=True):
-                session.stage_people(page)
+                yield object_type, page
         elif object_type == "locations":
             for page in client.iter_locations():
-                session.stage_locations(page)
+                yield object_type, page
         elif object_type == "workspaces":
             for page in client.iter_workspaces():
-                session.stage_workspaces(page)
+                yield object_type, page
+
+
+def prefetch(items: Iterator[T], depth: int = PREFETCH_PAGES) -> Iterator[T]:
+    """Yield the items of ``items``, produced by a worker thread up to ``depth`` ahead.
+
+    The worker fetches the next page while the caller stages the current one, so the API's
+    response time and the inventory writes overlap. At most ``depth`` + 2 pages are in
+    memory. An exception of ``items`` is raised here, in the caller's thread. When the
+    caller stops early, the worker stops before its next item.
+    """
+    pending: queue.Queue[Tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry: Tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                pending.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(("item", item)):
+                    return
+        except BaseException as error:  # handed to the caller's thread, raised there
+            offer(("error", error))
+        else:
+            offer(("end", None))
+
+    worker = threading.Thread(target=produce, name="webex-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = pending.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        worker.join()
+
+
+def stage_objects(client: WebexClient, session: SyncSession, people_page_size: int) -> None:
+    """Fetch every object type in the session's scope and stage it page by page."""
+    stagers = {
+        "licenses": session.stage_licenses,
+        "roles": session.stage_roles,
+        "people": session.stage_people,
+        "locations": session.stage_locations,
+        "workspaces": session.stage_workspaces,
+    }
+    for object_type, page in prefetch(fetch_pages(client, session.scope, people_page_size)):
+        stagers[object_type](page)
 
 
 def sync_customer(
@@ -249,10 +328,7 @@ def run_license_sync(
     with open_existing_store(params["inventory_db"], name) as store:
         customer = store.get_customer(name)
         if customer is None:
-            raise SyncError(
-                f"customer '{name}' not found in {store.path}; add it with "
-                "ucops.webex.webex_customer first"
-            )
+            raise SyncError(store.missing_customer_message(name))
         org_id = resolve_org_id(customer, params["org_id"])
         client = client_factory()
         client.org_id = org_id
@@ -270,8 +346,9 @@ def run_license_sync(
             error.details["api_requests"] = dict(client.stats)
             raise
 
-        for warning in report["warnings"]:
-            warn(warning["message"])
+        if params.get("warn_missing_defaults", True):
+            for warning in report["warnings"]:
+                warn(warning["message"])
         result = build_result(report, customer, org_id)
         result["api_requests"] = dict(client.stats)
         if diff_mode:

@@ -67,6 +67,7 @@ class UserLicenseChange:
                 customer["default_subscription_id"],
                 customer["default_site_url"],
                 self.params.get("site_url"),
+                requested=self.params.get("licenses") or [],
             )
             rows = licensing.mark_managed(rows, decision)
             requested = licensing.resolve_license_names(
@@ -131,11 +132,7 @@ class UserLicenseChange:
     def _read_customer(self) -> Dict[str, Any]:
         customer = self.store.get_customer(self.customer_name)
         if customer is None:
-            raise UserLicenseError(
-                f"customer '{self.customer_name}' not found in the inventory {self.store.path}; "
-                "add it with ucops.webex.webex_customer and sync it with "
-                "ucops.webex.webex_license_sync"
-            )
+            raise UserLicenseError(self.store.missing_customer_message(self.customer_name))
         return customer
 
     def _choose_org_id(self, customer: Mapping[str, Any]) -> Optional[str]:

@@ -58,13 +58,21 @@ options:
       - The sync requests calling data (for the person's location), and the API returns at
         most 100 people per page then, so larger values are lowered to 100.
     type: int
-    default: 1000
+    default: 100
   people_sample:
     description:
       - Maximum number of people listed in RV(people_changes), in RV(users_outside_defaults)
         and in the diff.
     type: int
     default: 20
+  warn_missing_defaults:
+    description:
+      - Warn when the org has several subscriptions or site URLs and the customer has no
+        default for them. RV(defaults_required) is returned either way.
+      - Set it to V(false) for a sync that runs before the defaults are applied, as the first
+        step of the upgrade role does.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -303,8 +311,9 @@ def main() -> None:
         scope=dict(
             type="list", elements="str", choices=list(OBJECT_TYPES), default=list(OBJECT_TYPES)
         ),
-        people_page_size=dict(type="int", default=1000),
+        people_page_size=dict(type="int", default=100),
         people_sample=dict(type="int", default=20),
+        warn_missing_defaults=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 

@@ -352,7 +352,8 @@ def test_unknown_customer(simulator, run_playbook, inventory_db):
     record = run.task("sync")
     assert record["failed"]
     message = record["result"]["msg"]
-    assert "customer 'Nobody Inc' not found" in message
+    assert "customer 'Nobody Inc' is not in the inventory" in message
+    assert "Alpine Dental" in message
     assert "ucops.webex.webex_customer" in message
 
 

@@ -292,7 +292,7 @@ def test_unknown_customer_fails(simulator, borealis, license_task):
                                 licenses=["Advanced Messaging"])
 
     assert record["failed"]
-    assert "customer 'Nobody Inc' not found" in record["result"]["msg"]
+    assert "customer 'Nobody Inc' is not in the inventory" in record["result"]["msg"]
     assert "webex_customer" in record["result"]["msg"]
 
 

@@ -391,7 +391,7 @@ def test_change_unknown_user(store):
 
 def test_change_unknown_customer(store):
     change = UserLicenseChange(params(customer="Nobody"), store, FakeClient(PERSON))
-    with pytest.raises(UserLicenseError, match="add it with ucops.webex.webex_customer"):
+    with pytest.raises(UserLicenseError, match="add the customer with ucops.webex.webex_customer"):
         change.run()
 
 
