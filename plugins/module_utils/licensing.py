@@ -708,13 +708,15 @@ def decide_user_license_defaults(
     default_subscription_id: Optional[str] = None,
     default_site_url: Optional[str] = None,
     site_url: Optional[str] = None,
+    requested: Iterable[str] = (),
 ) -> DefaultsDecision:
     """Decide which licenses one user license change may assign, or raise LicensingError.
 
     ``licenses`` are the customer's inventory rows. ``site_url`` (optional) replaces the
     customer's default site URL for this change and must be a site URL of the effective
     default subscription. Raises when the customer has no licenses, when a configured default
-    is not in the org, or when the org has several subscriptions and no default.
+    is not in the org, or when the org has several subscriptions and no default. That last
+    message names each ``requested`` license name or id that several subscriptions offer.
     """
     if not licenses:
         raise LicensingError(
@@ -735,12 +737,16 @@ def decide_user_license_defaults(
             + "; fix it with ucops.webex.webex_customer or sync the customer again"
         )
     if decision.subscription_id is None:
-        raise LicensingError(
+        message = (
             f"customer '{customer}' has several subscriptions "
             f"({', '.join(decision.subscription_candidates)}) and no default_subscription_id, "
             "so none of its licenses can be assigned; set default_subscription_id with "
             "ucops.webex.webex_customer"
         )
+        ambiguous = _licenses_in_several_subscriptions(requested, licenses)
+        if ambiguous:
+            message = "; ".join(ambiguous) + ", so the request is ambiguous: " + message
+        raise LicensingError(message)
 
     if site_url:
         own_site_urls = site_urls_of_subscription(licenses, decision.subscription_id)
@@ -758,6 +764,28 @@ def decide_user_license_defaults(
             + "; fix it with ucops.webex.webex_customer or set site_url"
         )
     return decision
+
+
+def _licenses_in_several_subscriptions(
+    requested: Iterable[str], licenses: Sequence[Mapping[str, Any]]
+) -> List[str]:
+    """Describe each requested license name or id that more than one subscription offers."""
+    descriptions = []
+    for request in _unique(str(item) for item in requested):
+        key = request.strip().lower()
+        subscriptions = sorted(
+            {
+                str(row["subscription_id"])
+                for row in licenses
+                if row.get("subscription_id")
+                and (str(row["id"]) == request or str(row.get("name", "")).strip().lower() == key)
+            }
+        )
+        if len(subscriptions) > 1:
+            descriptions.append(
+                f"license '{request}' is in subscriptions {', '.join(subscriptions)}"
+            )
+    return descriptions
 
 
 def mark_managed(

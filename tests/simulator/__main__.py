@@ -1,13 +1,15 @@
 """Run the Webex API simulator: `python -m tests.simulator --fixture FILE [options]`.
 
-Stdout carries exactly one line, `Webex API simulator listening on http://HOST:PORT/v1`,
-once the socket accepts connections. Errors go to stderr. SIGTERM and SIGINT stop it cleanly.
+Stdout carries exactly one line, `Webex API simulator listening on http://HOST:PORT/v1`
+(https with --tls-cert and --tls-key), once the socket accepts connections. Errors go to
+stderr. SIGTERM and SIGINT stop it cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
+import ssl
 import sys
 import threading
 
@@ -50,7 +52,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--latency-ms", type=int, default=0, metavar="MS",
         help="delay added to every /v1 request, in milliseconds",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--tls-cert", metavar="FILE",
+        help="serve HTTPS with this PEM certificate (chain first); needs --tls-key",
+    )
+    parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key must be given together")
+    return args
+
+
+def load_tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """Return a server TLS context with the certificate and key; raises OSError or SSLError."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,9 +86,19 @@ def main(argv: list[str] | None = None) -> int:
         "fail_status": args.fail_status,
         "latency_ms": args.latency_ms,
     }
+    tls_context = None
+    if args.tls_cert:
+        try:
+            tls_context = load_tls_context(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"Cannot load TLS certificate {args.tls_cert} or key {args.tls_key}: {exc}",
+                  file=sys.stderr)
+            return 2
+
     app = create_app(fixture_text, startup_faults)
     server = make_server(
-        args.host, args.port, app, threaded=True, request_handler=QuietRequestHandler
+        args.host, args.port, app, threaded=True, request_handler=QuietRequestHandler,
+        ssl_context=tls_context,
     )
 
     def stop(signum, frame):
@@ -81,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    api_url = f"http://{args.host}:{server.server_port}/v1"
+    scheme = "https" if tls_context else "http"
+    api_url = f"{scheme}://{args.host}:{server.server_port}/v1"
     print(f"Webex API simulator listening on {api_url}", flush=True)
     try:
         server.serve_forever()

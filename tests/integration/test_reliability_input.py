@@ -1,0 +1,154 @@
+"""Bad input: each case fails with an error that names the value and the fix, and changes nothing.
+
+Several cases run as tasks of one playbook (ignore_errors), after which the inventory must
+equal its snapshot and the simulator must have received no change request.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from tests.integration.reliability_support import (
+    BOREALIS,
+    assert_store_unchanged,
+    dump_store,
+    module_args,
+)
+
+CUSTOMER = "Borealis Logistics"
+# A Borealis person without a location, for the calling license cases.
+NO_LOCATION = next(p for p in BOREALIS["people"] if not p.get("locationId"))["emails"][0]
+
+
+def closed_port_url() -> str:
+    """Return an API URL on 127.0.0.1 whose port has no listener."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def task(title: str, module: str, **args) -> dict:
+    return {"name": title, f"ucops.webex.{module}": args, "ignore_errors": True}
+
+
+def failure(run, name: str) -> str:
+    record = run.task(name)
+    assert record["failed"], (name, record["result"])
+    assert not record["changed"], name
+    return record["result"]["msg"]
+
+
+def add_borealis(run_playbook, simulator, **options) -> None:
+    run = run_playbook([
+        task("add", "webex_customer", **module_args(simulator, name=CUSTOMER,
+                                                    org_id=BOREALIS["id"], **options)),
+        task("sync", "webex_license_sync", **module_args(simulator, customer=CUSTOMER,
+                                                         scope=["licenses", "roles"])),
+    ])
+    assert run.rc == 0, run.stdout
+
+
+def test_bad_input_without_defaults(simulator, run_playbook, inventory_db):
+    add_borealis(run_playbook, simulator)
+    before = dump_store(inventory_db)
+    simulator.clear_requests()
+    person = BOREALIS["people"][7]["emails"][0]
+    unreachable = closed_port_url()
+
+    run = run_playbook([
+        task("sync unknown customer", "webex_license_sync",
+             **module_args(simulator, customer="Nobody Inc")),
+        task("license unknown customer", "webex_user_license",
+             **module_args(simulator, customer="Nobody Inc", user=person,
+                           licenses=["Advanced Messaging"])),
+        task("info unknown customer", "webex_license_info",
+             **module_args(simulator, source="inventory", customer="Nobody Inc")),
+        task("invalid org_id", "webex_customer",
+             **module_args(simulator, name="Ghost Org", org_id="not-an-org-id")),
+        task("subscription not in org", "webex_customer",
+             **module_args(simulator, name=CUSTOMER, org_id=BOREALIS["id"],
+                           default_subscription_id="Sub-XYZ999")),
+        task("site URL not in org", "webex_customer",
+             **module_args(simulator, name=CUSTOMER, org_id=BOREALIS["id"],
+                           default_site_url="https://elsewhere.webex.com/")),
+        task("license in two subscriptions", "webex_user_license",
+             **module_args(simulator, customer=CUSTOMER, user=person,
+                           licenses=["Advanced Messaging"])),
+        task("api_url not a URL", "webex_license_sync",
+             **module_args(simulator, customer=CUSTOMER, api_url="webexapis.com/v1")),
+        task("api_url unreachable", "webex_customer",
+             **module_args(simulator, name="Offline Corp", org_id=BOREALIS["id"],
+                           api_url=unreachable, max_retry_wait=1)),
+    ])
+
+    for name in ("sync unknown customer", "license unknown customer", "info unknown customer"):
+        message = failure(run, name)
+        assert "customer 'Nobody Inc'" in message, message
+        assert "not" in message, message
+        assert "ucops.webex.webex_customer" in message, message
+
+    message = failure(run, "invalid org_id")
+    assert "org_id 'not-an-org-id'" in message
+    assert "Check org_id" in message
+    assert "nothing was saved" in message
+
+    message = failure(run, "subscription not in org")
+    assert "'Sub-XYZ999'" in message
+    assert "Sub-BOR100, Sub-BOR101" in message
+    assert "Nothing was saved" in message
+
+    message = failure(run, "site URL not in org")
+    assert "default_site_url 'elsewhere.webex.com'" in message
+    assert "borealis-eu.webex.com, borealis.webex.com" in message
+
+    message = failure(run, "license in two subscriptions")
+    assert "'Advanced Messaging'" in message
+    assert "Sub-BOR100" in message
+    assert "Sub-BOR101" in message
+    assert "default_subscription_id" in message
+
+    message = failure(run, "api_url not a URL")
+    assert "invalid api_url 'webexapis.com/v1'" in message
+    assert "https://" in message
+
+    message = failure(run, "api_url unreachable")
+    assert f"cannot connect to {unreachable}" in message
+    assert "Check api_url" in message
+
+    assert_store_unchanged(inventory_db, before)
+    assert [entry for entry in simulator.requests() if entry["method"] != "GET"] == []
+
+
+def test_bad_input_with_defaults(simulator, run_playbook, inventory_db):
+    add_borealis(run_playbook, simulator, default_subscription_id="Sub-BOR100",
+                 default_site_url="borealis.webex.com")
+    before = dump_store(inventory_db)
+    simulator.clear_requests()
+
+    run = run_playbook([
+        task("unknown user", "webex_user_license",
+             **module_args(simulator, customer=CUSTOMER, user="nobody@borealis.example.com",
+                           licenses=["Advanced Messaging"])),
+        task("calling without location", "webex_user_license",
+             **module_args(simulator, customer=CUSTOMER, user=NO_LOCATION,
+                           licenses=["Webex Calling - Professional"], extension="4711")),
+        task("unknown location", "webex_user_license",
+             **module_args(simulator, customer=CUSTOMER, user=NO_LOCATION,
+                           licenses=["Webex Calling - Professional"], extension="4711",
+                           location="Atlantis")),
+    ])
+
+    message = failure(run, "unknown user")
+    assert "nobody@borealis.example.com" in message
+    assert "not found" in message
+
+    message = failure(run, "calling without location")
+    assert "location" in message
+    assert NO_LOCATION in message
+
+    message = failure(run, "unknown location")
+    assert "'Atlantis'" in message
+
+    assert_store_unchanged(inventory_db, before)
+    assert [entry for entry in simulator.requests() if entry["method"] != "GET"] == []

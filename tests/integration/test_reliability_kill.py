@@ -1,0 +1,124 @@
+"""A sync whose module process is killed (SIGKILL) while it commits leaves the store intact.
+
+The kill is real and timed by polling: the test waits until the inventory's write-ahead log
+(``inventory.db-wal``) grows, which happens only inside the sync's commit transaction, and
+then sends SIGKILL to the module's Python process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from tests.integration.reliability_support import assert_inventory_matches_org, dump_store
+from tests.simulator.generate import build_fixture, write_fixture
+
+MODULE_SCRIPT = "AnsiballZ_webex_license_sync.py"
+# The staging tables live in temporary files, so the WAL of the inventory only grows in
+# the commit. A commit of 10,000 people writes tens of MB, so 1 MB is well inside it.
+WAL_COMMIT_BYTES = 1024 * 1024
+POLL_SECONDS = 0.0005
+KILL_DEADLINE_SECONDS = 240
+
+
+def find_module_process(remote_tmp: Path) -> int | None:
+    """Return the pid of the Python process running the sync module from ``remote_tmp``."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) < 2:
+            continue
+        script = argv[1].decode(errors="replace")
+        if script.startswith(str(remote_tmp)) and script.endswith(MODULE_SCRIPT):
+            return int(entry)
+    return None
+
+
+def wal_size(db_path: Path) -> int:
+    try:
+        return os.stat(f"{db_path}-wal").st_size
+    except FileNotFoundError:
+        return 0
+
+
+def kill_during_commit(db_path: Path, remote_tmp: Path, finished: threading.Event) -> dict:
+    """Wait for the module process and its commit, then SIGKILL it; return what was seen."""
+    deadline = time.monotonic() + KILL_DEADLINE_SECONDS
+    pid = None
+    while pid is None and not finished.is_set() and time.monotonic() < deadline:
+        pid = find_module_process(remote_tmp)
+        time.sleep(0.01)
+    assert pid is not None, "the module process never started"
+
+    while not finished.is_set() and time.monotonic() < deadline:
+        size = wal_size(db_path)
+        if size > WAL_COMMIT_BYTES:
+            os.kill(pid, signal.SIGKILL)
+            return {"pid": pid, "wal_bytes": size}
+        time.sleep(POLL_SECONDS)
+    raise AssertionError("the sync ended before its commit was seen in the WAL")
+
+
+def test_sigkill_during_commit_keeps_store(start_simulator, run_playbook, inventory_db,
+                                           tmp_path):
+    fixture = build_fixture(10000, seed=13, locations=20, workspaces=100)
+    org = fixture["organizations"][0]
+    fixture_path = tmp_path / "large.json"
+    write_fixture(fixture, str(fixture_path))
+    simulator = start_simulator(fixture_path)
+    args = {"api_url": simulator.api_url, "access_token": "sim-token"}
+    sync = {"name": "sync", "ucops.webex.webex_license_sync": dict(args, customer="Killed"),
+            "ignore_errors": True}
+    light = run_playbook([
+        {"name": "add", "ucops.webex.webex_customer": dict(args, name="Killed", org_id=org["id"])},
+        {"name": "light sync", "ucops.webex.webex_license_sync": dict(
+            args, customer="Killed", scope=["licenses", "roles"])},
+    ])
+    assert light.rc == 0, light.stdout
+    assert not Path(f"{inventory_db}-wal").exists()
+    before = dump_store(inventory_db)
+
+    # The full sync runs in a thread; this thread kills its module process mid-commit.
+    remote_tmp = tmp_path / "remote-tmp"
+    outcome: dict = {}
+    finished = threading.Event()
+
+    def run_sync() -> None:
+        outcome["run"] = run_playbook([sync], extra_env={"ANSIBLE_REMOTE_TMP": str(remote_tmp)})
+        finished.set()
+
+    worker = threading.Thread(target=run_sync)
+    worker.start()
+    try:
+        killed = kill_during_commit(inventory_db, remote_tmp, finished)
+    finally:
+        worker.join(timeout=KILL_DEADLINE_SECONDS)
+
+    record = outcome["run"].task("sync")
+    assert record["failed"], record["result"]
+    assert killed["wal_bytes"] > WAL_COMMIT_BYTES
+    assert find_module_process(remote_tmp) is None
+    assert dump_store(inventory_db) == before
+    with contextlib.closing(sqlite3.connect(str(inventory_db))) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    rerun = run_playbook([sync])
+
+    record = rerun.task("sync")
+    assert not record["failed"], record["result"].get("msg")
+    assert record["changed"]
+    assert record["result"]["summary"]["people"]["added"] == 10000
+    assert_inventory_matches_org(inventory_db, "Killed", org)
+    with contextlib.closing(sqlite3.connect(str(inventory_db))) as connection:
+        outcomes = [row[0] for row in connection.execute(
+            "SELECT outcome FROM sync_history ORDER BY id")]
+    assert outcomes == ["success", "success"]
