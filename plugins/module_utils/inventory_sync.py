@@ -265,34 +265,62 @@ def _link_missing(link: LinkSpec, alias: str, table: str, other: str) -> str:
     )
 
 
+def _changes(table: str) -> str:
+    return "c_" + table
+
+
+def _collect_changes_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
+    """Build the statements that fill c_<table> with the added, removed and updated ids."""
+    changes = _changes(spec.table)
+    return [
+        f"DELETE FROM {changes}",
+        f"INSERT INTO {changes} (id, change) SELECT s.id, 'added' {_added_sql(spec)}",
+        f"INSERT INTO {changes} (id, change) SELECT m.id, 'removed' {_removed_sql(spec)}",
+        f"INSERT INTO {changes} (id, change) SELECT x.id, 'updated' "
+        f"FROM ({_updated_ids_sql(spec, dialect)}) x",
+    ]
+
+
 def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
-    """Build the statements that make the inventory equal to the staged rows."""
+    """Build the statements that make the inventory equal to the staged rows.
+
+    They only visit the ids in c_<table> (see ``_collect_changes_statements``). A link row
+    whose owner is missing from the owner table is therefore left alone: the store adds
+    the person before any person_licenses row, so such a row does not occur.
+    """
     columns = ("customer", "id") + spec.column_names
     column_list = ", ".join(columns)
     staged_list = ", ".join(f"s.{name}" for name in columns)
     updates = ", ".join(f"{name} = excluded.{name}" for name in spec.column_names)
+    changes = _changes(spec.table)
+    changed_ids = f"(SELECT id FROM {changes})"
+    kept_ids = f"(SELECT id FROM {changes} WHERE change <> 'removed')"
     statements = []
     for link in spec.links:
         statements.append(
-            f"DELETE FROM {link.table} WHERE customer = :customer AND "
+            f"DELETE FROM {link.table} WHERE customer = :customer "
+            f"AND {link.owner} IN {changed_ids} AND "
             f"{_link_missing(link, 's', _staged(link.table), link.table)}"
         )
     statements.append(
-        f"DELETE FROM {spec.table} WHERE customer = :customer AND NOT EXISTS "
-        f"(SELECT 1 FROM {_staged(spec.table)} s WHERE s.id = {spec.table}.id)"
+        f"DELETE FROM {spec.table} WHERE customer = :customer "
+        f"AND id IN (SELECT id FROM {changes} WHERE change = 'removed')"
     )
+    # Rows are inserted in key order, which keeps the B-tree inserts local.
     statements.append(
         f"INSERT INTO {spec.table} ({column_list}) SELECT {staged_list} "
-        f"FROM {_staged(spec.table)} s WHERE NOT EXISTS (SELECT 1 FROM {spec.table} m "
+        f"FROM {_staged(spec.table)} s WHERE s.id IN {kept_ids} "
+        f"AND NOT EXISTS (SELECT 1 FROM {spec.table} m "
         "WHERE m.customer = s.customer AND m.id = s.id "
         f"AND NOT ({_rows_differ(spec, dialect, 's', 'm')})) "
-        f"ON CONFLICT (customer, id) DO UPDATE SET {updates}"
+        f"ORDER BY s.id ON CONFLICT (customer, id) DO UPDATE SET {updates}"
     )
     for link in spec.links:
         statements.append(
             f"INSERT INTO {link.table} (customer, {link.owner}, {link.target}) "
             f"SELECT s.customer, s.{link.owner}, s.{link.target} FROM {_staged(link.table)} s "
-            f"WHERE {_link_missing(link, 'm', link.table, 's')}"
+            f"WHERE s.{link.owner} IN {kept_ids} AND {_link_missing(link, 'm', link.table, 's')} "
+            f"ORDER BY s.{link.owner}, s.{link.target}"
         )
     return statements
 
@@ -322,6 +350,11 @@ class SyncSession:
         self.started_at = store.now()
         self.staged: Dict[str, int] = {name: 0 for name in self.scope}
         self.duplicates: Dict[str, int] = {name: 0 for name in self.scope}
+        # Rows appended per object type, and the types appended to since the staged
+        # tables were last deduplicated and indexed (see _finish_staging).
+        self._appended: Dict[str, int] = {name: 0 for name in self.scope}
+        self._unfinished: set = set()
+        self._page_number = 0
         self.finished = False
         self._dialect: SQLiteDialect = store.dialect
         self._conn = self._dialect.retry_locked(self._dialect.connect)
@@ -394,35 +427,46 @@ class SyncSession:
                 f"cannot stage {object_type}: not in the sync scope ({', '.join(self.scope)})"
             )
         spec = SPECS[object_type]
-        columns = ("customer", "id") + spec.column_names
-        insert = (
-            f"INSERT INTO {_staged(spec.table)} ({', '.join(columns)}) "
-            f"VALUES ({', '.join(':' + name for name in columns)}) "
-            f"ON CONFLICT (id) DO UPDATE SET "
-            + ", ".join(f"{name} = excluded.{name}" for name in spec.column_names)
-        )
+        columns = ("customer", "id") + spec.column_names + ("page",)
+        self._page_number += 1
         for row in rows:
             row["customer"] = self.customer
+            row["page"] = self._page_number
 
-        # A repeated page (or a person listed twice) replaces the earlier copy.
-        with self._staging_transaction():
-            self._conn.executemany(insert, rows)
+        # Staging only appends: the staged tables have no key while pages arrive, because
+        # inserting into a B-tree keyed by long random ids costs several times more than
+        # appending and indexing once (_finish_staging). One transaction spans all pages
+        # (TEMP tables only, so no inventory lock); a savepoint keeps each page whole.
+        self._begin_staging()
+        self._conn.execute("SAVEPOINT stage_page")
+        try:
+            self._conn.executemany(
+                f"INSERT INTO {_staged(spec.table)} ({', '.join(columns)}) "
+                f"VALUES ({', '.join(':' + name for name in columns)})",
+                rows,
+            )
             for link in spec.links:
-                owner_ids = [{"owner": row["id"]} for row in rows]
                 self._conn.executemany(
-                    f"DELETE FROM {_staged(link.table)} WHERE {link.owner} = :owner", owner_ids
-                )
-                self._conn.executemany(
-                    f"INSERT INTO {_staged(link.table)} (customer, {link.owner}, {link.target}) "
-                    "VALUES (:customer, :owner, :target) ON CONFLICT DO NOTHING",
+                    f"INSERT INTO {_staged(link.table)} "
+                    f"(customer, {link.owner}, {link.target}, page) "
+                    "VALUES (:customer, :owner, :target, :page)",
                     [
-                        {"customer": self.customer, "owner": owner, "target": target}
+                        {
+                            "customer": self.customer,
+                            "owner": owner,
+                            "target": target,
+                            "page": self._page_number,
+                        }
                         for owner, target in links.get(link.table, ())
                     ],
                 )
-            count = self._conn.execute(f"SELECT COUNT(*) FROM {_staged(spec.table)}").fetchone()[0]
-        self.duplicates[object_type] += len(rows) - (count - self.staged[object_type])
-        self.staged[object_type] = count
+        except BaseException:
+            self._conn.execute("ROLLBACK TO stage_page")
+            raise
+        finally:
+            self._conn.execute("RELEASE stage_page")
+        self._appended[object_type] += len(rows)
+        self._unfinished.add(object_type)
         return len(rows)
 
     # -- diff and commit ------------------------------------------------------------------
@@ -433,6 +477,7 @@ class SyncSession:
         Returns the report described in ``commit``, without ``rows_written``/``history_id``.
         """
         self._check_open()
+        self._end_staging()
         customer = self.store.get_customer(self.customer)
         if customer is None:
             raise InventoryError(f"customer '{self.customer}' was deleted during the sync")
@@ -450,6 +495,7 @@ class SyncSession:
         "rows_written", "history_id"}``. Only the object types in scope are replaced.
         """
         self._check_open()
+        self._end_staging()
 
         def transaction() -> Dict[str, Any]:
             self._conn.execute(self._dialect.begin_write_sql)
@@ -478,6 +524,9 @@ class SyncSession:
         params = {"customer": self.customer}
         before = self._conn.total_changes
         for object_type in self.scope:
+            counts = report["summary"][object_type]
+            if not (counts["added"] or counts["updated"] or counts["removed"]):
+                continue
             for statement in _apply_statements(SPECS[object_type], self._dialect):
                 self._conn.execute(statement, params)
         report["rows_written"] = self._conn.total_changes - before
@@ -530,23 +579,78 @@ class SyncSession:
             self.finished = True
             self._conn.close()
 
+    def _begin_staging(self) -> None:
+        if not self._conn.in_transaction:
+            self._conn.execute(self._dialect.begin_stage_sql)
+
+    def _end_staging(self) -> None:
+        self._begin_staging()
+        for object_type in self.scope:
+            if object_type in self._unfinished:
+                self._finish_staging(SPECS[object_type])
+                self._unfinished.discard(object_type)
+            count = self._scalar(f"SELECT COUNT(*) FROM {_staged(SPECS[object_type].table)}", {})
+            self.staged[object_type] = count
+            self.duplicates[object_type] = self._appended[object_type] - count
+        self._conn.execute("COMMIT")
+
+    def _finish_staging(self, spec: TableSpec) -> None:
+        """Index the staged rows of one type and keep the last copy of a repeated object.
+
+        A repeated page (or an object listed twice) replaces the earlier copy: its row and
+        the links of its page win. Link rows listed twice are kept once.
+        """
+        table = _staged(spec.table)
+        self._conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_id ON {table} (id)")
+        total = self._scalar(f"SELECT COUNT(*) FROM {table}", {})
+        distinct = self._scalar(f"SELECT COUNT(DISTINCT id) FROM {table}", {})
+        if distinct < total:
+            self._conn.execute(
+                f"DELETE FROM {table} WHERE rowid NOT IN "
+                f"(SELECT MAX(rowid) FROM {table} GROUP BY id)"
+            )
+        for link in spec.links:
+            links = _staged(link.table)
+            self._conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {links}_owner ON {links} "
+                f"({link.owner}, {link.target})"
+            )
+            if distinct < total:
+                self._conn.execute(
+                    f"DELETE FROM {links} WHERE page <> "
+                    f"(SELECT s.page FROM {table} s WHERE s.id = {links}.{link.owner})"
+                )
+            repeated = self._conn.execute(
+                f"SELECT 1 FROM {links} GROUP BY {link.owner}, {link.target} "
+                "HAVING COUNT(*) > 1 LIMIT 1"
+            ).fetchone()
+            if repeated is not None:
+                self._conn.execute(
+                    f"DELETE FROM {links} WHERE rowid NOT IN (SELECT MIN(rowid) FROM {links} "
+                    f"GROUP BY {link.owner}, {link.target})"
+                )
+
     def _staging_transaction(self) -> _Transaction:
         return _Transaction(self._conn, self._dialect.begin_stage_sql)
 
     def _create_staging_tables(self) -> None:
         for object_type in self.scope:
             spec = SPECS[object_type]
+            self._conn.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_changes(spec.table)} "
+                "(id TEXT NOT NULL PRIMARY KEY, change TEXT NOT NULL) WITHOUT ROWID"
+            )
             columns = ", ".join(f"{name} {sql_type}" for name, sql_type in spec.columns)
             self._conn.execute(
                 f"CREATE TEMPORARY TABLE IF NOT EXISTS {_staged(spec.table)} "
-                f"(customer TEXT NOT NULL, id TEXT NOT NULL PRIMARY KEY, {columns})"
+                f"(customer TEXT NOT NULL, id TEXT NOT NULL, {columns}, page INTEGER NOT NULL)"
             )
             for link in spec.links:
                 self._conn.execute(
                     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_staged(link.table)} "
                     f"(customer TEXT NOT NULL, {link.owner} TEXT NOT NULL, "
                     f"{link.target} TEXT NOT NULL, "
-                    f"PRIMARY KEY ({link.owner}, {link.target}))"
+                    "page INTEGER NOT NULL)"
                 )
 
     def _read_customer(self) -> Dict[str, Any]:
@@ -592,7 +696,10 @@ class SyncSession:
     def _report(self, decision: licensing.DefaultsDecision, people_sample: int) -> Dict[str, Any]:
         summary = {}
         for object_type in self.scope:
-            summary[object_type] = self._summarize(SPECS[object_type])
+            spec = SPECS[object_type]
+            for statement in _collect_changes_statements(spec, self._dialect):
+                self._conn.execute(statement, {"customer": self.customer})
+            summary[object_type] = self._summarize(spec)
         changed = any(
             counts["added"] or counts["updated"] or counts["removed"] for counts in summary.values()
         )
@@ -623,16 +730,14 @@ class SyncSession:
         return report
 
     def _summarize(self, spec: TableSpec) -> Dict[str, int]:
-        added = self._scalar(f"SELECT COUNT(*) {_added_sql(spec)}")
-        removed = self._scalar(f"SELECT COUNT(*) {_removed_sql(spec)}")
-        updated = self._scalar(f"SELECT COUNT(*) FROM ({_updated_ids_sql(spec, self._dialect)}) x")
+        counts = {"added": 0, "updated": 0, "removed": 0}
+        for row in self._conn.execute(
+            f"SELECT change, COUNT(*) FROM {_changes(spec.table)} GROUP BY change"
+        ):
+            counts[row[0]] = int(row[1])
         staged = self._scalar(f"SELECT COUNT(*) FROM {_staged(spec.table)}", {})
-        return {
-            "added": added,
-            "updated": updated,
-            "removed": removed,
-            "unchanged": staged - added - updated,
-        }
+        counts["unchanged"] = staged - counts["added"] - counts["updated"]
+        return counts
 
     def _license_changes(self) -> Dict[str, Any]:
         spec = SPECS["licenses"]
@@ -662,20 +767,15 @@ class SyncSession:
 
     def _people_changes(self, limit: int) -> Dict[str, Any]:
         """List up to ``limit`` changed people with their license changes."""
-        spec = SPECS["people"]
-        params = {"customer": self.customer, "limit": limit + 1}
+        params = {"limit": limit + 1}
         picked: List[Tuple[str, str]] = []
-        queries = (
-            ("added", f"SELECT s.id {_added_sql(spec)} ORDER BY s.id LIMIT :limit"),
-            ("removed", f"SELECT m.id {_removed_sql(spec)} ORDER BY m.id LIMIT :limit"),
-            (
-                "updated",
-                f"SELECT x.id FROM ({_updated_ids_sql(spec, self._dialect)}) x "
-                "ORDER BY x.id LIMIT :limit",
-            ),
-        )
-        for change, sql in queries:
-            for row in self._conn.execute(sql, params):
+        for change in ("added", "removed", "updated"):
+            rows = self._conn.execute(
+                f"SELECT id FROM {_changes('people')} WHERE change = :change "
+                "ORDER BY id LIMIT :limit",
+                dict(params, change=change),
+            )
+            for row in rows:
                 picked.append((change, row[0]))
         truncated = len(picked) > limit
         changes = [self._person_change(change, person_id) for change, person_id in picked[:limit]]

@@ -735,9 +735,10 @@ class WebexClient:
         """Yield (body, items) for each page, following Link rel="next".
 
         With offset_paging, a full page without a next link is followed by a request with
-        start set to the number of items read so far. A next link that repeats a fetched
-        URL, a page without the item list, or an offset page that starts with an item
-        already seen raises WebexApiError instead of looping.
+        start set to the number of items read so far, unless an earlier page had a next
+        link. A next link that repeats a fetched URL, a page without the item list, or an
+        offset page that starts with an item already seen raises WebexApiError instead of
+        looping.
         """
         first_url = self._build_url(path)
         first_query = _encode_params(params)
@@ -746,6 +747,7 @@ class WebexClient:
         fetched_urls = set()
         first_item_ids = set()
         items_read = 0
+        linked = False
 
         for page_number in itertools.count(1):
             fetched_urls.add(_canonical_url(url, query))
@@ -757,7 +759,16 @@ class WebexClient:
             yield response.json, items
 
             next_url = self._next_link_url(response, first_query)
-            if next_url is None and offset_paging and page_size and len(items) >= page_size:
+            linked = linked or next_url is not None
+            # An API that sent a next link on an earlier page marks the last page by its
+            # absence, so offsets are only a fallback for lists that never link.
+            if (
+                next_url is None
+                and offset_paging
+                and not linked
+                and page_size
+                and len(items) >= page_size
+            ):
                 next_url = _offset_page_url(first_url, first_query, items_read)
             if next_url is None:
                 return

@@ -139,11 +139,12 @@ def commit_until_killed(path, ready):
         connection = session._conn
         # A tiny page cache makes SQLite spill uncommitted pages into the WAL file.
         connection.execute("PRAGMA cache_size = 5")
-        baseline = connection.total_changes
+        wal = path + "-wal"
 
         def pause_inside_commit():
-            # More changes than the two staged managed flags means a data statement ran.
-            if connection.in_transaction and connection.total_changes > baseline + 2:
+            # Staging and change tables are TEMP tables, outside the WAL, so frames in the
+            # WAL mean a data statement has written to the inventory.
+            if connection.in_transaction and os.path.exists(wal) and os.path.getsize(wal) > 0:
                 ready.set()
                 time.sleep(600)
             return 0
