@@ -49,6 +49,20 @@ molecule: venv collection
 	  (cd roles/$$role && $(BIN)/molecule test) || exit 1; \
 	done
 
+# Benchmark against the simulator (not part of `make test`; about 20 minutes on 2 CPUs).
+# Writes bench/RESULTS.md and bench/results.json; BENCH_ARGS=--quick for a smoke run.
+BENCH_VENV := $(CURDIR)/.build/bench-venv
+
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	rm -rf $(BENCH_VENV)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: venv collection $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
 # --- Ansible conformance checks (part of `make test`) -----------------------------------
 SANITY_ROOT := $(CURDIR)/.build/sanity/ansible_collections/ucops/webex
 SANITY_PYTHON := 3.11
