@@ -552,9 +552,9 @@ def machine() -> dict:
         except Exception:  # noqa: BLE001 - a missing package is reported as unknown
             versions[name] = "unknown"
     ansible = subprocess.run([str(ANSIBLE_PLAYBOOK), "--version"], capture_output=True,
-                             text=True).stdout.splitlines()[0]
+                             text=True, check=True).stdout.splitlines()[0]
     sqlite = subprocess.run([str(DEV_PYTHON), "-c", "import sqlite3;print(sqlite3.sqlite_version)"],
-                            capture_output=True, text=True).stdout.strip()
+                            capture_output=True, text=True, check=True).stdout.strip()
     return {
         "cpu": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),

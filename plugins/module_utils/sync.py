@@ -3,7 +3,8 @@
 """Sync of one customer's Webex objects into the license inventory (webex_license_sync).
 
 Each object type in scope is read page by page from the Webex API and staged in a
-``SyncSession``, so at most one page of people is held in memory. The session then compares
+``SyncSession``; a worker thread fetches up to PREFETCH_PAGES pages ahead, so a few pages of
+people are held in memory, never the whole list. The session then compares
 the staged rows with the inventory: a real run commits the difference in one transaction,
 a check-mode run only reports it. Any error aborts the session, so the inventory keeps its
 previous content and the sync history records the failure (except in check mode, which

@@ -1,0 +1,322 @@
+"""Unit tests of sync staging on a real SQLite file: repeated objects and diff against commit.
+
+The Webex API can serve a page twice or move a person to a later page while a listing is
+read. Staging keeps the last copy of each object, and diff() must report what commit()
+then writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
+    DATA_TABLES,
+    InventoryStore,
+)
+
+
+def api_license(license_id, name, subscription, total=10, consumed=0):
+    return {
+        "id": license_id,
+        "name": name,
+        "subscriptionId": subscription,
+        "totalUnits": total,
+        "consumedUnits": consumed,
+        "consumedByUsers": consumed,
+        "consumedByWorkspaces": 0,
+    }
+
+
+LICENSES = [
+    api_license("C-A", "Webex Calling - Professional", "Sub-A100", total=30, consumed=4),
+    api_license("ADV", "Advanced Messaging", "Sub-A100", total=20, consumed=2),
+    api_license("C-B", "Webex Calling - Professional", "Sub-B200", total=10, consumed=1),
+]
+
+
+def person(number, name=None, licenses=("C-A",), location="LOC-1"):
+    return {
+        "id": f"P{number:03d}",
+        "emails": [f"user{number}@acme.example"],
+        "displayName": name or f"User {number}",
+        "locationId": location,
+        "licenses": list(licenses),
+        "roles": [],
+    }
+
+
+PAGES = [
+    [person(1), person(2), person(3)],
+    [person(4), person(5, licenses=("C-A", "C-B")), person(6)],
+]
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "inventory.db")
+
+
+@pytest.fixture
+def store(db_path):
+    with InventoryStore(db_path, lock_timeout=10) as opened:
+        changed, _before, _after = opened.upsert_customer(
+            "Acme", org_id="ORG-Acme", default_subscription_id="Sub-A100"
+        )
+        assert changed
+        yield opened
+
+
+def stage(session, licenses, pages):
+    session.stage_licenses(licenses)
+    for page in pages:
+        session.stage_people(page)
+
+
+def commit_sync(store, licenses=None, pages=None):
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES if licenses is None else licenses,
+              PAGES if pages is None else pages)
+        return session.commit()
+
+
+def diff_sync(store, licenses=None, pages=None):
+    session = store.begin_sync("Acme", scope=["licenses", "people"])
+    stage(session, LICENSES if licenses is None else licenses, PAGES if pages is None else pages)
+    report = session.diff()
+    session.discard()
+    return report
+
+
+def stored_person(db_path, person_id):
+    connection = sqlite3.connect(db_path)
+    connection.row_factory = sqlite3.Row
+    try:
+        row = connection.execute(
+            "SELECT email, display_name, location_id FROM people WHERE customer = 'Acme' "
+            "AND id = ?",
+            (person_id,),
+        ).fetchone()
+        licenses = connection.execute(
+            "SELECT license_id FROM person_licenses WHERE customer = 'Acme' AND person_id = ? "
+            "ORDER BY license_id",
+            (person_id,),
+        ).fetchall()
+    finally:
+        connection.close()
+    return dict(row), [item[0] for item in licenses]
+
+
+def people_count(db_path):
+    connection = sqlite3.connect(db_path)
+    try:
+        return connection.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def install_write_counter(path):
+    """Count every row written to the data tables, with triggers inside the database."""
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE test_write_count (n INTEGER NOT NULL)")
+    connection.execute("INSERT INTO test_write_count VALUES (0)")
+    for table in DATA_TABLES:
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            connection.execute(
+                f"CREATE TRIGGER count_{table}_{event.lower()} AFTER {event} ON {table} "
+                "BEGIN UPDATE test_write_count SET n = n + 1; END"
+            )
+    connection.commit()
+    connection.close()
+
+
+def written_rows(path):
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("SELECT n FROM test_write_count").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def without_write_keys(report):
+    return {
+        key: value for key, value in report.items() if key not in ("rows_written", "history_id")
+    }
+
+
+# ---------------------------------------------------------------------------
+# Repeated pages and people
+
+
+REPEATED_PAGE = [
+    person(1, name="User 1 renamed", licenses=("ADV",)),
+    person(2, location="LOC-2"),
+    person(3, licenses=()),
+]
+
+
+def test_repeated_page_counted(store):
+    report = commit_sync(store, pages=[PAGES[0], PAGES[1], REPEATED_PAGE])
+    assert report["duplicates"]["people"] == 3
+    assert report["staged"]["people"] == 6
+    assert report["summary"]["people"]["added"] == 6
+
+
+def test_repeated_page_keeps_last_fields(db_path, store):
+    commit_sync(store, pages=[PAGES[0], PAGES[1], REPEATED_PAGE])
+    row, _licenses = stored_person(db_path, "P001")
+    assert row["display_name"] == "User 1 renamed"
+    row, _licenses = stored_person(db_path, "P002")
+    assert row["location_id"] == "LOC-2"
+
+
+def test_repeated_page_keeps_last_licenses(db_path, store):
+    commit_sync(store, pages=[PAGES[0], PAGES[1], REPEATED_PAGE])
+    assert stored_person(db_path, "P001")[1] == ["ADV"]
+    assert stored_person(db_path, "P003")[1] == []
+
+
+def test_repeated_page_in_diff(store):
+    report = diff_sync(store, pages=[PAGES[0], REPEATED_PAGE, PAGES[1]])
+    added = {change["id"]: change for change in report["people"]["changes"]}
+    assert report["duplicates"]["people"] == 3
+    assert added["P001"]["display_name"] == "User 1 renamed"
+    assert added["P001"]["licenses_added"] == ["ADV"]
+    assert added["P003"]["licenses_added"] == []
+
+
+def test_repeated_page_over_inventory(db_path, store):
+    commit_sync(store)
+    report = commit_sync(store, pages=[PAGES[0], PAGES[1], REPEATED_PAGE])
+    assert report["summary"]["people"] == {
+        "added": 0,
+        "updated": 3,
+        "removed": 0,
+        "unchanged": 3,
+    }
+    assert stored_person(db_path, "P001")[1] == ["ADV"]
+
+
+def test_person_in_two_pages_counted(store):
+    moved = person(1, name="User 1 moved", licenses=("C-A", "ADV"))
+    report = commit_sync(store, pages=[PAGES[0], PAGES[1] + [moved]])
+    assert report["duplicates"]["people"] == 1
+    assert report["staged"]["people"] == 6
+
+
+def test_person_in_two_pages_keeps_last(db_path, store):
+    moved = person(1, name="User 1 moved", licenses=("C-A", "ADV"))
+    commit_sync(store, pages=[PAGES[0], PAGES[1] + [moved]])
+    row, licenses = stored_person(db_path, "P001")
+    assert row["display_name"] == "User 1 moved"
+    assert licenses == ["ADV", "C-A"]
+    assert people_count(db_path) == 6
+
+
+def test_person_dropped_licenses_in_later_page(db_path, store):
+    later = person(5, licenses=())
+    commit_sync(store, pages=[PAGES[0], PAGES[1], [later]])
+    assert stored_person(db_path, "P005")[1] == []
+
+
+def test_repeated_license_keeps_last(store):
+    changed = api_license("C-A", "Webex Calling - Professional", "Sub-A100", total=40)
+    report = commit_sync(store, licenses=LICENSES + [changed])
+    assert report["duplicates"]["licenses"] == 1
+    rows = {row["id"]: row for row in store.list_licenses("Acme")}
+    assert rows["C-A"]["total_units"] == 40
+
+
+def test_no_repeats_no_duplicates(store):
+    report = commit_sync(store)
+    assert report["duplicates"] == {"licenses": 0, "people": 0}
+
+
+# ---------------------------------------------------------------------------
+# diff() against commit()
+
+
+CHANGED_LICENSES = [
+    api_license("C-A", "Webex Calling - Professional", "Sub-A100", total=30, consumed=5),
+    api_license("C-B", "Webex Calling - Professional", "Sub-B200", total=10, consumed=1),
+    api_license("STD", "Webex Calling - Standard", "Sub-A100", total=5),
+]
+CHANGED_PAGES = [
+    [person(1, name="User One"), person(2, licenses=("C-A", "STD")), person(3)],
+    [person(5, licenses=("C-A", "C-B")), person(6), person(7)],
+]
+
+
+def test_unchanged_resync_diff_matches_commit(db_path, store):
+    commit_sync(store)
+    install_write_counter(db_path)
+    diff = diff_sync(store)
+    commit = commit_sync(store)
+    assert diff == without_write_keys(commit)
+    assert diff["changed"] is False
+    assert commit["rows_written"] == 0
+    assert written_rows(db_path) == 0
+
+
+def test_changed_resync_diff_matches_commit(db_path, store):
+    commit_sync(store)
+    install_write_counter(db_path)
+    diff = diff_sync(store, CHANGED_LICENSES, CHANGED_PAGES)
+    assert written_rows(db_path) == 0
+    commit = commit_sync(store, CHANGED_LICENSES, CHANGED_PAGES)
+    assert diff == without_write_keys(commit)
+
+
+def test_changed_resync_summary(store):
+    commit_sync(store)
+    report = commit_sync(store, CHANGED_LICENSES, CHANGED_PAGES)
+    assert report["summary"]["licenses"] == {
+        "added": 1,
+        "updated": 1,
+        "removed": 1,
+        "unchanged": 1,
+    }
+    assert report["summary"]["people"] == {
+        "added": 1,
+        "updated": 2,
+        "removed": 1,
+        "unchanged": 3,
+    }
+
+
+# Licenses: 1 insert, 1 update, 1 delete. People: P007 inserted with its license link,
+# P001 renamed, P002 given STD, P004 and its license link deleted.
+CHANGED_ROWS = 3 + 2 + 1 + 1 + 2
+
+
+def test_changed_resync_rows_written(store):
+    commit_sync(store)
+    report = commit_sync(store, CHANGED_LICENSES, CHANGED_PAGES)
+    assert report["rows_written"] == CHANGED_ROWS
+
+
+def test_changed_resync_writes_only_changes(db_path, store):
+    commit_sync(store)
+    # The counter's triggers add to connection.total_changes, so rows_written is not
+    # compared here: the triggers count the data rows on their own.
+    install_write_counter(db_path)
+    commit_sync(store, CHANGED_LICENSES, CHANGED_PAGES)
+    assert written_rows(db_path) == CHANGED_ROWS
+
+
+def test_changed_resync_leaves_inventory_as_staged(db_path, store):
+    commit_sync(store)
+    commit_sync(store, CHANGED_LICENSES, CHANGED_PAGES)
+    again = commit_sync(store, CHANGED_LICENSES, CHANGED_PAGES)
+    assert again["changed"] is False
+    assert again["rows_written"] == 0
+
+
+def test_diff_then_commit_same_session(store):
+    commit_sync(store)
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, CHANGED_LICENSES, CHANGED_PAGES)
+        diff = session.diff()
+        commit = session.commit()
+    assert diff == without_write_keys(commit)
