@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -118,9 +117,7 @@ def test_throttled_large_sync_completes(start_simulator, run_playbook, inventory
     sync = {"name": "sync", "ucops.webex.webex_license_sync": dict(
         args, customer="Large", people_page_size=100, max_retry_wait=5), "ignore_errors": True}
 
-    started = time.monotonic()
     run = run_playbook([sync])
-    elapsed = time.monotonic() - started
 
     record = run.task("sync")
     assert not record["failed"], record["result"].get("msg")
@@ -132,7 +129,6 @@ def test_throttled_large_sync_completes(start_simulator, run_playbook, inventory
     assert stats["waited_seconds"] <= 5
     assert record["result"]["fetched"]["people"] == 20000
     assert_inventory_matches_org(inventory_db, "Large", org)
-    assert elapsed < 120
 
     simulator.set_faults()
     clean = run_playbook([sync], check=True)

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -101,7 +100,6 @@ def test_process_missing_fixture_fails():
 
 def test_process_many_parallel_requests():
     process, api_url = start()
-    started = time.monotonic()
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             results = list(pool.map(lambda _: get(f"{api_url}/licenses")[0], range(40)))
@@ -110,4 +108,3 @@ def test_process_many_parallel_requests():
         process.wait(timeout=10)
 
     assert results == [200] * 40
-    assert time.monotonic() - started < 30
