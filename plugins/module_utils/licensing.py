@@ -610,13 +610,13 @@ def filter_licenses(
     ``site_url`` compares without case, scheme or trailing slash; ``name`` and
     ``subscription_id`` compare exactly.
     """
-    wanted_site = normalize_site_url(site_url) if site_url else None
-    wanted_subscription = normalize_subscription_id(subscription_id)
+    site_filter = normalize_site_url(site_url) if site_url else None
+    subscription_filter = normalize_subscription_id(subscription_id)
     result = []
     for row in rows:
-        if wanted_subscription and row.get("subscription_id") != wanted_subscription:
+        if subscription_filter and row.get("subscription_id") != subscription_filter:
             continue
-        if wanted_site and normalize_site_url(row.get("site_url")) != wanted_site:
+        if site_filter and normalize_site_url(row.get("site_url")) != site_filter:
             continue
         if name and row.get("name") != name:
             continue

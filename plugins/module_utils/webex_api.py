@@ -421,7 +421,7 @@ class WebexClient:
                     continue
                 raise self._build_auth_error(method, url, response)
 
-            # Any answer other than 401 (and a server error) shows that the token was accepted.
+            # Any response below 500 other than 401 shows that the token was accepted.
             if status < 500:
                 self._refresh_unconfirmed = False
 

@@ -21,23 +21,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
     WebexResponse,
 )
-
-
-def api_license(license_id, name, subscription=None, site_url=None, total=10, consumed=0):
-    item = {
-        "id": license_id,
-        "name": name,
-        "totalUnits": total,
-        "consumedUnits": consumed,
-        "consumedByUsers": consumed,
-        "consumedByWorkspaces": 0,
-    }
-    if subscription:
-        item["subscriptionId"] = subscription
-    if site_url:
-        item["siteUrl"] = site_url
-    return item
-
+from tests.unit.factories import api_license
 
 LICENSES = [
     api_license("M-A", "Meeting - Webex Enterprise Edition", "Sub-A100", "acme-a.webex.com", 50, 3),
