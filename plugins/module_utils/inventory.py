@@ -543,9 +543,8 @@ class InventoryStore:
         close = close or difflib.get_close_matches(name, known, n=1)
         if close:
             message += f"; did you mean '{close[0]}'? Customer names are case-sensitive"
-        shown = ", ".join(known[:20]) + (f", and {len(known) - 20} more" if len(known) > 20 else "")
-        message += f" (customers: {shown or 'none'}). Correct the name, or add the customer "
-        message += "with ucops.webex.webex_customer"
+        message += f" (customers: {licensing.format_names(known)}). Correct the name, "
+        message += "or add the customer with ucops.webex.webex_customer"
         return message
 
     def find_locations(self, customer: str, location: str) -> List[Dict[str, Any]]:

@@ -4,15 +4,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryError,
     InventoryStore,
 )
-
-MAX_LISTED_NAMES = 20
 
 
 def build_license_view(
@@ -54,7 +52,7 @@ def build_license_view(
         known = sorted({record["hierarchy"] for record in store.list_customers()})
         raise InventoryError(
             f"no customer in the inventory is at or below hierarchy '{hierarchy}' "
-            f"(known hierarchy nodes: {format_names(known)}); check the spelling or add "
+            f"(known hierarchy nodes: {licensing.format_names(known)}); check the spelling or add "
             "customers with ucops.webex.webex_customer"
         )
     rows = store.license_rows(hierarchy_prefix=hierarchy, **filters)
@@ -84,15 +82,6 @@ def require_location(store: InventoryStore, customer: str, location: str) -> Dic
     known = [item["name"] or item["id"] for item in store.list_locations(customer)]
     raise InventoryError(
         f"location '{location}' is not a location of customer '{customer}' in the inventory "
-        f"(locations: {format_names(known)}); sync the customer with scope 'locations' "
+        f"(locations: {licensing.format_names(known)}); sync the customer with scope 'locations' "
         "or check the name"
     )
-
-
-def format_names(names: List[str]) -> str:
-    if not names:
-        return "none"
-    shown = ", ".join(names[:MAX_LISTED_NAMES])
-    if len(names) > MAX_LISTED_NAMES:
-        shown += f", and {len(names) - MAX_LISTED_NAMES} more"
-    return shown

@@ -639,6 +639,16 @@ def normalize_license_user(user: Mapping[str, Any]) -> Dict[str, Any]:
     }
 
 
+def format_names(names: Sequence[str], limit: int = 20) -> str:
+    """Join names for an error message: the first ``limit``, then how many more, or "none"."""
+    if not names:
+        return "none"
+    listed = ", ".join(names[:limit])
+    if len(names) > limit:
+        listed += f", and {len(names) - limit} more"
+    return listed
+
+
 def hierarchy_node(hierarchy: Optional[str], *names: Optional[str]) -> str:
     """Join a hierarchy path and the names below it: ("Provider/Reseller", "Acme") -> path."""
     parts = [normalize_hierarchy(hierarchy)] + [name for name in names if name]

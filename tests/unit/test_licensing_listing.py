@@ -580,3 +580,13 @@ def test_decide_default_set_ignores_request():
         "Borealis", ROWS, "Sub-A100", "borealis-a.webex.com", requested=[CALLING]
     )
     assert decision.subscription_id == "Sub-A100"
+
+
+def test_format_names_empty():
+    assert licensing.format_names([]) == "none"
+
+
+def test_format_names_over_limit():
+    names = [f"n{i}" for i in range(5)]
+
+    assert licensing.format_names(names, limit=3) == "n0, n1, n2, and 2 more"
