@@ -664,6 +664,14 @@ class InventoryStore:
                     done_removed.append(license_id)
                     _move_consumption(connection, customer, license_id, -1)
             rows_written = connection.total_changes - start
+            if rows_written:
+                # The stored fingerprint no longer describes the person: the next sync
+                # compares this person field by field, and a sync running now lists again.
+                connection.execute(
+                    "UPDATE people SET fingerprint = NULL WHERE customer = :customer "
+                    "AND id = :person_id",
+                    key,
+                )
             return {
                 "changed": rows_written > 0,
                 "person_added": person_added,

@@ -164,6 +164,15 @@ MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
             """,
         ),
     ),
+    (
+        2,
+        (
+            # A 64-bit digest of the person as last synced (id, fields, license and role
+            # ids); a sync skips people whose digest is unchanged. NULL means unknown: the
+            # next sync compares that person field by field and stores the digest.
+            "ALTER TABLE people ADD COLUMN fingerprint INTEGER",
+        ),
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

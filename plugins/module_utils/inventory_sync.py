@@ -11,8 +11,11 @@ inventory writes no row to the data tables (only its history and sync-state rows
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
+from array import array
+from bisect import bisect_left
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -51,15 +54,24 @@ class LinkSpec(NamedTuple):
 
 
 class TableSpec(NamedTuple):
-    """One object type: its table, data columns with SQL types, and link tables."""
+    """One object type: its table, data columns with SQL types, and link tables.
+
+    ``extra`` columns are stored with each row but are not data: they never make a row
+    count as changed (the people fingerprint).
+    """
 
     table: str
     columns: Tuple[Tuple[str, str], ...]
     links: Tuple[LinkSpec, ...] = ()
+    extra: Tuple[Tuple[str, str], ...] = ()
 
     @property
     def column_names(self) -> Tuple[str, ...]:
         return tuple(column[0] for column in self.columns)
+
+    @property
+    def extra_names(self) -> Tuple[str, ...]:
+        return tuple(column[0] for column in self.extra)
 
 
 LICENSE_COLUMNS: Tuple[Tuple[str, str], ...] = (
@@ -86,6 +98,7 @@ SPECS: Dict[str, TableSpec] = {
             LinkSpec("person_licenses", "person_id", "license_id"),
             LinkSpec("person_roles", "person_id", "role_id"),
         ),
+        (("fingerprint", "INTEGER"),),
     ),
     "locations": TableSpec(
         "locations",
@@ -174,6 +187,88 @@ def workspace_license_ids(item: Mapping[str, Any]) -> List[str]:
     return [str(value) for value in webex_calling.get("licenses") or []]
 
 
+def person_fingerprint(
+    row: Mapping[str, Any], license_ids: Sequence[str], role_ids: Sequence[str]
+) -> int:
+    """Return a signed 64-bit digest of a person as the inventory stores it.
+
+    ``row`` is a ``person_row``; ``license_ids`` and ``role_ids`` are sorted and contain no
+    repeats. The digest covers the id, so equal digests mean the same person with the same
+    fields and links (unless two 64-bit digests collide).
+    """
+    parts = (
+        row["id"],
+        _digest_text(row["email"]),
+        _digest_text(row["display_name"]),
+        _digest_text(row["location_id"]),
+        "\x1e".join(license_ids),
+        "\x1e".join(role_ids),
+    )
+    return _digest64("\x1f".join(parts))
+
+
+def id_digest(object_id: str) -> int:
+    """Return a signed 64-bit digest of an object id (to remember which ids were seen)."""
+    return _digest64(object_id)
+
+
+def _digest_text(value: Any) -> str:
+    return "\x00" if value is None else str(value)
+
+
+def _digest64(text: str) -> int:
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class DigestSet:
+    """A sorted array of 64-bit digests with a flag per entry for the digests matched.
+
+    An array with binary search keeps 100,000 people in about 0.9 MB, where a Python set
+    needs several times more.
+    """
+
+    def __init__(self, values: Iterable[int] = ()) -> None:
+        self._values = array("q", sorted(values))
+        self._matched = bytearray(len(self._values))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _index(self, value: int) -> int:
+        index = bisect_left(self._values, value)
+        if index < len(self._values) and self._values[index] == value:
+            return index
+        return -1
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int) and self._index(value) >= 0
+
+    def match(self, value: int) -> bool:
+        """Flag ``value`` as matched and return True when the set contains it."""
+        index = self._index(value)
+        if index < 0:
+            return False
+        self._matched[index] = 1
+        return True
+
+    def was_matched(self, value: int) -> bool:
+        index = self._index(value)
+        return index >= 0 and bool(self._matched[index])
+
+    def matched_count(self) -> int:
+        return self._matched.count(1)
+
+
+class PeopleChangedError(InventoryError):
+    """Stored people changed while a sync listed them; the sync must list them again.
+
+    A sync does not stage people whose stored fingerprint equals the listed person. When
+    such a person changes in the inventory before the commit (a license assignment, another
+    sync), the sync no longer knows that person's listed state, so it writes nothing.
+    """
+
+
 def _required_id(item: Mapping[str, Any], kind: str) -> str:
     value = item.get("id")
     if not value:
@@ -243,8 +338,10 @@ def _updated_ids_sql(spec: TableSpec, dialect: SQLiteDialect) -> str:
             f"SELECT s.{link.owner} AS id FROM {_staged(link.table)} s "
             f"WHERE {_link_missing(link, 'm', link.table, 's')}"
         )
+        # Only owners that are staged can count as updated, so only their links are read.
         parts.append(
             f"SELECT m.{link.owner} AS id FROM {link.table} m WHERE m.customer = :customer "
+            f"AND m.{link.owner} IN (SELECT id FROM {_staged(spec.table)}) "
             f"AND {_link_missing(link, 's', _staged(link.table), 'm')}"
         )
     union = " UNION ".join(parts)
@@ -269,16 +366,26 @@ def _changes(table: str) -> str:
     return "c_" + table
 
 
-def _collect_changes_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
-    """Build the statements that fill c_<table> with the added, removed and updated ids."""
+def _collect_changes_statements(
+    spec: TableSpec, dialect: SQLiteDialect, removed: bool = True
+) -> List[str]:
+    """Build the statements that fill c_<table> with the added, removed and updated ids.
+
+    With ``removed`` False the caller adds the removed ids itself (people, whose unchanged
+    rows are not staged).
+    """
     changes = _changes(spec.table)
-    return [
+    statements = [
         f"DELETE FROM {changes}",
         f"INSERT INTO {changes} (id, change) SELECT s.id, 'added' {_added_sql(spec)}",
-        f"INSERT INTO {changes} (id, change) SELECT m.id, 'removed' {_removed_sql(spec)}",
         f"INSERT INTO {changes} (id, change) SELECT x.id, 'updated' "
         f"FROM ({_updated_ids_sql(spec, dialect)}) x",
     ]
+    if removed:
+        statements.append(
+            f"INSERT INTO {changes} (id, change) SELECT m.id, 'removed' {_removed_sql(spec)}"
+        )
+    return statements
 
 
 def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
@@ -288,10 +395,12 @@ def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
     whose owner is missing from the owner table is therefore left alone: the store adds
     the person before any person_licenses row, so such a row does not occur.
     """
-    columns = ("customer", "id") + spec.column_names
+    columns = ("customer", "id") + spec.column_names + spec.extra_names
     column_list = ", ".join(columns)
     staged_list = ", ".join(f"s.{name}" for name in columns)
-    updates = ", ".join(f"{name} = excluded.{name}" for name in spec.column_names)
+    updates = ", ".join(
+        f"{name} = excluded.{name}" for name in spec.column_names + spec.extra_names
+    )
     changes = _changes(spec.table)
     changed_ids = f"(SELECT id FROM {changes})"
     kept_ids = f"(SELECT id FROM {changes} WHERE change <> 'removed')"
@@ -321,6 +430,25 @@ def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
             f"SELECT s.customer, s.{link.owner}, s.{link.target} FROM {_staged(link.table)} s "
             f"WHERE s.{link.owner} IN {kept_ids} AND {_link_missing(link, 'm', link.table, 's')} "
             f"ORDER BY s.{link.owner}, s.{link.target}"
+        )
+    return statements
+
+
+def _refresh_extra_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
+    """Build the statements that store the staged extra columns of unchanged rows.
+
+    A row whose data is unchanged keeps its place, but its extra columns (the people
+    fingerprint, unknown after an upgrade or a license assignment) take the staged value.
+    """
+    statements = []
+    for name in spec.extra_names:
+        staged_value = (
+            f"(SELECT s.{name} FROM {_staged(spec.table)} s WHERE s.id = {spec.table}.id)"
+        )
+        statements.append(
+            f"UPDATE {spec.table} SET {name} = {staged_value} WHERE customer = :customer "
+            f"AND id IN (SELECT id FROM {_staged(spec.table)}) "
+            f"AND {dialect.distinct(f'{spec.table}.{name}', staged_value)}"
         )
     return statements
 
@@ -357,9 +485,17 @@ class SyncSession:
         self._page_number = 0
         self.finished = False
         self._dialect: SQLiteDialect = store.dialect
+        # People: the fingerprints stored when the sync starts, and the digest of every id
+        # the API listed. A person whose fingerprint is stored is not staged (see
+        # stage_people); _removed_people uses both to find who left the org.
+        self._known_people = DigestSet()
+        self._people_seen = array("q")
+        self._people_seen_sorted: Optional[array] = None
         self._conn = self._dialect.retry_locked(self._dialect.connect)
         try:
             self._dialect.retry_locked(self._create_staging_tables)
+            if "people" in self.scope:
+                self._known_people = self._dialect.retry_locked(self._read_people_fingerprints)
         except BaseException:
             self._conn.close()
             raise
@@ -381,93 +517,120 @@ class SyncSession:
 
     def stage_licenses(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Stage license objects of ``GET /v1/licenses``; return how many were given."""
+        self._check_stage("licenses")
         rows = [license_row(item) for item in items]
-        return self._stage("licenses", rows, {})
+        return self._stage_all("licenses", rows, {})
 
     def stage_roles(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Stage role objects of ``GET /v1/roles``."""
-        return self._stage("roles", [role_row(item) for item in items], {})
+        self._check_stage("roles")
+        return self._stage_all("roles", [role_row(item) for item in items], {})
 
     def stage_people(self, items: Iterable[Mapping[str, Any]]) -> int:
-        """Stage one page of person objects with their license and role ids."""
+        """Stage one page of person objects with their license and role ids.
+
+        A person whose fingerprint equals the one stored in the inventory is unchanged:
+        only its id digest is kept, nothing is staged. Returns how many were given.
+        """
+        self._check_stage("people")
         rows = []
         license_links = []
         role_links = []
+        given = 0
         for item in items:
+            given += 1
             row = person_row(item)
+            license_ids = sorted({str(i) for i in item.get("licenses") or []})
+            role_ids = sorted({str(i) for i in item.get("roles") or []})
+            fingerprint = person_fingerprint(row, license_ids, role_ids)
+            self._people_seen.append(id_digest(row["id"]))
+            if self._known_people.match(fingerprint):
+                continue
+            row["fingerprint"] = fingerprint
             rows.append(row)
-            license_links.extend((row["id"], str(i)) for i in item.get("licenses") or [])
-            role_links.extend((row["id"], str(i)) for i in item.get("roles") or [])
+            license_links.extend((row["id"], i) for i in license_ids)
+            role_links.extend((row["id"], i) for i in role_ids)
         links = {"person_licenses": license_links, "person_roles": role_links}
-        return self._stage("people", rows, links)
+        self._stage("people", rows, links)
+        self._appended["people"] += given
+        self._unfinished.add("people")
+        self._people_seen_sorted = None
+        return given
 
     def stage_locations(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Stage one page of location objects."""
-        return self._stage("locations", [location_row(item) for item in items], {})
+        self._check_stage("locations")
+        return self._stage_all("locations", [location_row(item) for item in items], {})
 
     def stage_workspaces(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Stage one page of workspace objects with their calling license ids."""
+        self._check_stage("workspaces")
         rows = []
         license_links = []
         for item in items:
             row = workspace_row(item)
             rows.append(row)
             license_links.extend((row["id"], i) for i in workspace_license_ids(item))
-        return self._stage("workspaces", rows, {"workspace_licenses": license_links})
+        return self._stage_all("workspaces", rows, {"workspace_licenses": license_links})
+
+    def _check_stage(self, object_type: str) -> None:
+        self._check_open()
+        if object_type not in self.scope:
+            raise ValueError(
+                f"cannot stage {object_type}: not in the sync scope ({', '.join(self.scope)})"
+            )
+
+    def _stage_all(
+        self,
+        object_type: str,
+        rows: List[Dict[str, Any]],
+        links: Mapping[str, List[Tuple[str, str]]],
+    ) -> int:
+        """Stage every row given and count them; return how many."""
+        self._stage(object_type, rows, links)
+        self._appended[object_type] += len(rows)
+        self._unfinished.add(object_type)
+        return len(rows)
 
     def _stage(
         self,
         object_type: str,
         rows: List[Dict[str, Any]],
         links: Mapping[str, List[Tuple[str, str]]],
-    ) -> int:
-        self._check_open()
-        if object_type not in self.scope:
-            raise ValueError(
-                f"cannot stage {object_type}: not in the sync scope ({', '.join(self.scope)})"
-            )
+    ) -> None:
         spec = SPECS[object_type]
-        columns = ("customer", "id") + spec.column_names + ("page",)
+        columns = ("customer", "id") + spec.column_names + spec.extra_names
         self._page_number += 1
-        for row in rows:
-            row["customer"] = self.customer
-            row["page"] = self._page_number
+        page = self._page_number
+        if not rows:
+            return
 
         # Staging only appends: the staged tables have no key while pages arrive, because
         # inserting into a B-tree keyed by long random ids costs several times more than
         # appending and indexing once (_finish_staging). One transaction spans all pages
         # (TEMP tables only, so no inventory lock); a savepoint keeps each page whole.
+        customer = self.customer
         self._begin_staging()
         self._conn.execute("SAVEPOINT stage_page")
         try:
             self._conn.executemany(
-                f"INSERT INTO {_staged(spec.table)} ({', '.join(columns)}) "
-                f"VALUES ({', '.join(':' + name for name in columns)})",
-                rows,
+                f"INSERT INTO {_staged(spec.table)} ({', '.join(columns)}, page) "
+                f"VALUES ({', '.join('?' * (len(columns) + 1))})",
+                [(customer,) + tuple(row[name] for name in columns[1:]) + (page,) for row in rows],
             )
             for link in spec.links:
-                self._conn.executemany(
-                    f"INSERT INTO {_staged(link.table)} "
-                    f"(customer, {link.owner}, {link.target}, page) "
-                    "VALUES (:customer, :owner, :target, :page)",
-                    [
-                        {
-                            "customer": self.customer,
-                            "owner": owner,
-                            "target": target,
-                            "page": self._page_number,
-                        }
-                        for owner, target in links.get(link.table, ())
-                    ],
-                )
+                link_rows = links.get(link.table)
+                if link_rows:
+                    self._conn.executemany(
+                        f"INSERT INTO {_staged(link.table)} "
+                        f"(customer, {link.owner}, {link.target}, page) VALUES (?, ?, ?, ?)",
+                        [(customer, owner, target, page) for owner, target in link_rows],
+                    )
         except BaseException:
             self._conn.execute("ROLLBACK TO stage_page")
             raise
         finally:
             self._conn.execute("RELEASE stage_page")
-        self._appended[object_type] += len(rows)
-        self._unfinished.add(object_type)
-        return len(rows)
 
     # -- diff and commit ------------------------------------------------------------------
 
@@ -524,10 +687,12 @@ class SyncSession:
         params = {"customer": self.customer}
         before = self._conn.total_changes
         for object_type in self.scope:
+            spec = SPECS[object_type]
             counts = report["summary"][object_type]
-            if not (counts["added"] or counts["updated"] or counts["removed"]):
-                continue
-            for statement in _apply_statements(SPECS[object_type], self._dialect):
+            if counts["added"] or counts["updated"] or counts["removed"]:
+                for statement in _apply_statements(spec, self._dialect):
+                    self._conn.execute(statement, params)
+            for statement in _refresh_extra_statements(spec, self._dialect):
                 self._conn.execute(statement, params)
         report["rows_written"] = self._conn.total_changes - before
 
@@ -589,10 +754,73 @@ class SyncSession:
             if object_type in self._unfinished:
                 self._finish_staging(SPECS[object_type])
                 self._unfinished.discard(object_type)
-            count = self._scalar(f"SELECT COUNT(*) FROM {_staged(SPECS[object_type].table)}", {})
+            if object_type == "people":
+                count = self._count_people_seen()
+            else:
+                count = self._scalar(
+                    f"SELECT COUNT(*) FROM {_staged(SPECS[object_type].table)}", {}
+                )
             self.staged[object_type] = count
             self.duplicates[object_type] = self._appended[object_type] - count
         self._conn.execute("COMMIT")
+
+    def _count_people_seen(self) -> int:
+        """Sort the id digests of the people listed and return how many ids were distinct."""
+        if self._people_seen_sorted is None:
+            self._people_seen_sorted = array("q", sorted(self._people_seen))
+        distinct = 0
+        previous = None
+        for value in self._people_seen_sorted:
+            if value != previous:
+                distinct += 1
+                previous = value
+        return distinct
+
+    def _read_people_fingerprints(self) -> DigestSet:
+        cursor = self._conn.cursor()
+        cursor.row_factory = None
+        cursor.execute(
+            "SELECT fingerprint FROM people WHERE customer = :customer AND fingerprint IS NOT NULL",
+            {"customer": self.customer},
+        )
+        return DigestSet(row[0] for row in cursor)
+
+    def _removed_people(self) -> List[str]:
+        """Return the ids of stored people that the API did not list.
+
+        A stored person whose fingerprint matched a listed person was listed; any other
+        stored person was listed when its id digest is among those seen. Raises
+        PeopleChangedError when a person that was not staged, because its fingerprint
+        matched, has changed in the inventory since the sync started.
+        """
+        if self._people_seen_sorted is None:
+            self._count_people_seen()
+        seen = self._people_seen_sorted
+        size = len(seen)
+        removed = []
+        cursor = self._conn.cursor()
+        cursor.row_factory = None
+        cursor.execute(
+            "SELECT id, fingerprint FROM people WHERE customer = :customer",
+            {"customer": self.customer},
+        )
+        unchanged = 0
+        for person_id, fingerprint in cursor:
+            if fingerprint is not None and self._known_people.was_matched(fingerprint):
+                unchanged += 1
+                continue
+            digest = id_digest(person_id)
+            index = bisect_left(seen, digest)
+            if index < size and seen[index] == digest:
+                continue
+            removed.append(person_id)
+        changed = self._known_people.matched_count() - unchanged
+        if changed:
+            raise PeopleChangedError(
+                f"{changed} people of customer '{self.customer}' changed in the inventory "
+                "during the sync (a license assignment or another sync); run the sync again"
+            )
+        return removed
 
     def _finish_staging(self, spec: TableSpec) -> None:
         """Index the staged rows of one type and keep the last copy of a repeated object.
@@ -612,8 +840,7 @@ class SyncSession:
         for link in spec.links:
             links = _staged(link.table)
             self._conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {links}_owner ON {links} "
-                f"({link.owner}, {link.target})"
+                f"CREATE INDEX IF NOT EXISTS {links}_owner ON {links} ({link.owner}, {link.target})"
             )
             if distinct < total:
                 self._conn.execute(
@@ -640,7 +867,9 @@ class SyncSession:
                 f"CREATE TEMPORARY TABLE IF NOT EXISTS {_changes(spec.table)} "
                 "(id TEXT NOT NULL PRIMARY KEY, change TEXT NOT NULL) WITHOUT ROWID"
             )
-            columns = ", ".join(f"{name} {sql_type}" for name, sql_type in spec.columns)
+            columns = ", ".join(
+                f"{name} {sql_type}" for name, sql_type in spec.columns + spec.extra
+            )
             self._conn.execute(
                 f"CREATE TEMPORARY TABLE IF NOT EXISTS {_staged(spec.table)} "
                 f"(customer TEXT NOT NULL, id TEXT NOT NULL, {columns}, page INTEGER NOT NULL)"
@@ -697,9 +926,15 @@ class SyncSession:
         summary = {}
         for object_type in self.scope:
             spec = SPECS[object_type]
-            for statement in _collect_changes_statements(spec, self._dialect):
+            people = object_type == "people"
+            for statement in _collect_changes_statements(spec, self._dialect, not people):
                 self._conn.execute(statement, {"customer": self.customer})
-            summary[object_type] = self._summarize(spec)
+            if people:
+                self._conn.executemany(
+                    f"INSERT INTO {_changes(spec.table)} (id, change) VALUES (?, 'removed')",
+                    [(person_id,) for person_id in self._removed_people()],
+                )
+            summary[object_type] = self._summarize(spec, self.staged[object_type])
         changed = any(
             counts["added"] or counts["updated"] or counts["removed"] for counts in summary.values()
         )
@@ -729,14 +964,14 @@ class SyncSession:
             report["people"] = self._people_changes(people_sample)
         return report
 
-    def _summarize(self, spec: TableSpec) -> Dict[str, int]:
+    def _summarize(self, spec: TableSpec, listed: int) -> Dict[str, int]:
+        """Count the changes of one type; ``listed`` is how many distinct objects the API had."""
         counts = {"added": 0, "updated": 0, "removed": 0}
         for row in self._conn.execute(
             f"SELECT change, COUNT(*) FROM {_changes(spec.table)} GROUP BY change"
         ):
             counts[row[0]] = int(row[1])
-        staged = self._scalar(f"SELECT COUNT(*) FROM {_staged(spec.table)}", {})
-        counts["unchanged"] = staged - counts["added"] - counts["updated"]
+        counts["unchanged"] = listed - counts["added"] - counts["updated"]
         return counts
 
     def _license_changes(self) -> Dict[str, Any]:
@@ -818,13 +1053,33 @@ class SyncSession:
         ]
 
     def _users_outside_defaults(self, limit: int) -> Dict[str, Any]:
-        """Count people holding subscribed licenses that are not managed, with a sample."""
+        """Count people holding subscribed licenses that are not managed, with a sample.
+
+        With people in scope, the people and links after the sync are the stored ones
+        of people neither staged nor removed, plus the staged ones.
+        """
+        people: str = "people"
+        links: Sequence[LinkSource] = INVENTORY_LINKS
+        if "people" in self.scope:
+            kept = (
+                "{key} NOT IN (SELECT id FROM s_people) "
+                f"AND {{key}} NOT IN (SELECT id FROM {_changes('people')} "
+                "WHERE change = 'removed')"
+            )
+            people = (
+                "(SELECT customer, id, email FROM people WHERE customer = :customer "
+                f"AND {kept.format(key='id')} UNION ALL SELECT customer, id, email FROM s_people)"
+            )
+            links = (
+                LinkSource("person_licenses", " AND " + kept.format(key="pl.person_id")),
+                LinkSource("s_person_licenses"),
+            )
         return query_users_outside_defaults(
             self._conn,
             self.customer,
             limit,
-            people=self._source("people", "people"),
-            links=self._source("person_licenses", "people"),
+            people=people,
+            links=links,
             licenses=self._source("licenses", "licenses"),
         )
 
@@ -875,48 +1130,71 @@ class _Transaction:
             self._conn.execute("ROLLBACK")
 
 
+class LinkSource(NamedTuple):
+    """Person-license links to read: a table and a condition on its rows (alias ``pl``,
+    starting with AND). The sources of one query hold links of different people."""
+
+    table: str
+    condition: str = ""
+
+
+INVENTORY_LINKS = (LinkSource("person_licenses"),)
+_OUTSIDE = "l.managed = 0 AND l.subscription_id IS NOT NULL"
+
+
 def query_users_outside_defaults(
     connection: sqlite3.Connection,
     customer: str,
     limit: int,
     people: str = "people",
-    links: str = "person_licenses",
+    links: Sequence[LinkSource] = INVENTORY_LINKS,
     licenses: str = "licenses",
 ) -> Dict[str, Any]:
     """Count people with subscribed, unmanaged licenses; sample up to ``limit`` of them.
 
-    The table names select the inventory or the staged copies of a running sync.
+    The table names select the inventory or the staged copies of a running sync; each
+    source of ``links`` adds its links (the sources hold different people).
     """
-    outside = (
-        f"FROM {links} pl JOIN {licenses} l ON l.customer = pl.customer AND l.id = pl.license_id "
-        "WHERE pl.customer = :customer AND l.managed = 0 AND l.subscription_id IS NOT NULL"
-    )
     params: Dict[str, Any] = {"customer": customer, "limit": limit}
-    count = int(
-        connection.execute(f"SELECT COUNT(DISTINCT pl.person_id) {outside}", params).fetchone()[0]
-    )
-    sample: List[Dict[str, Any]] = []
-    by_person: Dict[str, Dict[str, Any]] = {}
-    rows = connection.execute(
-        f"SELECT pl.person_id, l.id AS license_id, l.name, l.subscription_id "
-        f"{outside} AND pl.person_id IN (SELECT DISTINCT pl.person_id {outside} "
-        "ORDER BY pl.person_id LIMIT :limit) "
-        "ORDER BY pl.person_id, l.name, l.id",
-        params,
-    )
-    for row in rows:
-        entry = by_person.get(row["person_id"])
-        if entry is None:
-            entry = {"id": row["person_id"], "email": None, "licenses": []}
-            by_person[row["person_id"]] = entry
-            sample.append(entry)
-        entry["licenses"].append(
-            {
-                "id": row["license_id"],
-                "name": row["name"],
-                "subscription_id": row["subscription_id"],
-            }
+    count = 0
+    for source in links:
+        # Counted per source: the sources hold different people, and the links of one
+        # source come in person order from its key, so no temporary index is built.
+        count += int(
+            connection.execute(
+                f"SELECT COUNT(DISTINCT pl.person_id) FROM {source.table} pl "
+                f"JOIN {licenses} l ON l.customer = pl.customer AND l.id = pl.license_id "
+                f"WHERE pl.customer = :customer AND {_OUTSIDE}{source.condition}",
+                params,
+            ).fetchone()[0]
         )
+    picked: set = set()
+    if count and limit > 0:
+        for source in links:
+            rows = connection.execute(
+                f"SELECT DISTINCT pl.person_id FROM {source.table} pl "
+                f"WHERE pl.customer = :customer{source.condition} AND EXISTS (SELECT 1 "
+                f"FROM {licenses} l WHERE l.customer = pl.customer AND l.id = pl.license_id "
+                f"AND {_OUTSIDE}) ORDER BY pl.person_id LIMIT :limit",
+                params,
+            )
+            picked.update(row[0] for row in rows)
+    sample: List[Dict[str, Any]] = []
+    for person_id in sorted(picked)[:limit]:
+        held = []
+        for source in links:
+            held.extend(
+                {"id": row[0], "name": row[1], "subscription_id": row[2]}
+                for row in connection.execute(
+                    f"SELECT l.id, l.name, l.subscription_id FROM {source.table} pl "
+                    f"JOIN {licenses} l ON l.customer = pl.customer AND l.id = pl.license_id "
+                    f"WHERE pl.customer = :customer AND pl.person_id = :id{source.condition} "
+                    f"AND {_OUTSIDE}",
+                    dict(params, id=person_id),
+                )
+            )
+        held.sort(key=lambda item: (item["name"], item["id"]))
+        sample.append({"id": person_id, "email": None, "licenses": held})
     _fill_emails(connection, people, customer, sample)
     return {"count": count, "sample": sample}
 

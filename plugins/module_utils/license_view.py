@@ -28,18 +28,21 @@ def build_license_view(
     Returns ``{level, licenses}`` and, at hierarchy level, ``totals`` per license name and
     subscription. Raises InventoryError for an unknown customer, location or hierarchy node.
     """
-    filters = dict(managed_only=managed_only, subscription_id=subscription_id,
-                   site_url=site_url, name=name)
+    filters = dict(
+        managed_only=managed_only, subscription_id=subscription_id, site_url=site_url, name=name
+    )
 
     if customer is not None:
         record = require_customer(store, customer)
         if location is not None:
             found = require_location(store, customer, location)
-            rows = store.location_license_rows(customer=customer, location_id=found["id"],
-                                               **filters)
+            rows = store.location_license_rows(
+                customer=customer, location_id=found["id"], **filters
+            )
             for row in rows:
-                row["hierarchy"] = licensing.hierarchy_node(record["hierarchy"], customer,
-                                                            row["location_name"])
+                row["hierarchy"] = licensing.hierarchy_node(
+                    record["hierarchy"], customer, row["location_name"]
+                )
             return {"level": "location", "licenses": rows}
 
         rows = store.license_rows(customer=customer, **filters)

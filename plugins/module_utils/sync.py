@@ -37,6 +37,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     SyncSession,
     resolve_inventory_path,
 )
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import PeopleChangedError
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
     WebexClient,
@@ -49,6 +50,9 @@ PEOPLE_CALLING_DATA_MAX = 100
 
 # Pages fetched ahead of the page being staged (see prefetch).
 PREFETCH_PAGES = 2
+
+# Runs of one sync when stored people change while it lists them (PeopleChangedError).
+PEOPLE_CHANGED_ATTEMPTS = 3
 
 T = TypeVar("T")
 
@@ -186,7 +190,38 @@ def sync_customer(
 
     Returns the session report (see ``SyncSession.commit``; in check mode without
     ``rows_written`` and ``history_id``). Raises SyncError after aborting the session.
+    When stored people change during the sync (PeopleChangedError), the sync runs again,
+    up to PEOPLE_CHANGED_ATTEMPTS times in all.
     """
+    for attempt in range(1, PEOPLE_CHANGED_ATTEMPTS + 1):
+        try:
+            return sync_customer_once(
+                store,
+                client,
+                customer,
+                scope,
+                people_page_size,
+                people_sample,
+                check_mode,
+                retry=attempt < PEOPLE_CHANGED_ATTEMPTS,
+            )
+        except PeopleChangedError:
+            continue
+    raise AssertionError("unreachable: the last attempt raises SyncError")  # pragma: no cover
+
+
+def sync_customer_once(
+    store: InventoryStore,
+    client: WebexClient,
+    customer: Mapping[str, Any],
+    scope: Sequence[str],
+    people_page_size: int,
+    people_sample: int,
+    check_mode: bool,
+    retry: bool,
+) -> Dict[str, Any]:
+    """Run one sync (see ``sync_customer``); with ``retry``, PeopleChangedError passes through
+    and records nothing."""
     name = customer["name"]
     device = customer.get("device") or default_device(client.api_url, client.org_id)
     try:
@@ -201,6 +236,9 @@ def sync_customer(
         else:
             report = session.commit(people_sample)
     except (WebexApiError, InventoryError, ValueError) as error:
+        if retry and isinstance(error, PeopleChangedError):
+            session.discard()
+            raise
         history_id = None
         if check_mode:
             session.discard()
@@ -269,8 +307,12 @@ def build_diff(
     if "licenses" in report:
         before, after = licensing.license_change_diff(report["licenses"])
         diffs.append(
-            {"before_header": "licenses", "after_header": "licenses", "before": before,
-             "after": after}
+            {
+                "before_header": "licenses",
+                "after_header": "licenses",
+                "before": before,
+                "after": after,
+            }
         )
     if "people" in report:
         labels = license_labels(store, customer, report)

@@ -109,8 +109,9 @@ class UserLicenseChange:
             applied = licensing.AppliedChanges(plan.add, plan.remove, (), ())
         inventory = self._record_change(after, applied)
 
-        result.update(self._describe_outcome(applied.added, applied.removed, resulting,
-                                             managed_ids))
+        result.update(
+            self._describe_outcome(applied.added, applied.removed, resulting, managed_ids)
+        )
         result["changed"] = bool(applied.added or applied.removed)
         result["user"] = self._user_summary(after)
         result["diff"] = self._build_diff(person, current, resulting)
@@ -245,8 +246,10 @@ class UserLicenseChange:
                 error_codes=error.error_codes,
                 tracking_id=error.tracking_id,
                 planned_changes=[
-                    dict(licensing.describe_license(change["id"], self.licenses_by_id),
-                         operation=change["operation"])
+                    dict(
+                        licensing.describe_license(change["id"], self.licenses_by_id),
+                        operation=change["operation"],
+                    )
                     for change in changes
                 ],
             ) from error
@@ -291,9 +294,7 @@ class UserLicenseChange:
         return {
             "added": self._describe_ids(added),
             "removed": self._describe_ids(removed),
-            "kept": licensing.describe_kept_licenses(
-                resulting, self.licenses_by_id, managed_ids
-            ),
+            "kept": licensing.describe_kept_licenses(resulting, self.licenses_by_id, managed_ids),
             "licenses": [
                 {"id": license_id, "name": (self.licenses_by_id.get(license_id) or {}).get("name")}
                 for license_id in resulting
@@ -327,8 +328,9 @@ class UserLicenseChange:
         self, person: Mapping[str, Any], applied: licensing.AppliedChanges, body: Any
     ) -> str:
         user = self._user_summary(person)["email"] or person.get("id")
-        parts = [f"the Webex API applied only part of the license change for user '{user}' "
-                 "(HTTP 206)"]
+        parts = [
+            f"the Webex API applied only part of the license change for user '{user}' (HTTP 206)"
+        ]
         for title, ids in (
             ("assigned", applied.added),
             ("not assigned", applied.not_added),
@@ -340,8 +342,10 @@ class UserLicenseChange:
         reasons = _error_descriptions(body)
         if reasons:
             parts.append(f"API errors: {'; '.join(reasons)}")
-        parts.append("the inventory records what was applied; check units and calling "
-                     "properties of the licenses not applied, then run the task again")
+        parts.append(
+            "the inventory records what was applied; check units and calling "
+            "properties of the licenses not applied, then run the task again"
+        )
         return ". ".join(parts) + "."
 
 
@@ -371,8 +375,12 @@ def run_module(module: Any) -> Dict[str, Any]:
         except UserLicenseError as error:
             module.fail_json(msg=error.message, changed=error.changed, **error.details)
         except WebexApiError as error:
-            module.fail_json(msg=str(error), status=error.status,
-                             error_codes=error.error_codes, tracking_id=error.tracking_id)
+            module.fail_json(
+                msg=str(error),
+                status=error.status,
+                error_codes=error.error_codes,
+                tracking_id=error.tracking_id,
+            )
         except InventoryError as error:
             module.fail_json(msg=str(error))
     result["api_requests"] = dict(client.stats)

@@ -290,8 +290,9 @@ def list_live_licenses(module: AnsibleModule) -> dict:
     if module.params["include_assigned_users"]:
         for row in rows:
             details = client.get_license(row["id"], include_users=True)
-            row["assigned_users"] = [licensing.normalize_license_user(user)
-                                     for user in details["users"]]
+            row["assigned_users"] = [
+                licensing.normalize_license_user(user) for user in details["users"]
+            ]
     return {"level": "org", "licenses": rows}
 
 
@@ -335,11 +336,15 @@ def main() -> None:
     if module.params["source"] == "live":
         for option in ("hierarchy", "customer", "location"):
             if module.params[option] is not None:
-                module.fail_json(msg=f"{option} is only valid with source=inventory; "
-                                     f"set source: inventory or remove {option}")
+                module.fail_json(
+                    msg=f"{option} is only valid with source=inventory; "
+                    f"set source: inventory or remove {option}"
+                )
         if module.params["managed_only"]:
-            module.fail_json(msg="managed_only needs the customer's defaults from the inventory; "
-                                 "set source: inventory")
+            module.fail_json(
+                msg="managed_only needs the customer's defaults from the inventory; "
+                "set source: inventory"
+            )
     elif module.params["include_assigned_users"]:
         module.fail_json(msg="include_assigned_users needs the live API; set source: live")
 

@@ -472,8 +472,8 @@ def test_resync_applies_exact_difference(db_path, store):
     assert changes["P00001"]["fields"] == ["display_name"]
     assert changes["P00002"]["licenses_removed"] == ["MSG"]
     # Added: P-NEW and its link. Removed: P00299 and its 2 links. Updated: P00001 and C-A.
-    # Removed: one link of P00002. Total 8 rows.
-    assert written_rows(db_path) == 8
+    # Removed: one link of P00002, whose fingerprint is stored anew. Total 9 rows.
+    assert written_rows(db_path) == 9
     assert result["rows_written"] > 0
     person = store.find_person("Acme", "P00001")
     assert person["display_name"] == "Renamed"

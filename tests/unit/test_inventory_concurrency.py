@@ -12,6 +12,7 @@ import traceback
 import pytest
 
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import PeopleChangedError
 
 # Spawned children import this module again; they get sys.path from the parent.
 CONTEXT = multiprocessing.get_context("spawn")
@@ -56,12 +57,20 @@ def customer_pages(tag, count=PEOPLE_PER_CUSTOMER, page_size=200):
     return pages
 
 
-def sync_customer(store, name, tag):
-    with store.begin_sync(name, scope=["licenses", "people"]) as session:
-        session.stage_licenses(customer_licenses(tag))
-        for page in customer_pages(tag):
-            session.stage_people(page)
-        return session.commit()
+def sync_customer(store, name, tag, attempts=5):
+    """Sync like the module: list again when stored people changed during the sync."""
+    for attempt in range(attempts):
+        session = store.begin_sync(name, scope=["licenses", "people"])
+        try:
+            session.stage_licenses(customer_licenses(tag))
+            for page in customer_pages(tag):
+                session.stage_people(page)
+            return session.commit()
+        except PeopleChangedError:
+            session.discard()
+            if attempt == attempts - 1:
+                raise
+    return None
 
 
 def write_customer(path, name, tag, start, errors, busy_timeout):

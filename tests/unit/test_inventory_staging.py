@@ -286,8 +286,9 @@ def test_changed_resync_summary(store):
 
 
 # Licenses: 1 insert, 1 update, 1 delete. People: P007 inserted with its license link,
-# P001 renamed, P002 given STD, P004 and its license link deleted.
-CHANGED_ROWS = 3 + 2 + 1 + 1 + 2
+# P001 renamed, P002 given STD (one link, and its new fingerprint on the unchanged person
+# row), P004 and its license link deleted.
+CHANGED_ROWS = 3 + 2 + 1 + 2 + 2
 
 
 def test_changed_resync_rows_written(store):
