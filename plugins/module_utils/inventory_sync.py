@@ -196,24 +196,22 @@ def person_fingerprint(
     repeats. The digest covers the id, so equal digests mean the same person with the same
     fields and links (unless two 64-bit digests collide).
     """
-    parts = (
+    # repr() of a tuple of strings, None and tuples is unambiguous: no separator inside a
+    # value can make two different people look alike.
+    state = (
         row["id"],
-        _digest_text(row["email"]),
-        _digest_text(row["display_name"]),
-        _digest_text(row["location_id"]),
-        "\x1e".join(license_ids),
-        "\x1e".join(role_ids),
+        row["email"],
+        row["display_name"],
+        row["location_id"],
+        tuple(license_ids),
+        tuple(role_ids),
     )
-    return _digest64("\x1f".join(parts))
+    return _digest64(repr(state))
 
 
 def id_digest(object_id: str) -> int:
     """Return a signed 64-bit digest of an object id (to remember which ids were seen)."""
     return _digest64(object_id)
-
-
-def _digest_text(value: Any) -> str:
-    return "\x00" if value is None else str(value)
 
 
 def _digest64(text: str) -> int:
@@ -334,9 +332,12 @@ def _updated_ids_sql(spec: TableSpec, dialect: SQLiteDialect) -> str:
         f"WHERE {_rows_differ(spec, dialect, 's', 'm')}"
     ]
     for link in spec.links:
+        # Owners that are not stored are added, not updated: skip their links before the
+        # UNION has to collect them (every staged link, on a first sync).
         parts.append(
             f"SELECT s.{link.owner} AS id FROM {_staged(link.table)} s "
-            f"WHERE {_link_missing(link, 'm', link.table, 's')}"
+            f"WHERE EXISTS (SELECT 1 FROM {spec.table} o WHERE o.customer = :customer "
+            f"AND o.id = s.{link.owner}) AND {_link_missing(link, 'm', link.table, 's')}"
         )
         # Only owners that are staged can count as updated, so only their links are read.
         parts.append(
@@ -490,6 +491,7 @@ class SyncSession:
         # stage_people); _removed_people uses both to find who left the org.
         self._known_people = DigestSet()
         self._people_seen = array("q")
+        self._people_staged: set = set()
         self._people_seen_sorted: Optional[array] = None
         self._conn = self._dialect.retry_locked(self._dialect.connect)
         try:
@@ -543,9 +545,14 @@ class SyncSession:
             license_ids = sorted({str(i) for i in item.get("licenses") or []})
             role_ids = sorted({str(i) for i in item.get("roles") or []})
             fingerprint = person_fingerprint(row, license_ids, role_ids)
-            self._people_seen.append(id_digest(row["id"]))
-            if self._known_people.match(fingerprint):
+            digest = id_digest(row["id"])
+            self._people_seen.append(digest)
+            if self._known_people.match(fingerprint) and digest not in self._people_staged:
                 continue
+            if self._known_people:
+                # A later copy of a person staged earlier must be staged too: the last
+                # copy wins (see _finish_staging). Without stored people nothing can match.
+                self._people_staged.add(digest)
             row["fingerprint"] = fingerprint
             rows.append(row)
             license_links.extend((row["id"], i) for i in license_ids)
@@ -692,8 +699,15 @@ class SyncSession:
             if counts["added"] or counts["updated"] or counts["removed"]:
                 for statement in _apply_statements(spec, self._dialect):
                     self._conn.execute(statement, params)
-            for statement in _refresh_extra_statements(spec, self._dialect):
-                self._conn.execute(statement, params)
+            if (
+                spec.extra
+                and self._scalar(f"SELECT COUNT(*) FROM {_staged(spec.table)}", {})
+                > counts["added"]
+            ):
+                # Rows staged but not added may keep stale extra columns; added rows
+                # were inserted with theirs.
+                for statement in _refresh_extra_statements(spec, self._dialect):
+                    self._conn.execute(statement, params)
         report["rows_written"] = self._conn.total_changes - before
 
         finished_at = self.store.now()
@@ -1132,7 +1146,7 @@ class _Transaction:
 
 class LinkSource(NamedTuple):
     """Person-license links to read: a table and a condition on its rows (alias ``pl``,
-    starting with AND). The sources of one query hold links of different people."""
+    starting with AND). The sources of one query contain links of different people."""
 
     table: str
     condition: str = ""
@@ -1153,12 +1167,12 @@ def query_users_outside_defaults(
     """Count people with subscribed, unmanaged licenses; sample up to ``limit`` of them.
 
     The table names select the inventory or the staged copies of a running sync; each
-    source of ``links`` adds its links (the sources hold different people).
+    source of ``links`` adds its links (the sources contain different people).
     """
     params: Dict[str, Any] = {"customer": customer, "limit": limit}
     count = 0
     for source in links:
-        # Counted per source: the sources hold different people, and the links of one
+        # Counted per source: the sources contain different people, and the links of one
         # source come in person order from its key, so no temporary index is built.
         count += int(
             connection.execute(

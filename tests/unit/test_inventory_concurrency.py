@@ -198,7 +198,7 @@ def test_writer_killed_mid_commit_keeps_old_inventory(tmp_path):
 
 @pytest.mark.slow
 def test_large_sync_memory_stays_flat(tmp_path):
-    """Stage 50,000 people in pages of 1,000; Python memory must not grow with the total."""
+    """Stage 50,000 people in pages of 1,000; Python memory grows by the id digests only."""
     import tracemalloc
 
     path = str(tmp_path / "inventory.db")
@@ -225,5 +225,7 @@ def test_large_sync_memory_stays_flat(tmp_path):
         result = session.commit()
         tracemalloc.stop()
     assert result["summary"]["people"]["added"] == 50_000
-    # The peak of the last pages is no higher than that of the first pages (plus slack).
-    assert max(peaks[-10:]) < max(peaks[:10]) * 1.5
+    # The peak of the last pages is no higher than that of the first pages (plus slack),
+    # except for the 8-byte digest kept per person listed: allow 16 bytes per person for
+    # the array's spare capacity and the copy made when it grows.
+    assert max(peaks[-10:]) < max(peaks[:10]) * 1.5 + 16 * 50_000

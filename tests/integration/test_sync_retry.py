@@ -1,0 +1,80 @@
+"""A sync lists people again when a license change lands in the inventory while it runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.ucops.webex.plugins.module_utils import sync
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
+from ansible_collections.ucops.webex.plugins.module_utils.webex_api import WebexClient
+from tests.integration.helpers import ORGS, PARTNER_TOKEN
+
+CUSTOMER = next(iter(ORGS))
+PEOPLE = [person["id"] for person in ORGS[CUSTOMER]["people"]]
+
+
+def run(simulator, db_path):
+    params = {
+        "customer": CUSTOMER,
+        "inventory_db": str(db_path),
+        "org_id": None,
+        "scope": ["licenses", "roles", "people", "locations", "workspaces"],
+        "people_page_size": 100,
+        "people_sample": 20,
+        "warn_missing_defaults": False,
+    }
+
+    def client():
+        return WebexClient(api_url=simulator.api_url, access_token=PARTNER_TOKEN)
+
+    return sync.run_license_sync(params, client, False, False, lambda _message: None)
+
+
+def stored(db_path, person_id):
+    with InventoryStore(str(db_path)) as store:
+        return store.find_person(CUSTOMER, person_id)
+
+
+def unheld_license(db_path, person_id):
+    with InventoryStore(str(db_path)) as store:
+        licenses = store.list_licenses(CUSTOMER)
+    held = set(stored(db_path, person_id)["license_ids"])
+    return next(item["id"] for item in licenses if item["id"] not in held)
+
+
+@pytest.mark.parametrize("changes", [1, sync.PEOPLE_CHANGED_ATTEMPTS])
+def test_change_during_sync_lists_again(simulator, inventory_db, monkeypatch, changes):
+    with InventoryStore(str(inventory_db)) as store:
+        store.upsert_customer(CUSTOMER, org_id=ORGS[CUSTOMER]["id"])
+    run(simulator, inventory_db)
+    before = {person_id: stored(inventory_db, person_id) for person_id in PEOPLE[:changes]}
+    real_stage = sync.stage_objects
+    calls = []
+
+    def stage_then_change(client, session, page_size):
+        real_stage(client, session, page_size)
+        calls.append(page_size)
+        if len(calls) <= changes:
+            # Another task records an assignment after this sync listed the people; each
+            # attempt sees a different person change.
+            person_id = PEOPLE[len(calls) - 1]
+            extra = unheld_license(inventory_db, person_id)
+            with InventoryStore(str(inventory_db)) as store:
+                store.apply_user_license_change(CUSTOMER, person_id, [extra])
+
+    monkeypatch.setattr(sync, "stage_objects", stage_then_change)
+    if changes < sync.PEOPLE_CHANGED_ATTEMPTS:
+        result = run(simulator, inventory_db)
+        assert len(calls) == changes + 1
+        # The second listing wins: the person holds the licenses of the API again.
+        assert stored(inventory_db, PEOPLE[0]) == before[PEOPLE[0]]
+        assert result["summary"]["people"]["updated"] == 1
+    else:
+        with pytest.raises(sync.SyncError, match="changed in the inventory during the sync"):
+            run(simulator, inventory_db)
+        assert len(calls) == sync.PEOPLE_CHANGED_ATTEMPTS
+        # The failed sync wrote nothing: each person keeps the license recorded for it.
+        for person_id in PEOPLE[:changes]:
+            assert len(stored(inventory_db, person_id)["license_ids"]) == (
+                len(before[person_id]["license_ids"]) + 1
+            )

@@ -1,0 +1,682 @@
+"""Unit tests of the people fingerprint on a real SQLite file.
+
+A sync stages only the people whose fingerprint differs from the one stored in the
+inventory. These tests check the digest itself, the digest set that remembers the matched
+fingerprints, the upgrade of a schema-1 database, and the error raised when a person that
+was not staged changes in the inventory before the commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+)
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import (
+    DigestSet,
+    PeopleChangedError,
+    id_digest,
+    person_fingerprint,
+    person_row,
+)
+from tests.unit.test_inventory_staging import (
+    LICENSES,
+    PAGES,
+    commit_sync,
+    install_write_counter,
+    person,
+    stage,
+    stored_person,
+    written_rows,
+)
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+PEOPLE_IDS = ["P001", "P002", "P003", "P004", "P005", "P006"]
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "inventory.db")
+
+
+@pytest.fixture
+def store(db_path):
+    # commit_sync of test_inventory_staging syncs the customer "Acme".
+    with InventoryStore(db_path, lock_timeout=10) as opened:
+        changed, _before, _after = opened.upsert_customer(
+            "Acme", org_id="ORG-Acme", default_subscription_id="Sub-A100"
+        )
+        assert changed
+        yield opened
+
+
+def expected_fingerprint(item):
+    """Compute the fingerprint of an API person object as stage_people does."""
+    license_ids = sorted({str(i) for i in item.get("licenses") or []})
+    role_ids = sorted({str(i) for i in item.get("roles") or []})
+    return person_fingerprint(person_row(item), license_ids, role_ids)
+
+
+def stored_fingerprints(path):
+    connection = sqlite3.connect(path)
+    try:
+        rows = connection.execute(
+            "SELECT id, fingerprint FROM people WHERE customer = 'Acme' ORDER BY id"
+        ).fetchall()
+    finally:
+        connection.close()
+    return dict(rows)
+
+
+def staged_people(session):
+    """Return the ids in the session's people staging table, before the commit.
+
+    The staging tables are TEMP tables, so only the session's own connection can read them.
+    """
+    return [row[0] for row in session._conn.execute("SELECT id FROM s_people ORDER BY id")]
+
+
+def staged_link_count(session):
+    return session._conn.execute("SELECT COUNT(*) FROM s_person_licenses").fetchone()[0]
+
+
+def inventory_rows(path):
+    """Return the people, person_licenses and licenses rows, fingerprints included."""
+    connection = sqlite3.connect(path)
+    try:
+        return {
+            table: sorted(connection.execute(f"SELECT * FROM {table}").fetchall())
+            for table in ("people", "person_licenses", "licenses")
+        }
+    finally:
+        connection.close()
+
+
+def row(**changes):
+    base = {
+        "id": "P001",
+        "email": "user1@acme.example",
+        "display_name": "User 1",
+        "location_id": "LOC-1",
+    }
+    base.update(changes)
+    return base
+
+
+# ---------------------------------------------------------------------------
+# person_fingerprint
+
+
+BASE_LICENSES = ["ADV", "C-A"]
+BASE_ROLES = ["R-ADMIN"]
+
+# (case, row, license ids, role ids): each differs from the base person in one respect.
+FINGERPRINT_VARIANTS = [
+    ("email", row(email="other@acme.example"), BASE_LICENSES, BASE_ROLES),
+    ("display name", row(display_name="User One"), BASE_LICENSES, BASE_ROLES),
+    ("location", row(location_id="LOC-2"), BASE_LICENSES, BASE_ROLES),
+    ("license added", row(), ["ADV", "C-A", "C-B"], BASE_ROLES),
+    ("license removed", row(), ["C-A"], BASE_ROLES),
+    ("license replaced", row(), ["ADV", "C-B"], BASE_ROLES),
+    ("role added", row(), BASE_LICENSES, ["R-ADMIN", "R-USER"]),
+    ("role removed", row(), BASE_LICENSES, []),
+    ("license moved to roles", row(), ["C-A"], ["ADV", "R-ADMIN"]),
+    ("id", row(id="P002"), BASE_LICENSES, BASE_ROLES),
+]
+
+
+def test_fingerprint_same_for_same_sorted_licenses():
+    given_orders = [["C-A", "ADV", "C-B"], ["C-B", "C-A", "ADV"], ["ADV", "C-B", "C-A"]]
+    fingerprints = {person_fingerprint(row(), sorted(order), BASE_ROLES) for order in given_orders}
+    assert len(fingerprints) == 1
+
+
+def test_fingerprint_same_for_equal_input():
+    first = person_fingerprint(row(), BASE_LICENSES, BASE_ROLES)
+    second = person_fingerprint(row(), list(BASE_LICENSES), list(BASE_ROLES))
+    assert first == second
+
+
+@pytest.mark.parametrize(
+    "changed_row, license_ids, role_ids",
+    [variant[1:] for variant in FINGERPRINT_VARIANTS],
+    ids=[variant[0] for variant in FINGERPRINT_VARIANTS],
+)
+def test_fingerprint_differs_on_change(changed_row, license_ids, role_ids):
+    base = person_fingerprint(row(), BASE_LICENSES, BASE_ROLES)
+    assert person_fingerprint(changed_row, license_ids, role_ids) != base
+
+
+def test_fingerprint_variants_all_distinct():
+    fingerprints = {
+        person_fingerprint(changed_row, license_ids, role_ids)
+        for _case, changed_row, license_ids, role_ids in FINGERPRINT_VARIANTS
+    }
+    assert len(fingerprints) == len(FINGERPRINT_VARIANTS)
+
+
+@pytest.mark.parametrize("field", ["email", "display_name", "location_id"])
+def test_fingerprint_none_differs_from_empty(field):
+    missing = person_fingerprint(row(**{field: None}), BASE_LICENSES, BASE_ROLES)
+    empty = person_fingerprint(row(**{field: ""}), BASE_LICENSES, BASE_ROLES)
+    assert missing != empty
+
+
+def test_fingerprint_fits_sqlite_integer(tmp_path):
+    fingerprints = [
+        person_fingerprint(row(id=f"P{number:05d}"), BASE_LICENSES, BASE_ROLES)
+        for number in range(500)
+    ]
+    for value in fingerprints:
+        assert isinstance(value, int)
+        assert INT64_MIN <= value <= INT64_MAX
+    # Both signs occur, so the digest uses the whole signed range.
+    assert any(value < 0 for value in fingerprints)
+    assert any(value > 0 for value in fingerprints)
+
+    connection = sqlite3.connect(str(tmp_path / "digests.db"))
+    try:
+        connection.execute("CREATE TABLE digests (value INTEGER)")
+        connection.executemany("INSERT INTO digests VALUES (?)", [(v,) for v in fingerprints])
+        stored = connection.execute("SELECT value, typeof(value) FROM digests").fetchall()
+    finally:
+        connection.close()
+    assert [value for value, _type in stored] == fingerprints
+    assert {value_type for _value, value_type in stored} == {"integer"}
+
+
+def test_id_digest_fits_int64_and_differs():
+    digests = {id_digest(f"P{number:05d}") for number in range(500)}
+    assert len(digests) == 500
+    for value in digests:
+        assert INT64_MIN <= value <= INT64_MAX
+
+
+# ---------------------------------------------------------------------------
+# DigestSet
+
+
+def test_digest_set_membership():
+    digests = DigestSet([30, -7, INT64_MAX, INT64_MIN, 0])
+    assert len(digests) == 5
+    for value in (30, -7, INT64_MAX, INT64_MIN, 0):
+        assert value in digests
+    for value in (1, -8, 31, INT64_MAX - 1, INT64_MIN + 1):
+        assert value not in digests
+    assert "30" not in digests
+    assert None not in digests
+
+
+def test_digest_set_empty():
+    digests = DigestSet()
+    assert len(digests) == 0
+    assert 0 not in digests
+    assert digests.match(0) is False
+    assert digests.was_matched(0) is False
+    assert digests.matched_count() == 0
+
+
+def test_digest_set_match_flags_value():
+    digests = DigestSet([5, 1, 9])
+    assert digests.was_matched(5) is False
+    assert digests.match(5) is True
+    assert digests.was_matched(5) is True
+    assert digests.was_matched(1) is False
+    assert digests.was_matched(9) is False
+    assert digests.matched_count() == 1
+
+
+def test_digest_set_match_counts_each_value_once():
+    digests = DigestSet([5, 1, 9])
+    digests.match(5)
+    digests.match(5)
+    digests.match(INT64_MIN)
+    assert digests.matched_count() == 1
+    digests.match(9)
+    assert digests.matched_count() == 2
+
+
+def test_digest_set_absent_value_not_matched():
+    digests = DigestSet([5, 1, 9])
+    assert digests.match(4) is False
+    assert digests.was_matched(4) is False
+    assert digests.matched_count() == 0
+    # A miss leaves the values around it unflagged.
+    assert digests.was_matched(1) is False
+    assert digests.was_matched(5) is False
+
+
+# ---------------------------------------------------------------------------
+# Re-sync of unchanged and changed people
+
+
+def test_unchanged_resync_stages_no_people(db_path, store):
+    commit_sync(store)
+    install_write_counter(db_path)
+
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES, PAGES)
+        assert staged_people(session) == []
+        assert staged_link_count(session) == 0
+        report = session.commit()
+
+    assert report["changed"] is False
+    assert report["summary"]["people"] == {
+        "added": 0,
+        "updated": 0,
+        "removed": 0,
+        "unchanged": 6,
+    }
+    assert report["staged"]["people"] == 6
+    assert report["people"]["changes"] == []
+    assert report["rows_written"] == 0
+    assert written_rows(db_path) == 0
+
+
+def test_first_sync_stores_fingerprints(db_path, store):
+    commit_sync(store)
+    expected = {item["id"]: expected_fingerprint(item) for page in PAGES for item in page}
+    assert stored_fingerprints(db_path) == expected
+
+
+def test_license_order_does_not_stage(store):
+    commit_sync(store)
+    reordered = [
+        [person(1), person(2), person(3)],
+        # P005 has C-A and C-B: listed reversed, then with a repeated id.
+        [person(4), person(5, licenses=("C-B", "C-A")), person(6)],
+        [person(5, licenses=("C-B", "C-A", "C-B"))],
+    ]
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES, reordered)
+        assert staged_people(session) == []
+        report = session.commit()
+    assert report["summary"]["people"]["unchanged"] == 6
+    assert report["changed"] is False
+
+
+def test_one_changed_person_staged_and_updated(db_path, store):
+    commit_sync(store)
+    changed = person(3, licenses=("C-A", "ADV"))
+    pages = [[person(1), person(2), changed], PAGES[1]]
+    install_write_counter(db_path)
+
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES, pages)
+        assert staged_people(session) == ["P003"]
+        report = session.commit()
+
+    assert report["changed"] is True
+    assert report["summary"]["people"] == {
+        "added": 0,
+        "updated": 1,
+        "removed": 0,
+        "unchanged": 5,
+    }
+    changes = report["people"]["changes"]
+    assert [(change["change"], change["id"]) for change in changes] == [("updated", "P003")]
+    assert changes[0]["licenses_added"] == ["ADV"]
+    assert changes[0]["licenses_removed"] == []
+    assert stored_person(db_path, "P003")[1] == ["ADV", "C-A"]
+    assert stored_fingerprints(db_path)["P003"] == expected_fingerprint(changed)
+    # One person_licenses insert and the fingerprint update of the person row.
+    assert written_rows(db_path) == 2
+
+
+def test_changed_person_then_unchanged_resync(db_path, store):
+    commit_sync(store)
+    pages = [[person(1), person(2), person(3, licenses=("C-A", "ADV"))], PAGES[1]]
+    commit_sync(store, pages=pages)
+
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES, pages)
+        assert staged_people(session) == []
+        report = session.commit()
+    assert report["changed"] is False
+    assert report["rows_written"] == 0
+
+
+# ---------------------------------------------------------------------------
+# Upgrade from schema version 1
+
+
+def create_schema_1_database(path, items):
+    """Create a schema-1 inventory of the customer "Acme" that contains ``items``."""
+    version, statements = MIGRATIONS[0]
+    assert version == 1
+    connection = sqlite3.connect(path)
+    try:
+        for statement in statements:
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO customers (name, org_id, hierarchy, default_subscription_id, "
+            "created_at, updated_at) VALUES ('Acme', 'ORG-Acme', '', 'Sub-A100', "
+            "'2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+        )
+        for item in items:
+            values = person_row(item)
+            connection.execute(
+                "INSERT INTO people (customer, id, email, display_name, location_id) "
+                "VALUES ('Acme', :id, :email, :display_name, :location_id)",
+                values,
+            )
+            for license_id in item["licenses"]:
+                connection.execute(
+                    "INSERT INTO person_licenses (customer, person_id, license_id) "
+                    "VALUES ('Acme', ?, ?)",
+                    (values["id"], license_id),
+                )
+            for role_id in item["roles"]:
+                connection.execute(
+                    "INSERT INTO person_roles (customer, person_id, role_id) VALUES ('Acme', ?, ?)",
+                    (values["id"], role_id),
+                )
+        connection.execute("PRAGMA user_version = 1")
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def person_columns(path):
+    connection = sqlite3.connect(path)
+    try:
+        return [row[1] for row in connection.execute("PRAGMA table_info(people)")]
+    finally:
+        connection.close()
+
+
+def people_sync(store, pages):
+    """Sync only people (the schema-1 database contains no licenses)."""
+    with store.begin_sync("Acme", scope=["people"]) as session:
+        for page in pages:
+            session.stage_people(page)
+        staged = staged_people(session)
+        report = session.commit()
+    return staged, report
+
+
+UPGRADE_PAGES = [
+    [person(1), person(2, licenses=()), person(3, licenses=("C-A", "ADV"))],
+    [
+        dict(person(4), roles=["R-ADMIN"]),
+        person(5, licenses=("C-A", "C-B")),
+        dict(person(6), displayName=None),
+    ],
+]
+
+
+def test_upgrade_adds_fingerprint_column(db_path):
+    create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
+    assert "fingerprint" not in person_columns(db_path)
+
+    with InventoryStore(db_path, lock_timeout=10) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.find_person("Acme", "P004")["role_ids"] == ["R-ADMIN"]
+
+    assert "fingerprint" in person_columns(db_path)
+    assert set(stored_fingerprints(db_path).values()) == {None}
+
+
+def test_upgrade_then_sync_reports_unchanged(db_path):
+    create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
+    with InventoryStore(db_path, lock_timeout=10) as store:
+        staged, report = people_sync(store, UPGRADE_PAGES)
+
+    # No fingerprint is stored yet, so every person is staged and compared by field.
+    assert staged == PEOPLE_IDS
+    assert report["changed"] is False
+    assert report["summary"]["people"] == {
+        "added": 0,
+        "updated": 0,
+        "removed": 0,
+        "unchanged": 6,
+    }
+    # The only writes are the six fingerprints.
+    assert report["rows_written"] == 6
+
+
+def test_upgrade_then_sync_stores_fingerprints(db_path):
+    items = [item for page in UPGRADE_PAGES for item in page]
+    create_schema_1_database(db_path, items)
+    with InventoryStore(db_path, lock_timeout=10) as store:
+        people_sync(store, UPGRADE_PAGES)
+
+    fingerprints = stored_fingerprints(db_path)
+    assert None not in fingerprints.values()
+    assert fingerprints == {item["id"]: expected_fingerprint(item) for item in items}
+
+
+def test_upgrade_then_second_sync_writes_nothing(db_path):
+    create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
+    with InventoryStore(db_path, lock_timeout=10) as store:
+        people_sync(store, UPGRADE_PAGES)
+        install_write_counter(db_path)
+        staged, report = people_sync(store, UPGRADE_PAGES)
+
+    assert staged == []
+    assert report["changed"] is False
+    assert report["summary"]["people"]["unchanged"] == 6
+    assert report["rows_written"] == 0
+    assert written_rows(db_path) == 0
+
+
+# ---------------------------------------------------------------------------
+# People changed in the inventory while a sync runs
+
+
+def test_license_change_during_sync_raises(db_path, store):
+    commit_sync(store)
+    before_change = inventory_rows(db_path)
+
+    session = store.begin_sync("Acme", scope=["licenses", "people"])
+    stage(session, LICENSES, PAGES)
+    assert staged_people(session) == []
+    result = store.apply_user_license_change("Acme", "P002", ["ADV"])
+    assert result["changed"] is True
+    after_change = inventory_rows(db_path)
+    assert after_change != before_change
+
+    with pytest.raises(PeopleChangedError, match="1 people of customer 'Acme' changed"):
+        session.commit()
+
+    assert session.finished
+    assert inventory_rows(db_path) == after_change
+    assert stored_person(db_path, "P002")[1] == ["ADV", "C-A"]
+    assert stored_fingerprints(db_path)["P002"] is None
+
+
+def test_license_change_during_diff_raises(store):
+    commit_sync(store)
+    session = store.begin_sync("Acme", scope=["licenses", "people"])
+    stage(session, LICENSES, PAGES)
+    store.apply_user_license_change("Acme", "P002", ["ADV"])
+    try:
+        with pytest.raises(PeopleChangedError):
+            session.diff()
+    finally:
+        session.discard()
+
+
+def test_other_sync_during_sync_raises(db_path, store):
+    commit_sync(store)
+    session = store.begin_sync("Acme", scope=["licenses", "people"])
+    stage(session, LICENSES, PAGES)
+
+    # Another sync commits a new name of P003 while the first one is staged.
+    renamed = [[person(1), person(2), person(3, name="User Three")], PAGES[1]]
+    commit_sync(store, pages=renamed)
+    after_other_sync = inventory_rows(db_path)
+
+    with pytest.raises(PeopleChangedError):
+        session.commit()
+    assert inventory_rows(db_path) == after_other_sync
+
+
+def test_change_of_staged_person_does_not_raise(db_path, store):
+    commit_sync(store)
+    renamed = person(2, name="User Two")
+    pages = [[person(1), renamed, person(3)], PAGES[1]]
+
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES, pages)
+        assert staged_people(session) == ["P002"]
+        store.apply_user_license_change("Acme", "P002", ["ADV"])
+        report = session.commit()
+
+    # P002 was staged, so the listed state replaces the license change.
+    assert report["summary"]["people"]["updated"] == 1
+    row_after, licenses_after = stored_person(db_path, "P002")
+    assert row_after["display_name"] == "User Two"
+    assert licenses_after == ["C-A"]
+    assert stored_fingerprints(db_path)["P002"] == expected_fingerprint(renamed)
+
+
+def test_retry_after_license_change_succeeds(db_path, store):
+    commit_sync(store)
+    session = store.begin_sync("Acme", scope=["licenses", "people"])
+    stage(session, LICENSES, PAGES)
+    store.apply_user_license_change("Acme", "P002", ["ADV"])
+    with pytest.raises(PeopleChangedError):
+        session.commit()
+
+    # The API now lists P002 with ADV, as the inventory stores it.
+    listed = person(2, licenses=("C-A", "ADV"))
+    pages = [[person(1), listed, person(3)], PAGES[1]]
+    report = commit_sync(store, pages=pages)
+    assert report["summary"]["people"] == {
+        "added": 0,
+        "updated": 0,
+        "removed": 0,
+        "unchanged": 6,
+    }
+    assert stored_fingerprints(db_path)["P002"] == expected_fingerprint(listed)
+
+
+# ---------------------------------------------------------------------------
+# Removed people and people without a stored fingerprint
+
+
+def test_unlisted_person_removed(db_path, store):
+    commit_sync(store)
+    pages = [PAGES[0], [person(5, licenses=("C-A", "C-B")), person(6)]]
+
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES, pages)
+        assert staged_people(session) == []
+        report = session.commit()
+
+    assert report["summary"]["people"] == {
+        "added": 0,
+        "updated": 0,
+        "removed": 1,
+        "unchanged": 5,
+    }
+    changes = report["people"]["changes"]
+    assert [(change["change"], change["id"]) for change in changes] == [("removed", "P004")]
+    assert changes[0]["licenses_removed"] == ["C-A"]
+    assert store.find_person("Acme", "P004") is None
+    assert sorted(stored_fingerprints(db_path)) == ["P001", "P002", "P003", "P005", "P006"]
+    links = inventory_rows(db_path)["person_licenses"]
+    assert [link for link in links if link[1] == "P004"] == []
+
+
+def test_person_without_fingerprint_listed_unchanged(db_path, store):
+    commit_sync(store)
+    store.apply_user_license_change("Acme", "P002", ["ADV"])
+    assert stored_fingerprints(db_path)["P002"] is None
+
+    # The API lists P002 with the license just assigned.
+    listed = person(2, licenses=("C-A", "ADV"))
+    pages = [[person(1), listed, person(3)], PAGES[1]]
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES, pages)
+        assert staged_people(session) == ["P002"]
+        report = session.commit()
+
+    assert report["summary"]["people"] == {
+        "added": 0,
+        "updated": 0,
+        "removed": 0,
+        "unchanged": 6,
+    }
+    assert report["people"]["changes"] == []
+    assert stored_person(db_path, "P002")[1] == ["ADV", "C-A"]
+    fingerprints = stored_fingerprints(db_path)
+    assert fingerprints["P002"] == expected_fingerprint(listed)
+    assert None not in fingerprints.values()
+
+
+def test_person_without_fingerprint_unlisted_removed(db_path, store):
+    commit_sync(store)
+    store.apply_user_license_change("Acme", "P004", ["ADV"])
+    assert stored_fingerprints(db_path)["P004"] is None
+
+    pages = [PAGES[0], [person(5, licenses=("C-A", "C-B")), person(6)]]
+    report = commit_sync(store, pages=pages)
+
+    assert report["summary"]["people"] == {
+        "added": 0,
+        "updated": 0,
+        "removed": 1,
+        "unchanged": 5,
+    }
+    assert store.find_person("Acme", "P004") is None
+    links = inventory_rows(db_path)["person_licenses"]
+    assert [link for link in links if link[1] == "P004"] == []
+
+
+# ---------------------------------------------------------------------------
+# A person listed twice
+
+
+def test_person_listed_twice_last_copy_wins(db_path, store):
+    commit_sync(store)
+    # P001 first appears with a new name, then again on a later page as stored. Staging
+    # keeps the last copy of a repeated object, so P001 stays as stored.
+    interim = person(1, name="Interim name")
+    pages = [[interim, person(2), person(3)], PAGES[1] + [person(1)]]
+
+    report = commit_sync(store, pages=pages)
+
+    assert report["duplicates"]["people"] == 1
+    assert report["summary"]["people"]["updated"] == 0
+    assert stored_person(db_path, "P001")[0]["display_name"] == "User 1"
+
+
+def test_person_listed_twice_changed_last(db_path, store):
+    commit_sync(store)
+    renamed = person(1, name="Renamed later")
+    pages = [PAGES[0], PAGES[1] + [renamed]]
+
+    report = commit_sync(store, pages=pages)
+
+    assert report["duplicates"]["people"] == 1
+    assert report["summary"]["people"]["updated"] == 1
+    assert stored_person(db_path, "P001")[0]["display_name"] == "Renamed later"
+    assert stored_fingerprints(db_path)["P001"] == expected_fingerprint(renamed)
+
+
+# Values that contain separators or empty strings must not make two people look alike.
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        (
+            ({"email": "a\x1fb", "display_name": "c"}, [], []),
+            ({"email": "a", "display_name": "b\x1fc"}, [], []),
+        ),
+        (({}, [""], []), ({}, [], [])),
+        (({"email": "\x00"}, [], []), ({"email": None}, [], [])),
+        (({}, ["L1", "L2"], []), ({}, ["L1"], ["L2"])),
+    ],
+)
+def test_fingerprint_has_no_separator_collisions(left, right):
+    base = {"id": "P1", "email": "e", "display_name": "n", "location_id": None}
+    assert person_fingerprint(dict(base, **left[0]), left[1], left[2]) != person_fingerprint(
+        dict(base, **right[0]), right[1], right[2]
+    )
