@@ -538,9 +538,9 @@ class SyncSession:
         rows = []
         license_links = []
         role_links = []
-        given = 0
+        listed = 0
         for item in items:
-            given += 1
+            listed += 1
             row = person_row(item)
             license_ids = sorted({str(i) for i in item.get("licenses") or []})
             role_ids = sorted({str(i) for i in item.get("roles") or []})
@@ -559,10 +559,10 @@ class SyncSession:
             role_links.extend((row["id"], i) for i in role_ids)
         links = {"person_licenses": license_links, "person_roles": role_links}
         self._stage("people", rows, links)
-        self._appended["people"] += given
+        self._appended["people"] += listed
         self._unfinished.add("people")
         self._people_seen_sorted = None
-        return given
+        return listed
 
     def stage_locations(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Stage one page of location objects."""
@@ -1075,17 +1075,18 @@ class SyncSession:
         people: str = "people"
         links: Sequence[LinkSource] = INVENTORY_LINKS
         if "people" in self.scope:
-            kept = (
+            kept_condition = (
                 "{key} NOT IN (SELECT id FROM s_people) "
                 f"AND {{key}} NOT IN (SELECT id FROM {_changes('people')} "
                 "WHERE change = 'removed')"
             )
             people = (
                 "(SELECT customer, id, email FROM people WHERE customer = :customer "
-                f"AND {kept.format(key='id')} UNION ALL SELECT customer, id, email FROM s_people)"
+                f"AND {kept_condition.format(key='id')} "
+                "UNION ALL SELECT customer, id, email FROM s_people)"
             )
             links = (
-                LinkSource("person_licenses", " AND " + kept.format(key="pl.person_id")),
+                LinkSource("person_licenses", " AND " + kept_condition.format(key="pl.person_id")),
                 LinkSource("s_person_licenses"),
             )
         return query_users_outside_defaults(
@@ -1195,9 +1196,9 @@ def query_users_outside_defaults(
             picked.update(row[0] for row in rows)
     sample: List[Dict[str, Any]] = []
     for person_id in sorted(picked)[:limit]:
-        held = []
+        outside_licenses = []
         for source in links:
-            held.extend(
+            outside_licenses.extend(
                 {"id": row[0], "name": row[1], "subscription_id": row[2]}
                 for row in connection.execute(
                     f"SELECT l.id, l.name, l.subscription_id FROM {source.table} pl "
@@ -1207,8 +1208,8 @@ def query_users_outside_defaults(
                     dict(params, id=person_id),
                 )
             )
-        held.sort(key=lambda item: (item["name"], item["id"]))
-        sample.append({"id": person_id, "email": None, "licenses": held})
+        outside_licenses.sort(key=lambda item: (item["name"], item["id"]))
+        sample.append({"id": person_id, "email": None, "licenses": outside_licenses})
     _fill_emails(connection, people, customer, sample)
     return {"count": count, "sample": sample}
 

@@ -193,7 +193,7 @@ def sync_customer(
     When stored people change during the sync (PeopleChangedError), the sync runs again,
     up to PEOPLE_CHANGED_ATTEMPTS times in all.
     """
-    for attempt in range(1, PEOPLE_CHANGED_ATTEMPTS + 1):
+    for _attempt in range(PEOPLE_CHANGED_ATTEMPTS - 1):
         try:
             return sync_customer_once(
                 store,
@@ -203,11 +203,14 @@ def sync_customer(
                 people_page_size,
                 people_sample,
                 check_mode,
-                retry=attempt < PEOPLE_CHANGED_ATTEMPTS,
+                retry=True,
             )
         except PeopleChangedError:
             continue
-    raise AssertionError("unreachable: the last attempt raises SyncError")  # pragma: no cover
+    # The last run turns PeopleChangedError into a SyncError like any inventory error.
+    return sync_customer_once(
+        store, client, customer, scope, people_page_size, people_sample, check_mode, retry=False
+    )
 
 
 def sync_customer_once(

@@ -38,8 +38,8 @@ def stored(db_path, person_id):
 def unheld_license(db_path, person_id):
     with InventoryStore(str(db_path)) as store:
         licenses = store.list_licenses(CUSTOMER)
-    held = set(stored(db_path, person_id)["license_ids"])
-    return next(item["id"] for item in licenses if item["id"] not in held)
+    held_ids = set(stored(db_path, person_id)["license_ids"])
+    return next(item["id"] for item in licenses if item["id"] not in held_ids)
 
 
 @pytest.mark.parametrize("changes", [1, sync.PEOPLE_CHANGED_ATTEMPTS])
@@ -55,8 +55,8 @@ def test_change_during_sync_lists_again(simulator, inventory_db, monkeypatch, ch
         real_stage(client, session, page_size)
         calls.append(page_size)
         if len(calls) <= changes:
-            # Another task records an assignment after this sync listed the people; each
-            # attempt sees a different person change.
+            # Another task records an assignment after this sync listed the people. Each
+            # run finds a different person changed.
             person_id = PEOPLE[len(calls) - 1]
             extra = unheld_license(inventory_db, person_id)
             with InventoryStore(str(inventory_db)) as store:

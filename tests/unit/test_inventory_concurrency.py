@@ -226,6 +226,6 @@ def test_large_sync_memory_stays_flat(tmp_path):
         tracemalloc.stop()
     assert result["summary"]["people"]["added"] == 50_000
     # The peak of the last pages is no higher than that of the first pages (plus slack),
-    # except for the 8-byte digest kept per person listed: allow 16 bytes per person for
-    # the array's spare capacity and the copy made when it grows.
+    # except for the 8-byte digest that the session stores per person listed. The bound
+    # allows 16 bytes per person for the array's spare capacity and its copy when it grows.
     assert max(peaks[-10:]) < max(peaks[:10]) * 1.5 + 16 * 50_000
