@@ -173,6 +173,51 @@ MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
             "ALTER TABLE people ADD COLUMN fingerprint INTEGER",
         ),
     ),
+    (
+        3,
+        (
+            # Link tables without a rowid: the primary key is the table, so each link is
+            # written to one B-tree fewer (a first sync of 100,000 people writes about
+            # 475,000 links).
+            """
+            CREATE TABLE person_licenses_new (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                person_id TEXT NOT NULL,
+                license_id TEXT NOT NULL,
+                PRIMARY KEY (customer, person_id, license_id)
+            ) WITHOUT ROWID
+            """,
+            "INSERT INTO person_licenses_new (customer, person_id, license_id) "
+            "SELECT customer, person_id, license_id FROM person_licenses",
+            "DROP TABLE person_licenses",
+            "ALTER TABLE person_licenses_new RENAME TO person_licenses",
+            "CREATE INDEX person_licenses_license ON person_licenses (customer, license_id)",
+            """
+            CREATE TABLE person_roles_new (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                person_id TEXT NOT NULL,
+                role_id TEXT NOT NULL,
+                PRIMARY KEY (customer, person_id, role_id)
+            ) WITHOUT ROWID
+            """,
+            "INSERT INTO person_roles_new (customer, person_id, role_id) "
+            "SELECT customer, person_id, role_id FROM person_roles",
+            "DROP TABLE person_roles",
+            "ALTER TABLE person_roles_new RENAME TO person_roles",
+            """
+            CREATE TABLE workspace_licenses_new (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                workspace_id TEXT NOT NULL,
+                license_id TEXT NOT NULL,
+                PRIMARY KEY (customer, workspace_id, license_id)
+            ) WITHOUT ROWID
+            """,
+            "INSERT INTO workspace_licenses_new (customer, workspace_id, license_id) "
+            "SELECT customer, workspace_id, license_id FROM workspace_licenses",
+            "DROP TABLE workspace_licenses",
+            "ALTER TABLE workspace_licenses_new RENAME TO workspace_licenses",
+        ),
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -416,7 +416,7 @@ def test_upgrade_adds_fingerprint_column(db_path):
     assert "fingerprint" not in person_columns(db_path)
 
     with InventoryStore(db_path, lock_timeout=10) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         assert store.find_person("Acme", "P004")["role_ids"] == ["R-ADMIN"]
 
     assert "fingerprint" in person_columns(db_path)
@@ -680,3 +680,42 @@ def test_fingerprint_has_no_separator_collisions(left, right):
     assert person_fingerprint(dict(base, **left[0]), left[1], left[2]) != person_fingerprint(
         dict(base, **right[0]), right[1], right[2]
     )
+
+
+def link_table_facts(path):
+    """Return ``{table: (WITHOUT ROWID in its SQL, row count, index names)}``."""
+    connection = sqlite3.connect(path)
+    try:
+        facts = {}
+        for table in ("person_licenses", "person_roles", "workspace_licenses"):
+            sql = connection.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone()[0]
+            count = connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            indexes = sorted(
+                row[0]
+                for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                    "AND sql IS NOT NULL",
+                    (table,),
+                )
+            )
+            facts[table] = ("WITHOUT ROWID" in sql, count, indexes)
+        return facts
+    finally:
+        connection.close()
+
+
+def test_upgrade_rebuilds_link_tables(db_path):
+    items = [item for page in UPGRADE_PAGES for item in page]
+    create_schema_1_database(db_path, items)
+    before = link_table_facts(db_path)
+    InventoryStore(db_path).close()
+    after = link_table_facts(db_path)
+
+    assert before["person_licenses"][0] is False
+    links = sum(len(item["licenses"]) for item in items)
+    roles = sum(len(item["roles"]) for item in items)
+    assert after["person_licenses"] == (True, links, ["person_licenses_license"])
+    assert after["person_roles"] == (True, roles, [])
+    assert after["workspace_licenses"] == (True, 0, [])
