@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
+import os
 import random
 import re
 import time
@@ -218,7 +219,21 @@ class WebexClient:
             {"http": self.proxy_url, "https": self.proxy_url} if self.proxy_url else None
         )
 
-        self.session = session if session is not None else requests.Session()
+        self._verify: Any = self.validate_certs
+        if session is None:
+            self.session = requests.Session()
+            # With trust_env, requests reads the proxy variables, the CA bundle variables
+            # and ~/.netrc from the environment again for every request. Read the first two
+            # once here instead. ~/.netrc is not read, so it cannot replace the bearer token.
+            self.session.trust_env = False
+            if self._proxies is None:
+                self._proxies = requests.utils.get_environ_proxies(self.api_url) or None
+            if self.validate_certs:
+                self._verify = (
+                    os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+                )
+        else:
+            self.session = session
         self.session.headers.update(
             {
                 "Accept": "application/json",
@@ -446,7 +461,7 @@ class WebexClient:
             json=body,
             headers=headers,
             timeout=self.timeout,
-            verify=self.validate_certs,
+            verify=self._verify,
             proxies=self._proxies,
         )
 
@@ -525,7 +540,7 @@ class WebexClient:
                 data=form,
                 headers={"TrackingID": TRACKING_ID_PREFIX + str(uuid.uuid4())},
                 timeout=self.timeout,
-                verify=self.validate_certs,
+                verify=self._verify,
                 proxies=self._proxies,
             )
         except requests.exceptions.RequestException as exc:
