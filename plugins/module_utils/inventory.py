@@ -575,12 +575,19 @@ class InventoryStore:
 
         Returns ``{id, email, display_name, location_id, license_ids, role_ids}``.
         """
+        columns = "SELECT id, email, display_name, location_id FROM people "
+        params = {"customer": customer, "user": user}
+        # Two lookups, so that each one uses an index: the primary key, then
+        # people_email_lower. Ordering by id alone would make SQLite walk the primary key.
         row = self._conn.execute(
-            "SELECT id, email, display_name, location_id FROM people "
-            "WHERE customer = :customer AND (id = :user OR lower(email) = lower(:user)) "
-            "ORDER BY CASE WHEN id = :user THEN 0 ELSE 1 END LIMIT 1",
-            {"customer": customer, "user": user},
+            columns + "WHERE customer = :customer AND id = :user", params
         ).fetchone()
+        if row is None:
+            row = self._conn.execute(
+                columns + "WHERE customer = :customer AND lower(email) = lower(:user) "
+                "ORDER BY email, id LIMIT 1",
+                params,
+            ).fetchone()
         if row is None:
             return None
         person = dict(row)

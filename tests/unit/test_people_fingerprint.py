@@ -716,6 +716,33 @@ def test_upgrade_rebuilds_link_tables(db_path):
     assert before["person_licenses"][0] is False
     links = sum(len(item["licenses"]) for item in items)
     roles = sum(len(item["roles"]) for item in items)
-    assert after["person_licenses"] == (True, links, ["person_licenses_license"])
+    assert before["person_licenses"][2] == ["person_licenses_license"]
+    assert after["person_licenses"] == (True, links, [])
     assert after["person_roles"] == (True, roles, [])
     assert after["workspace_licenses"] == (True, 0, [])
+
+
+def people_indexes(path):
+    connection = sqlite3.connect(path)
+    try:
+        return sorted(
+            row[0]
+            for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'people' "
+                "AND sql IS NOT NULL"
+            )
+        )
+    finally:
+        connection.close()
+
+
+def test_upgrade_replaces_people_indexes(db_path):
+    create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
+    assert people_indexes(db_path) == ["people_email", "people_location"]
+
+    with InventoryStore(db_path) as store:
+        found = store.find_person("Acme", "USER1@ACME.EXAMPLE")
+
+    assert people_indexes(db_path) == ["people_email_lower"]
+    assert found is not None
+    assert found["id"] == "P001"
