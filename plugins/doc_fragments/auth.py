@@ -66,7 +66,9 @@ options:
   proxy_url:
     description:
       - URL of an HTTP(S) proxy for the API requests, for example C(http://proxy.example.com:3128).
-      - If not set, the E(HTTPS_PROXY) and E(HTTP_PROXY) environment variables apply.
+      - If not set, the E(HTTPS_PROXY), E(HTTP_PROXY) and E(NO_PROXY) environment variables
+        apply. The module reads them, and E(REQUESTS_CA_BUNDLE), once when the task starts.
+        It does not read C(~/.netrc).
     type: str
   max_retry_wait:
     description:

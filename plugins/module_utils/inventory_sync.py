@@ -196,8 +196,8 @@ def person_fingerprint(
     repeats. The digest covers the id, so equal digests mean the same person with the same
     fields and links (unless two 64-bit digests collide).
     """
-    # repr() of a tuple of strings, None and tuples is unambiguous: no separator inside a
-    # value can make two different people look alike.
+    # repr() of a tuple of strings, None and tuples is unambiguous, so no separator inside
+    # a value can make two different people look alike.
     state = (
         row["id"],
         row["email"],
@@ -332,8 +332,8 @@ def _updated_ids_sql(spec: TableSpec, dialect: SQLiteDialect) -> str:
         f"WHERE {_rows_differ(spec, dialect, 's', 'm')}"
     ]
     for link in spec.links:
-        # Owners that are not stored are added, not updated: skip their links before the
-        # UNION has to collect them (every staged link, on a first sync).
+        # Owners that are not stored are added, not updated. Their links are skipped before
+        # the UNION has to collect them (every staged link, on a first sync).
         parts.append(
             f"SELECT s.{link.owner} AS id FROM {_staged(link.table)} s "
             f"WHERE EXISTS (SELECT 1 FROM {spec.table} o WHERE o.customer = :customer "
@@ -704,8 +704,8 @@ class SyncSession:
                 and self._scalar(f"SELECT COUNT(*) FROM {_staged(spec.table)}", {})
                 > counts["added"]
             ):
-                # Rows staged but not added may keep stale extra columns; added rows
-                # were inserted with theirs.
+                # Rows staged but not added may keep stale extra columns. Added rows were
+                # inserted with theirs.
                 for statement in _refresh_extra_statements(spec, self._dialect):
                     self._conn.execute(statement, params)
         report["rows_written"] = self._conn.total_changes - before
@@ -832,7 +832,7 @@ class SyncSession:
         if changed:
             raise PeopleChangedError(
                 f"{changed} people of customer '{self.customer}' changed in the inventory "
-                "during the sync (a license assignment or another sync); run the sync again"
+                "during the sync (a license assignment or another sync). Run the sync again"
             )
         return removed
 
@@ -979,7 +979,7 @@ class SyncSession:
         return report
 
     def _summarize(self, spec: TableSpec, listed: int) -> Dict[str, int]:
-        """Count the changes of one type; ``listed`` is how many distinct objects the API had."""
+        """Count the changes of one type. ``listed`` is the number of distinct objects listed."""
         counts = {"added": 0, "updated": 0, "removed": 0}
         for row in self._conn.execute(
             f"SELECT change, COUNT(*) FROM {_changes(spec.table)} GROUP BY change"
@@ -1167,7 +1167,7 @@ def query_users_outside_defaults(
 ) -> Dict[str, Any]:
     """Count people with subscribed, unmanaged licenses; sample up to ``limit`` of them.
 
-    The table names select the inventory or the staged copies of a running sync; each
+    The table names select the inventory or the staged copies of a running sync. Each
     source of ``links`` adds its links (the sources contain different people).
     """
     params: Dict[str, Any] = {"customer": customer, "limit": limit}
