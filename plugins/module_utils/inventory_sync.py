@@ -535,15 +535,18 @@ class SyncSession:
         only its id digest is kept, nothing is staged. Returns how many were given.
         """
         self._check_stage("people")
-        rows = []
-        license_links = []
-        role_links = []
-        listed = 0
+        # Every person is converted before any state changes, so an invalid person (no id)
+        # leaves the session as it was.
+        prepared = []
         for item in items:
-            listed += 1
             row = person_row(item)
             license_ids = sorted({str(i) for i in item.get("licenses") or []})
             role_ids = sorted({str(i) for i in item.get("roles") or []})
+            prepared.append((row, license_ids, role_ids))
+        rows = []
+        license_links = []
+        role_links = []
+        for row, license_ids, role_ids in prepared:
             fingerprint = person_fingerprint(row, license_ids, role_ids)
             digest = id_digest(row["id"])
             self._people_seen.append(digest)
@@ -559,10 +562,10 @@ class SyncSession:
             role_links.extend((row["id"], i) for i in role_ids)
         links = {"person_licenses": license_links, "person_roles": role_links}
         self._stage("people", rows, links)
-        self._appended["people"] += listed
+        self._appended["people"] += len(prepared)
         self._unfinished.add("people")
         self._people_seen_sorted = None
-        return listed
+        return len(prepared)
 
     def stage_locations(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Stage one page of location objects."""

@@ -746,3 +746,22 @@ def test_upgrade_replaces_people_indexes(db_path):
     assert people_indexes(db_path) == ["people_email_lower"]
     assert found is not None
     assert found["id"] == "P001"
+
+
+def test_invalid_person_leaves_session_unchanged(store):
+    commit_sync(store)
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        session.stage_licenses(LICENSES)
+        with pytest.raises(ValueError, match="person object without id"):
+            session.stage_people([person(6), {"emails": ["nobody@acme.example"]}])
+        # P006 is listed only in the rejected page, so it left the org.
+        session.stage_people(PAGES[0])
+        session.stage_people(PAGES[1][:2])
+        report = session.commit()
+    assert report["summary"]["people"] == {
+        "added": 0,
+        "updated": 0,
+        "removed": 1,
+        "unchanged": 5,
+    }
+    assert report["duplicates"]["people"] == 0
