@@ -381,6 +381,11 @@ class SQLiteDialect:
     # -- SQL fragments ------------------------------------------------------------------
 
     @staticmethod
+    def data_version(connection: sqlite3.Connection) -> int:
+        """Return a number that changes when another connection commits to the database."""
+        return int(connection.execute("PRAGMA main.data_version").fetchone()[0])
+
+    @staticmethod
     def distinct(left: str, right: str) -> str:
         """Null-safe inequality (PostgreSQL: IS DISTINCT FROM)."""
         return f"{left} IS NOT {right}"

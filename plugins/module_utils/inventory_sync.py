@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import sys
 from array import array
 from bisect import bisect_left
 from typing import (
@@ -210,8 +211,17 @@ def person_fingerprint(
 
 
 def id_digest(object_id: str) -> int:
-    """Return a signed 64-bit digest of an object id (to remember which ids were seen)."""
+    """Return a signed 64-bit digest of an object id (to remember which ids were seen).
+
+    The digests are compared only within one process, so Python's own string hash (salted
+    per process) serves where it is 64 bits wide.
+    """
+    if _HASH_IS_64_BITS:
+        return hash(object_id)
     return _digest64(object_id)
+
+
+_HASH_IS_64_BITS = sys.hash_info.width >= 64
 
 
 def _digest64(text: str) -> int:
@@ -493,6 +503,7 @@ class SyncSession:
         self._people_seen = array("q")
         self._people_staged: set = set()
         self._people_seen_sorted: Optional[array] = None
+        self._people_data_version: Optional[int] = None
         self._conn = self._dialect.retry_locked(self._dialect.connect)
         try:
             self._dialect.retry_locked(self._create_staging_tables)
@@ -794,6 +805,8 @@ class SyncSession:
         return distinct
 
     def _read_people_fingerprints(self) -> DigestSet:
+        # Read before the fingerprints: a commit in between then counts as a change.
+        self._people_data_version = self._dialect.data_version(self._conn)
         cursor = self._conn.cursor()
         cursor.row_factory = None
         cursor.execute(
@@ -815,12 +828,19 @@ class SyncSession:
         seen = self._people_seen_sorted
         size = len(seen)
         removed = []
+        query = "SELECT id, fingerprint FROM people WHERE customer = :customer"
+        # When no other connection has committed since the fingerprints were read and every
+        # one of them matched a listed person, only people without a fingerprint can have
+        # left, and none can have changed.
+        untouched = (
+            self._known_people.matched_count() == len(self._known_people)
+            and self._dialect.data_version(self._conn) == self._people_data_version
+        )
+        if untouched:
+            query += " AND fingerprint IS NULL"
         cursor = self._conn.cursor()
         cursor.row_factory = None
-        cursor.execute(
-            "SELECT id, fingerprint FROM people WHERE customer = :customer",
-            {"customer": self.customer},
-        )
+        cursor.execute(query, {"customer": self.customer})
         unchanged = 0
         for person_id, fingerprint in cursor:
             if fingerprint is not None and self._known_people.was_matched(fingerprint):
@@ -831,7 +851,7 @@ class SyncSession:
             if index < size and seen[index] == digest:
                 continue
             removed.append(person_id)
-        changed = self._known_people.matched_count() - unchanged
+        changed = 0 if untouched else self._known_people.matched_count() - unchanged
         if changed:
             raise PeopleChangedError(
                 f"{changed} people of customer '{self.customer}' changed in the inventory "

@@ -765,3 +765,41 @@ def test_invalid_person_leaves_session_unchanged(store):
         "unchanged": 5,
     }
     assert report["duplicates"]["people"] == 0
+
+
+def removal_queries(session):
+    """Record the statements of the session that read stored people for the removal check."""
+    statements = []
+    session._conn.set_trace_callback(
+        lambda sql: statements.append(sql) if "SELECT id, fingerprint FROM people" in sql else None
+    )
+    return statements
+
+
+def test_untouched_store_reads_only_unfingerprinted_people(store):
+    commit_sync(store)
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        statements = removal_queries(session)
+        session.stage_licenses(LICENSES)
+        for page in PAGES:
+            session.stage_people(page)
+        report = session.commit()
+    assert len(statements) == 1
+    assert "fingerprint IS NULL" in statements[0]
+    assert report["summary"]["people"]["unchanged"] == 6
+
+
+def test_store_written_meanwhile_reads_all_people(db_path, store):
+    commit_sync(store)
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        statements = removal_queries(session)
+        session.stage_licenses(LICENSES)
+        session.stage_people(PAGES[0])
+        session.stage_people(PAGES[1][:2])
+        # Another connection commits a change that touches no person.
+        with InventoryStore(db_path) as other:
+            other.upsert_customer("Other")
+        report = session.commit()
+    assert len(statements) == 1
+    assert "fingerprint IS NULL" not in statements[0]
+    assert report["summary"]["people"]["removed"] == 1
