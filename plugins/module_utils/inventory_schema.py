@@ -168,7 +168,7 @@ MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
         2,
         (
             # A 64-bit digest of the person as last synced (id, fields, license and role
-            # ids); a sync skips people whose digest is unchanged. NULL means unknown: the
+            # ids). A sync skips people whose digest is unchanged. NULL means unknown, so the
             # next sync compares that person field by field and stores the digest.
             "ALTER TABLE people ADD COLUMN fingerprint INTEGER",
         ),
