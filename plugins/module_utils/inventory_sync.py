@@ -809,8 +809,11 @@ class SyncSession:
         self._people_data_version = self._dialect.data_version(self._conn)
         cursor = self._conn.cursor()
         cursor.row_factory = None
+        # ORDER BY id makes SQLite read through the (customer, id) key, whose order follows
+        # the rows on disk after a first sync, not through the email index (3 times slower).
         cursor.execute(
-            "SELECT fingerprint FROM people WHERE customer = :customer AND fingerprint IS NOT NULL",
+            "SELECT fingerprint FROM people WHERE customer = :customer "
+            "AND fingerprint IS NOT NULL ORDER BY id",
             {"customer": self.customer},
         )
         return DigestSet(row[0] for row in cursor)
@@ -838,6 +841,7 @@ class SyncSession:
         )
         if untouched:
             query += " AND fingerprint IS NULL"
+        query += " ORDER BY id"  # through the (customer, id) key, see _read_people_fingerprints
         cursor = self._conn.cursor()
         cursor.row_factory = None
         cursor.execute(query, {"customer": self.customer})

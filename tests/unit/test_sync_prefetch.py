@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
 import pytest
 
-from ansible_collections.ucops.webex.plugins.module_utils.sync import prefetch
+from ansible_collections.ucops.webex.plugins.module_utils.sync import (
+    PREFETCH_SWITCH_INTERVAL,
+    prefetch,
+)
 
 WORKER_NAME = "webex-prefetch"
 
@@ -163,3 +167,41 @@ def test_close_before_start_starts_no_worker():
     pages = prefetch(CountingPages(count=3))
     pages.close()
     assert prefetch_workers() == []
+
+
+@pytest.fixture
+def switch_interval():
+    """Run the test with the default GIL switch interval and restore the one found."""
+    found = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    yield sys.getswitchinterval()
+    sys.setswitchinterval(found)
+
+
+def test_switch_interval_short_while_fetching(switch_interval):
+    seen = [sys.getswitchinterval() for _page in prefetch(CountingPages(count=3))]
+    # Python keeps the interval in whole microseconds.
+    assert seen == [pytest.approx(PREFETCH_SWITCH_INTERVAL, abs=1e-6)] * 3
+    assert sys.getswitchinterval() == switch_interval
+
+
+def test_switch_interval_restored_after_error(switch_interval):
+    with pytest.raises(PageFetchError):
+        list(prefetch(CountingPages(fail_after=1)))
+    assert sys.getswitchinterval() == switch_interval
+
+
+def test_switch_interval_restored_after_close(switch_interval):
+    pages = prefetch(CountingPages())  # endless
+    next(pages)
+    assert sys.getswitchinterval() == pytest.approx(PREFETCH_SWITCH_INTERVAL, abs=1e-6)
+    pages.close()
+    assert sys.getswitchinterval() == switch_interval
+
+
+def test_shorter_switch_interval_kept(switch_interval):
+    sys.setswitchinterval(PREFETCH_SWITCH_INTERVAL / 2)
+    shorter = sys.getswitchinterval()
+    seen = [sys.getswitchinterval() for _page in prefetch(CountingPages(count=2))]
+    assert seen == [shorter] * 2
+    assert sys.getswitchinterval() == shorter
