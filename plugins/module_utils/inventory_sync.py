@@ -378,20 +378,27 @@ def _changes(table: str) -> str:
 
 
 def _collect_changes_statements(
-    spec: TableSpec, dialect: SQLiteDialect, removed: bool = True
+    spec: TableSpec, dialect: SQLiteDialect, removed: bool = True, stored: bool = True
 ) -> List[str]:
     """Build the statements that fill c_<table> with the added, removed and updated ids.
 
     With ``removed`` False the caller adds the removed ids itself (people, whose unchanged
-    rows are not staged).
+    rows are not staged). With ``stored`` False the customer has no row of this type in
+    the inventory (a first sync), so every staged row is added and nothing else is looked
+    for.
     """
     changes = _changes(spec.table)
     statements = [
         f"DELETE FROM {changes}",
-        f"INSERT INTO {changes} (id, change) SELECT s.id, 'added' {_added_sql(spec)}",
-        f"INSERT INTO {changes} (id, change) SELECT x.id, 'updated' "
-        f"FROM ({_updated_ids_sql(spec, dialect)}) x",
+        # In id order, so the inserts into c_<table> (keyed by id) stay local.
+        f"INSERT INTO {changes} (id, change) SELECT s.id, 'added' {_added_sql(spec)} ORDER BY s.id",
     ]
+    if not stored:
+        return statements
+    statements.append(
+        f"INSERT INTO {changes} (id, change) SELECT x.id, 'updated' "
+        f"FROM ({_updated_ids_sql(spec, dialect)}) x"
+    )
     if removed:
         statements.append(
             f"INSERT INTO {changes} (id, change) SELECT m.id, 'removed' {_removed_sql(spec)}"
@@ -436,11 +443,14 @@ def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
         f"ORDER BY s.id ON CONFLICT (customer, id) DO UPDATE SET {updates}"
     )
     for link in spec.links:
+        # A link row already stored is skipped by the insert itself (ON CONFLICT), which
+        # searches the key once, where a NOT EXISTS test would search it a second time.
         statements.append(
             f"INSERT INTO {link.table} (customer, {link.owner}, {link.target}) "
             f"SELECT s.customer, s.{link.owner}, s.{link.target} FROM {_staged(link.table)} s "
-            f"WHERE s.{link.owner} IN {kept_ids} AND {_link_missing(link, 'm', link.table, 's')} "
-            f"ORDER BY s.{link.owner}, s.{link.target}"
+            f"WHERE s.{link.owner} IN {kept_ids} "
+            f"ORDER BY s.{link.owner}, s.{link.target} "
+            f"ON CONFLICT ({'customer'}, {link.owner}, {link.target}) DO NOTHING"
         )
     return statements
 
@@ -634,6 +644,11 @@ class SyncSession:
         self._begin_staging()
         self._conn.execute("SAVEPOINT stage_page")
         try:
+            if object_type not in self._unfinished:
+                # The first page since the type was finished: its links may repeat staged
+                # ones, which the unique index of _finish_staging would refuse.
+                for link in spec.links:
+                    self._conn.execute(f"DROP INDEX IF EXISTS {_staged(link.table)}_owner")
             self._conn.executemany(
                 f"INSERT INTO {_staged(spec.table)} ({', '.join(columns)}, page) "
                 f"VALUES ({', '.join('?' * (len(columns) + 1))})",
@@ -880,23 +895,26 @@ class SyncSession:
             )
         for link in spec.links:
             links = _staged(link.table)
-            self._conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {links}_owner ON {links} ({link.owner}, {link.target})"
-            )
             if distinct < total:
                 self._conn.execute(
                     f"DELETE FROM {links} WHERE page <> "
                     f"(SELECT s.page FROM {table} s WHERE s.id = {links}.{link.owner})"
                 )
-            repeated = self._conn.execute(
-                f"SELECT 1 FROM {links} GROUP BY {link.owner}, {link.target} "
-                "HAVING COUNT(*) > 1 LIMIT 1"
-            ).fetchone()
-            if repeated is not None:
+            # A unique index finds a repeated link while it is built, so the usual case
+            # (no repeats) needs no separate search for them. _stage drops it when more
+            # rows arrive.
+            index = (
+                f"CREATE UNIQUE INDEX IF NOT EXISTS {links}_owner "
+                f"ON {links} ({link.owner}, {link.target})"
+            )
+            try:
+                self._conn.execute(index)
+            except sqlite3.IntegrityError:
                 self._conn.execute(
                     f"DELETE FROM {links} WHERE rowid NOT IN (SELECT MIN(rowid) FROM {links} "
                     f"GROUP BY {link.owner}, {link.target})"
                 )
+                self._conn.execute(index)
 
     def _staging_transaction(self) -> _Transaction:
         return _Transaction(self._conn, self._dialect.begin_stage_sql)
@@ -968,7 +986,14 @@ class SyncSession:
         for object_type in self.scope:
             spec = SPECS[object_type]
             people = object_type == "people"
-            for statement in _collect_changes_statements(spec, self._dialect, not people):
+            stored = self._conn.execute(
+                f"SELECT 1 FROM {spec.table} WHERE customer = :customer LIMIT 1",
+                {"customer": self.customer},
+            ).fetchone()
+            statements = _collect_changes_statements(
+                spec, self._dialect, removed=not people, stored=stored is not None
+            )
+            for statement in statements:
                 self._conn.execute(statement, {"customer": self.customer})
             if people:
                 self._conn.executemany(

@@ -321,3 +321,29 @@ def test_diff_then_commit_same_session(store):
         diff = session.diff()
         commit = session.commit()
     assert diff == without_write_keys(commit)
+
+
+def test_person_twice_in_one_page_links_stored_once(db_path, store):
+    # Both copies share a page, so their links are merged; the license held by both is
+    # stored once instead of failing the unique index of the staged links.
+    twice = [person(1, licenses=("C-A",)), person(1, licenses=("C-A", "ADV")), person(2)]
+    report = commit_sync(store, pages=[twice])
+    assert report["duplicates"]["people"] == 1
+    assert stored_person(db_path, "P001")[1] == ["ADV", "C-A"]
+    assert stored_person(db_path, "P002")[1] == ["C-A"]
+
+
+def test_staging_after_diff_indexes_new_links(db_path, store):
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES, [PAGES[0]])
+        first = session.diff()
+        # The same page again, then a new one: the links staged after the diff are
+        # indexed again, and the repeated page replaces the first copy.
+        session.stage_people(PAGES[0])
+        session.stage_people(PAGES[1])
+        report = session.commit()
+    assert first["summary"]["people"]["added"] == 3
+    assert report["summary"]["people"]["added"] == 6
+    assert report["duplicates"]["people"] == 3
+    assert stored_person(db_path, "P005")[1] == ["C-A", "C-B"]
+    assert people_count(db_path) == 6
