@@ -20,6 +20,7 @@ from bisect import bisect_left
 from typing import (
     TYPE_CHECKING,
     Any,
+    Callable,
     Dict,
     Iterable,
     List,
@@ -28,6 +29,7 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    TypeVar,
 )
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
@@ -44,6 +46,8 @@ LIGHT_SCOPE = ("licenses", "roles")
 FULL_SCOPE = OBJECT_TYPES
 PEOPLE_SAMPLE_SIZE = 20
 ERROR_TEXT_LIMIT = 2000
+
+T = TypeVar("T")
 
 
 class LinkSpec(NamedTuple):
@@ -275,6 +279,18 @@ class PeopleChangedError(InventoryError):
     such a person changes in the inventory before the commit (a license assignment, another
     sync), the sync no longer knows that person's listed state, so it writes nothing.
     """
+
+
+def _last_copies(entries: List[T], object_id: Callable[[T], str]) -> List[T]:
+    """Drop the earlier copies of an object listed twice in one page: the last copy wins.
+
+    Staging resolves repeats across pages (see _finish_staging). Within a page the links
+    of both copies would share the page number, so they are dropped here instead.
+    """
+    last = {object_id(entry): index for index, entry in enumerate(entries)}
+    if len(last) == len(entries):
+        return entries
+    return [entry for index, entry in enumerate(entries) if last[object_id(entry)] == index]
 
 
 def _required_id(item: Mapping[str, Any], kind: str) -> str:
@@ -564,6 +580,8 @@ class SyncSession:
             license_ids = sorted({str(i) for i in item.get("licenses") or []})
             role_ids = sorted({str(i) for i in item.get("roles") or []})
             prepared.append((row, license_ids, role_ids))
+        listed = len(prepared)
+        prepared = _last_copies(prepared, lambda entry: entry[0]["id"])
         rows = []
         license_links = []
         role_links = []
@@ -583,10 +601,10 @@ class SyncSession:
             role_links.extend((row["id"], i) for i in role_ids)
         links = {"person_licenses": license_links, "person_roles": role_links}
         self._stage("people", rows, links)
-        self._appended["people"] += len(prepared)
+        self._appended["people"] += listed
         self._unfinished.add("people")
         self._people_seen_sorted = None
-        return len(prepared)
+        return listed
 
     def stage_locations(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Stage one page of location objects."""
@@ -596,13 +614,16 @@ class SyncSession:
     def stage_workspaces(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Stage one page of workspace objects with their calling license ids."""
         self._check_stage("workspaces")
+        prepared = [(workspace_row(item), workspace_license_ids(item)) for item in items]
+        listed = len(prepared)
         rows = []
         license_links = []
-        for item in items:
-            row = workspace_row(item)
+        for row, license_ids in _last_copies(prepared, lambda entry: entry[0]["id"]):
             rows.append(row)
-            license_links.extend((row["id"], i) for i in workspace_license_ids(item))
-        return self._stage_all("workspaces", rows, {"workspace_licenses": license_links})
+            license_links.extend((row["id"], i) for i in license_ids)
+        return self._stage_all(
+            "workspaces", rows, {"workspace_licenses": license_links}, listed=listed
+        )
 
     def _check_stage(self, object_type: str) -> None:
         self._check_open()
@@ -616,12 +637,18 @@ class SyncSession:
         object_type: str,
         rows: List[Dict[str, Any]],
         links: Mapping[str, List[Tuple[str, str]]],
+        listed: Optional[int] = None,
     ) -> int:
-        """Stage every row given and count them; return how many."""
+        """Stage every row given and count them; return how many were listed.
+
+        ``listed`` counts the objects of the page before earlier copies of a repeated one
+        were dropped (default: the rows given).
+        """
+        listed = len(rows) if listed is None else listed
         self._stage(object_type, rows, links)
-        self._appended[object_type] += len(rows)
+        self._appended[object_type] += listed
         self._unfinished.add(object_type)
-        return len(rows)
+        return listed
 
     def _stage(
         self,
@@ -646,7 +673,7 @@ class SyncSession:
         try:
             if object_type not in self._unfinished:
                 # The first page since the type was finished: its links may repeat staged
-                # ones, which the unique index of _finish_staging would refuse.
+                # ones, which the unique index of _finish_staging would reject.
                 for link in spec.links:
                     self._conn.execute(f"DROP INDEX IF EXISTS {_staged(link.table)}_owner")
             self._conn.executemany(

@@ -323,14 +323,74 @@ def test_diff_then_commit_same_session(store):
     assert diff == without_write_keys(commit)
 
 
-def test_person_twice_in_one_page_links_stored_once(db_path, store):
-    # Both copies share a page, so their links are merged; the license held by both is
-    # stored once instead of failing the unique index of the staged links.
-    twice = [person(1, licenses=("C-A",)), person(1, licenses=("C-A", "ADV")), person(2)]
+def test_person_twice_in_one_page_keeps_last(db_path, store):
+    twice = [
+        person(1, name="First copy", licenses=("C-A", "C-B")),
+        person(2),
+        person(1, name="Last copy", licenses=("ADV",)),
+    ]
     report = commit_sync(store, pages=[twice])
     assert report["duplicates"]["people"] == 1
-    assert stored_person(db_path, "P001")[1] == ["ADV", "C-A"]
+    assert report["staged"]["people"] == 2
+    row, licenses = stored_person(db_path, "P001")
+    assert row["display_name"] == "Last copy"
+    assert licenses == ["ADV"]
     assert stored_person(db_path, "P002")[1] == ["C-A"]
+
+
+def test_person_twice_in_one_page_over_inventory(db_path, store):
+    commit_sync(store)
+    twice = [person(1, licenses=("ADV",)), person(1), *PAGES[0][1:], *PAGES[1]]
+    report = commit_sync(store, pages=[twice])
+    assert report["summary"]["people"]["updated"] == 0
+    assert report["changed"] is False
+    assert stored_person(db_path, "P001")[1] == ["C-A"]
+
+
+def workspace(number, licenses):
+    return {
+        "id": f"W{number:03d}",
+        "displayName": f"Room {number}",
+        "locationId": "LOC-1",
+        "calling": {"type": "webexCalling", "webexCalling": {"licenses": list(licenses)}},
+    }
+
+
+def stored_workspace_licenses(db_path, workspace_id):
+    connection = sqlite3.connect(db_path)
+    try:
+        rows = connection.execute(
+            "SELECT license_id FROM workspace_licenses WHERE customer = 'Acme' "
+            "AND workspace_id = ? ORDER BY license_id",
+            (workspace_id,),
+        ).fetchall()
+    finally:
+        connection.close()
+    return [row[0] for row in rows]
+
+
+def test_repeated_link_in_one_object_stored_once(db_path, store):
+    # A workspace that lists the same license twice gives two equal staged links, which
+    # the unique index of the staged links rejects; staging then keeps one of them.
+    with store.begin_sync("Acme", scope=["licenses", "workspaces"]) as session:
+        session.stage_licenses(LICENSES)
+        session.stage_workspaces([workspace(1, ("C-A", "C-A")), workspace(2, ("C-B",))])
+        report = session.commit()
+    assert report["summary"]["workspaces"]["added"] == 2
+    assert stored_workspace_licenses(db_path, "W001") == ["C-A"]
+    assert stored_workspace_licenses(db_path, "W002") == ["C-B"]
+
+
+def test_workspace_twice_in_one_page_keeps_last(db_path, store):
+    with store.begin_sync("Acme", scope=["licenses", "workspaces"]) as session:
+        session.stage_licenses(LICENSES)
+        listed = session.stage_workspaces(
+            [workspace(1, ("C-A", "C-B")), workspace(1, ("C-B",))]
+        )
+        report = session.commit()
+    assert listed == 2
+    assert report["duplicates"]["workspaces"] == 1
+    assert stored_workspace_licenses(db_path, "W001") == ["C-B"]
 
 
 def test_staging_after_diff_indexes_new_links(db_path, store):
