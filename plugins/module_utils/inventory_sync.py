@@ -625,6 +625,20 @@ class SyncSession:
             "workspaces", rows, {"workspace_licenses": license_links}, listed=listed
         )
 
+    def finish_type(self, object_type: str) -> None:
+        """Index the staged rows of one type now, when its last page has been staged.
+
+        The commit would do it otherwise, after the last page of every type. Called while
+        the pages of the next type are fetched, the work overlaps the fetch. A type staged
+        again afterwards is finished again at the commit.
+        """
+        self._check_stage(object_type)
+        if object_type not in self._unfinished:
+            return
+        self._begin_staging()
+        self._finish_staging(SPECS[object_type])
+        self._unfinished.discard(object_type)
+
     def _check_stage(self, object_type: str) -> None:
         self._check_open()
         if object_type not in self.scope:

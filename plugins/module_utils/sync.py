@@ -186,7 +186,12 @@ def stage_objects(client: WebexClient, session: SyncSession, people_page_size: i
         "locations": session.stage_locations,
         "workspaces": session.stage_workspaces,
     }
+    previous = None
     for object_type, page in prefetch(fetch_pages(client, session.scope, people_page_size)):
+        if previous is not None and object_type != previous:
+            # The pages of one type come together, so the previous type is complete.
+            session.finish_type(previous)
+        previous = object_type
         stagers[object_type](page)
 
 

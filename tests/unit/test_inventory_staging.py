@@ -407,3 +407,26 @@ def test_staging_after_diff_indexes_new_links(db_path, store):
     assert report["duplicates"]["people"] == 3
     assert stored_person(db_path, "P005")[1] == ["C-A", "C-B"]
     assert people_count(db_path) == 6
+
+
+def test_finish_type_before_more_pages(db_path, store):
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        session.stage_licenses(LICENSES)
+        session.finish_type("licenses")
+        session.stage_people(PAGES[0])
+        session.finish_type("people")
+        session.finish_type("people")  # nothing staged since: nothing to do
+        # A page after the finish that repeats a person: the commit finishes it again.
+        session.stage_people(PAGES[1] + [person(1, licenses=("ADV",))])
+        report = session.commit()
+    assert report["summary"]["people"]["added"] == 6
+    assert report["duplicates"]["people"] == 1
+    assert stored_person(db_path, "P001")[1] == ["ADV"]
+    assert stored_person(db_path, "P005")[1] == ["C-A", "C-B"]
+
+
+def test_finish_type_outside_scope_rejected(store):
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        with pytest.raises(ValueError, match="cannot stage workspaces: not in the sync scope"):
+            session.finish_type("workspaces")
+        session.discard()

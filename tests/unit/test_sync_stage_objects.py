@@ -1,0 +1,57 @@
+"""Unit tests of sync.stage_objects: pages go to their stager, each type is finished early."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.ucops.webex.plugins.module_utils import sync
+
+
+class RecordingSession:
+    """Session stand-in that records the staging calls in order."""
+
+    scope = ("licenses", "people", "workspaces")
+
+    def __init__(self):
+        self.calls = []
+
+    def _stager(self, object_type):
+        def stage(page):
+            self.calls.append(("stage", object_type, len(page)))
+
+        return stage
+
+    def __getattr__(self, name):
+        if name.startswith("stage_"):
+            return self._stager(name[len("stage_"):])
+        raise AttributeError(name)
+
+    def finish_type(self, object_type):
+        self.calls.append(("finish", object_type))
+
+
+@pytest.fixture
+def pages(monkeypatch):
+    listed = [
+        ("licenses", [{"id": "L1"}]),
+        ("people", [{"id": "P1"}, {"id": "P2"}]),
+        ("people", [{"id": "P3"}]),
+        ("workspaces", [{"id": "W1"}]),
+    ]
+    monkeypatch.setattr(sync, "fetch_pages", lambda client, scope, size: iter(listed))
+    return listed
+
+
+def test_each_type_finished_after_its_pages(pages):
+    session = RecordingSession()
+    sync.stage_objects(client=None, session=session, people_page_size=100)
+    assert session.calls == [
+        ("stage", "licenses", 1),
+        ("finish", "licenses"),
+        ("stage", "people", 2),
+        ("stage", "people", 1),
+        ("finish", "people"),
+        ("stage", "workspaces", 1),
+    ]
+    # The last type is finished by the commit, after the listing ends.
+
