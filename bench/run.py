@@ -720,8 +720,8 @@ def main() -> int:
     parser.add_argument("--growth-runs", type=int, default=3, help="runs per growth size")
     parser.add_argument("--latency-ms", type=int, default=10,
                         help="delay per request of the latency part, in ms (0 skips it)")
-    parser.add_argument("--latency-rounds", type=int, default=2,
-                        help="measured rounds of the latency part (default 2)")
+    parser.add_argument("--latency-rounds", type=int, default=3,
+                        help="measured rounds of the latency part (default 3)")
     parser.add_argument("--quick", action="store_true",
                         help="1 round, no growth or many-customers part (a smoke run)")
     parser.add_argument("--out", default=str(BENCH), help="directory for the results")
