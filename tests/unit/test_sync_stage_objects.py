@@ -54,4 +54,3 @@ def test_each_type_finished_after_its_pages(pages):
         ("stage", "workspaces", 1),
     ]
     # The last type is finished by the commit, after the listing ends.
-
