@@ -348,10 +348,12 @@ def main_comparison(rounds: int) -> dict:
                 "wxc_sdk": run_script(sim, "peer_wxc_sdk.py"),
             }
             found["startup"] = run_startup(sim)
+            # Into an inventory without people: the module's start and a small sync only.
+            light_db = new_inventory(sim, org, "light")
+            found["sync_light"] = run_sync(sim, light_db, scope=["licenses", "roles"])
             db = new_inventory(sim, org, "main")
             found["sync_first"] = run_sync(sim, db)
             found["sync_noop"] = run_sync(sim, db)
-            found["sync_light"] = run_sync(sim, db, scope=["licenses", "roles"])
             changed_people = change_licenses(sim, org, 0.01)
             found["sync_changed"] = run_sync(sim, db)
             sim.reset()
@@ -596,7 +598,8 @@ def lower_bound(results: dict) -> list:
     verdict = (f"The targets of {' and '.join(below)} are below that bound on this machine."
                if below else "Both ratio targets are above that bound.")
     return [
-        "Lower bound: a sync of only licenses and roles (2 requests, nothing to write) takes "
+        "Lower bound: a sync of only licenses and roles into an inventory without people "
+        "(2 requests, the licenses and roles written once) takes "
         f"{light:.2f} s, {light - startup:.2f} s more than the start-up row: the module's "
         "own start (Ansible loads it from its AnsiballZ archive), its imports and opening "
         "the inventory. The floor's interpreter starts and imports requests in "
@@ -665,7 +668,7 @@ LABELS = {
     "sync_first": "webex_license_sync, first sync",
     "sync_noop": "webex_license_sync, no-op re-sync",
     "sync_changed": "webex_license_sync, after 1% changed",
-    "sync_light": "webex_license_sync, scope licenses and roles (fixed cost)",
+    "sync_light": "webex_license_sync, licenses and roles, no people stored (fixed cost)",
 }
 
 
