@@ -632,10 +632,13 @@ class WebexClient:
         return self._build_response_error(method, url, response, hint, WebexAuthError)
 
     def _build_refresh_error(self, url: str, response: Any) -> WebexApiError:
+        # Not TOKEN_HELP: it suggests setting the refresh credentials, which are set here.
         hint = (
             "Refreshing the access token failed: the refresh token may be expired or revoked, "
-            "or client_id and client_secret may be wrong. Authorize the integration again to "
-            "get a new refresh token, or set access_token. " + TOKEN_HELP
+            "or client_id and client_secret (WEBEX_CLIENT_ID, WEBEX_CLIENT_SECRET) may be "
+            "wrong. Check them, authorize the integration again to get a new refresh token, "
+            "or set access_token to a token from the Webex developer portal "
+            "(developer.webex.com)."
         )
         return self._build_response_error("POST", url, response, hint, WebexAuthError)
 

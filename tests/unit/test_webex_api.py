@@ -1243,6 +1243,9 @@ def test_refresh_failing(make_client, replay):
     message = str(raised.value)
     assert "POST /v1/access_token failed with HTTP 400 Bad Request" in message
     assert "Refreshing the access token failed" in message
+    assert "authorize the integration again" in message
+    # The refresh credentials are set, so the hint does not ask for them.
+    assert "set client_id, client_secret and refresh_token" not in message
     assert "trackingId: ROUTER_REF-1" in message
     assert REFRESH_TOKEN not in message
     assert CLIENT_SECRET not in message
