@@ -107,12 +107,23 @@ def ensure_customer(
 
     ``params`` contains the module options name, org_id, hierarchy, default_subscription_id,
     default_site_url, device and api_url. Returns ``{"changed", "before", "customer",
-    "subscriptions", "site_urls", "org_read"}``. Raises CustomerError when the org cannot be
-    read or a default is not one of its values, and InventoryError when the org id belongs to
-    another customer.
+    "subscriptions", "site_urls", "org_read", "warnings"}``. Raises CustomerError when the
+    org cannot be read or a default is not one of its values, and InventoryError when the
+    org id belongs to another customer.
     """
     name = params["name"]
     stored = store.get_customer(name)
+    warnings = []
+    similar = store.similar_customer_name(name) if stored is None else None
+    if similar is not None:
+        # A new customer named like a stored one is most often a typo in a task or an
+        # inventory host. It is still added, because two customers may have close names.
+        added = "would be added" if check_mode else "was added"
+        warnings.append(
+            f"customer '{name}' is not in the inventory and {added}, but a customer named "
+            f"'{similar}' is. If you meant '{similar}', correct the name (customer names "
+            f"are case-sensitive) and remove '{name}' with state=absent"
+        )
     check = licensing.plan_org_check(
         stored, params["org_id"], params["default_subscription_id"], params["default_site_url"]
     )
@@ -140,7 +151,7 @@ def ensure_customer(
         device=choose_device(stored, params),
         dry_run=check_mode,
     )
-    result.update(changed=changed, before=before, customer=after)
+    result.update(changed=changed, before=before, customer=after, warnings=warnings)
     return result
 
 
@@ -191,6 +202,8 @@ def manage_customer(
             outcome = ensure_customer(store, client_factory, params, check_mode)
 
     result: Dict[str, Any] = {"changed": outcome["changed"], "customer": outcome["customer"]}
+    if outcome.get("warnings"):
+        result["warnings"] = outcome["warnings"]
     if outcome.get("org_read"):
         result["subscriptions"] = outcome["subscriptions"]
         result["site_urls"] = outcome["site_urls"]

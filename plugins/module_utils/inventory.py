@@ -535,14 +535,23 @@ class InventoryStore:
         subscription_id}]}]}`` for people holding subscribed licenses that are not managed."""
         return query_users_outside_defaults(self._conn, customer, sample_size)
 
+    def similar_customer_name(self, name: str) -> Optional[str]:
+        """Return the stored customer name closest to ``name`` (another name), or None.
+
+        A name equal but for case comes first, then difflib's closest match.
+        """
+        known = [record["name"] for record in self.list_customers() if record["name"] != name]
+        close = [item for item in known if item.lower() == name.lower()]
+        close = close or difflib.get_close_matches(name, known, n=1)
+        return close[0] if close else None
+
     def missing_customer_message(self, name: str) -> str:
         """Describe a customer name that is not stored: the close matches and the known names."""
         known = [record["name"] for record in self.list_customers()]
         message = f"customer '{name}' is not in the inventory {self.path}"
-        close = [item for item in known if item.lower() == name.lower()]
-        close = close or difflib.get_close_matches(name, known, n=1)
+        close = self.similar_customer_name(name)
         if close:
-            message += f"; did you mean '{close[0]}'? Customer names are case-sensitive"
+            message += f"; did you mean '{close}'? Customer names are case-sensitive"
         message += f" (customers: {licensing.format_names(known)}). Correct the name, "
         message += "or add the customer with ucops.webex.webex_customer"
         return message

@@ -99,6 +99,9 @@ notes:
     customer first.
   - Changing the defaults updates the managed flag of the customer's stored licenses at once;
     no new sync is needed for that.
+  - Adding a customer whose name is close to a stored one (equal but for case, or a near
+    match) gives a warning, because that is most often a typo. The customer is added all
+    the same.
 seealso:
   - module: ucops.webex.webex_license_sync
   - module: ucops.webex.webex_license_info
@@ -232,6 +235,8 @@ def main() -> None:
     except InventoryError as error:
         module.fail_json(msg=str(error))
 
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     module.exit_json(**result)
 
 

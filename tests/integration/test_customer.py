@@ -260,3 +260,38 @@ def test_absent_without_inventory(simulator, run_playbook, inventory_db):
     assert_ok(record)
     assert not record["changed"]
     assert not inventory_db.exists()
+
+
+def test_new_name_close_to_stored_warns(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
+    # Without org_id the new customer is the token's own org, so nothing else fails.
+    typo = customer_task(simulator, "Borealis Logistic", task="typo")
+
+    checked = run_playbook([typo], check=True).task("typo")
+    names_after_check = [row["name"] for row in customer_rows(inventory_db)]
+    added = run_playbook([typo]).task("typo")
+    again = run_playbook([typo]).task("typo")
+
+    assert_ok(checked)
+    assert names_after_check == ["Borealis Logistics"]
+    check_warning = " ".join(checked["result"]["warnings"])
+    assert "customer 'Borealis Logistic' is not in the inventory and would be added" in (
+        check_warning
+    )
+    assert "If you meant 'Borealis Logistics', correct the name" in check_warning
+    assert_ok(added)
+    assert "and was added, but a customer named 'Borealis Logistics'" in " ".join(
+        added["result"]["warnings"]
+    )
+    # Once stored, the name is no longer new, so the warning stops.
+    assert not again["result"].get("warnings")
+
+
+def test_new_name_unlike_stored_no_warning(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
+    record = run_playbook(
+        [customer_task(simulator, "Alpine Dental", task="alpine", org_id=ALPINE["id"])]
+    ).task("alpine")
+
+    assert_ok(record)
+    assert not record["result"].get("warnings")
