@@ -136,8 +136,14 @@ def ensure_customer(
         try:
             licensing.validate_defaults(name, rows, check.subscription_id, check.site_url)
         except licensing.DefaultsError as error:
+            message = f"{error}. Nothing was saved; set a value from the list."
+            if check.org_id is None:
+                message += (
+                    " No org_id is set for this customer, so the values were read from the "
+                    "token's own org. Set org_id if the customer is another org."
+                )
             raise CustomerError(
-                f"{error}. Nothing was saved; set a value from the list.",
+                message,
                 subscriptions=result["subscriptions"],
                 site_urls=result["site_urls"],
             ) from error

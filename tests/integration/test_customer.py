@@ -126,7 +126,21 @@ def test_invalid_subscription_lists_valid(simulator, run_playbook, inventory_db)
     assert "default_subscription_id 'Sub-BOR999'" in message
     assert "Sub-BOR100, Sub-BOR101" in message
     assert "Nothing was saved" in message
+    # The customer has an org_id, so the message does not blame a missing one.
+    assert "No org_id is set" not in message
     assert dump_inventory(inventory_db) == before
+
+
+def test_invalid_subscription_without_org_id(simulator, run_playbook, inventory_db):
+    run = run_playbook([customer_task(simulator, "Borealis Logistic",
+                                      default_subscription_id="Sub-BOR100")])
+
+    record = run.task("customer")
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "default_subscription_id 'Sub-BOR100'" in message
+    assert "the values were read from the token's own org. Set org_id" in message
+    assert customer_rows(inventory_db) == []
 
 
 def test_invalid_site_url_lists_valid(simulator, run_playbook, inventory_db):
