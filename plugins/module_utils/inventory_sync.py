@@ -519,6 +519,9 @@ class SyncSession:
         # tables were last deduplicated and indexed (see _finish_staging).
         self._appended: Dict[str, int] = {name: 0 for name in self.scope}
         self._unfinished: set = set()
+        # Tables whose staged links have the unique index of _finish_staging, which a later
+        # page must drop before it appends links (they may repeat staged ones).
+        self._links_indexed: set = set()
         self._page_number = 0
         self.finished = False
         self._dialect: SQLiteDialect = store.dialect
@@ -684,10 +687,9 @@ class SyncSession:
         customer = self.customer
         self._begin_staging()
         self._conn.execute("SAVEPOINT stage_page")
+        drop_indexes = spec.table in self._links_indexed
         try:
-            if object_type not in self._unfinished:
-                # The first page since the type was finished: its links may repeat staged
-                # ones, which the unique index of _finish_staging would reject.
+            if drop_indexes:
                 for link in spec.links:
                     self._conn.execute(f"DROP INDEX IF EXISTS {_staged(link.table)}_owner")
             self._conn.executemany(
@@ -708,6 +710,9 @@ class SyncSession:
             raise
         finally:
             self._conn.execute("RELEASE stage_page")
+        # Only now: a page rolled back above restored the indexes it dropped.
+        if drop_indexes:
+            self._links_indexed.discard(spec.table)
 
     # -- diff and commit ------------------------------------------------------------------
 
@@ -942,8 +947,8 @@ class SyncSession:
                     f"(SELECT s.page FROM {table} s WHERE s.id = {links}.{link.owner})"
                 )
             # A unique index finds a repeated link while it is built, so the usual case
-            # (no repeats) needs no separate search for them. _stage drops it when more
-            # rows arrive.
+            # (no repeats) needs no separate search for them. _stage drops it before it
+            # appends more links.
             index = (
                 f"CREATE UNIQUE INDEX IF NOT EXISTS {links}_owner "
                 f"ON {links} ({link.owner}, {link.target})"
@@ -956,6 +961,8 @@ class SyncSession:
                     f"GROUP BY {link.owner}, {link.target})"
                 )
                 self._conn.execute(index)
+        if spec.links:
+            self._links_indexed.add(spec.table)
 
     def _staging_transaction(self) -> _Transaction:
         return _Transaction(self._conn, self._dialect.begin_stage_sql)

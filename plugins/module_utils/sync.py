@@ -160,8 +160,8 @@ def prefetch(items: Iterator[T], depth: int = PREFETCH_PAGES) -> Iterator[T]:
     shorten = switch_interval > PREFETCH_SWITCH_INTERVAL
     if shorten:
         sys.setswitchinterval(PREFETCH_SWITCH_INTERVAL)
-    worker.start()
     try:
+        worker.start()
         while True:
             kind, value = pending.get()
             if kind == "item":
@@ -172,7 +172,8 @@ def prefetch(items: Iterator[T], depth: int = PREFETCH_PAGES) -> Iterator[T]:
                 return
     finally:
         stop.set()
-        worker.join()
+        if worker.ident is not None:  # started
+            worker.join()
         if shorten:
             sys.setswitchinterval(switch_interval)
 

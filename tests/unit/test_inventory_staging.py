@@ -430,3 +430,33 @@ def test_finish_type_outside_scope_rejected(store):
         with pytest.raises(ValueError, match="cannot stage workspaces: not in the sync scope"):
             session.finish_type("workspaces")
         session.discard()
+
+
+def test_repeat_after_empty_page_staged(db_path, store):
+    # An empty page after a finish appends nothing, so the links of the page after it
+    # must still find the unique index of the staged links dropped.
+    with store.begin_sync("Acme", scope=["licenses", "workspaces"]) as session:
+        session.stage_licenses(LICENSES)
+        session.stage_workspaces([workspace(1, ("C-A",))])
+        session.finish_type("workspaces")
+        session.stage_workspaces([])
+        session.stage_workspaces([workspace(1, ("C-A", "C-B"))])
+        report = session.commit()
+    assert report["duplicates"]["workspaces"] == 1
+    assert stored_workspace_licenses(db_path, "W001") == ["C-A", "C-B"]
+
+
+def test_changed_person_after_unchanged_page_in_diff(db_path, store):
+    # Over a stored inventory every person of PAGES[0] is unchanged, so that page stages
+    # no rows; the changed copy of P001 after it repeats a link staged before the diff.
+    commit_sync(store)
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES, [[person(1, name="Renamed")]])
+        session.diff()
+        session.stage_people(PAGES[0][1:])
+        session.stage_people([person(1, name="Renamed again")])
+        report = session.commit()
+    assert report["summary"]["people"]["updated"] == 1
+    row, licenses = stored_person(db_path, "P001")
+    assert row["display_name"] == "Renamed again"
+    assert licenses == ["C-A"]

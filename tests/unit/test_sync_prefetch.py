@@ -205,3 +205,13 @@ def test_shorter_switch_interval_kept(switch_interval):
     seen = [sys.getswitchinterval() for _page in prefetch(CountingPages(count=2))]
     assert seen == [shorter] * 2
     assert sys.getswitchinterval() == shorter
+
+
+def test_switch_interval_restored_when_worker_fails_to_start(switch_interval, monkeypatch):
+    def refuse_start(thread):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse_start)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        next(prefetch(CountingPages(count=2)))
+    assert sys.getswitchinterval() == switch_interval
