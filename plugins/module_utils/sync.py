@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sqlite3
 import sys
 import threading
 from typing import (
@@ -257,31 +258,50 @@ def sync_customer_once(
             session.discard()
         else:
             report = session.commit(people_sample)
-    except (WebexApiError, InventoryError, ValueError) as error:
+    except (WebexApiError, InventoryError, ValueError, sqlite3.Error) as error:
         if retry and isinstance(error, PeopleChangedError):
             session.discard()
             raise
+        message = str(error)
+        if isinstance(error, sqlite3.Error):
+            # For example a full disk or an I/O error: the transaction was rolled back.
+            message = (
+                f"the inventory database {store.path} failed: {error}. Check the file, its "
+                "directory and the free disk space, then run the sync again"
+            )
         history_id = None
         if check_mode:
             session.discard()
         elif not session.finished:
-            history_id = session.abort(str(error))
+            history_id = _record_failure(session.abort, message)
         else:
             # The commit itself failed and closed the session; record the failure here.
-            history_id = store.record_failed_sync(
-                name, session.scope, device, session.started_at, str(error)
+            history_id = _record_failure(
+                store.record_failed_sync, name, session.scope, device, session.started_at, message
             )
         details: Dict[str, Any] = {"history_id": history_id}
         if isinstance(error, WebexApiError):
             details.update(status=error.status, tracking_id=error.tracking_id)
         raise SyncError(
-            f"sync of customer '{name}' failed and the inventory was not changed: {error}",
+            f"sync of customer '{name}' failed and the inventory was not changed: {message}",
             **details,
         ) from error
     finally:
         if not session.finished:
             session.discard()
     return report
+
+
+def _record_failure(record: Callable[..., Optional[int]], *args: Any) -> Optional[int]:
+    """Write the failed-sync history row; return its id, or None when the database fails too.
+
+    The sync's own error is the one to report, so a second database error while recording
+    it is not raised.
+    """
+    try:
+        return record(*args)
+    except sqlite3.Error:
+        return None
 
 
 def license_labels(store: InventoryStore, customer: str, report: Mapping[str, Any]) -> Dict:
