@@ -10,6 +10,7 @@ mode and diff mode run the same steps and skip the PATCH and the inventory write
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
@@ -271,7 +272,7 @@ class UserLicenseChange:
                 removed_license_ids=applied.removed,
                 person_fields=fields,
             )
-        except InventoryError as error:
+        except (InventoryError, sqlite3.Error) as error:
             raise UserLicenseError(
                 f"the licenses of user '{self.params['user']}' were changed in Webex, but the "
                 f"inventory could not record it: {error}; run ucops.webex.webex_license_sync "

@@ -7,6 +7,7 @@ person in memory, so every step (plan, PATCH, re-read, inventory update) runs fo
 from __future__ import annotations
 
 import copy
+import sqlite3
 
 import pytest
 
@@ -383,3 +384,25 @@ def test_change_org_id_mismatch(store):
     change = UserLicenseChange(params(org_id="ORG-2"), store, FakeClient(PERSON))
     with pytest.raises(UserLicenseError, match="does not match org_id 'ORG-1'"):
         change.run()
+
+
+def test_database_error_after_patch_reported(store, monkeypatch):
+    client = FakeClient(dict(PERSON, licenses=["MSG", "SS", "M-A"]))
+
+    def full_disk(*_args, **_kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "apply_user_license_change", full_disk)
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store, client)
+
+    with pytest.raises(UserLicenseError) as raised:
+        change.run()
+
+    # Webex has the change, so the task reports changed and says how to catch up.
+    assert raised.value.changed is True
+    assert "were changed in Webex, but the inventory could not record it" in (
+        raised.value.message
+    )
+    assert "database or disk is full" in raised.value.message
+    assert "webex_license_sync" in raised.value.message
+    assert client.patches == [[{"id": "ADV-A", "operation": "add"}]]
