@@ -95,6 +95,16 @@ def resolve_inventory_path(
     return os.path.abspath(os.path.expanduser(path))
 
 
+def database_error_message(path: Optional[str], error: sqlite3.Error) -> str:
+    """Describe an SQLite error met while using the inventory ``path``, with what to check."""
+    path = resolve_inventory_path(path)
+    return (
+        f"the inventory database {path} failed: {error}. Check the file (for example with "
+        f"sqlite3 {path} 'PRAGMA integrity_check'), its directory and the free disk space, "
+        "then run the task again"
+    )
+
+
 def inventory_argument_spec() -> Dict[str, Any]:
     """Return the module option ``inventory_db`` (documented in the inventory doc fragment)."""
     from ansible.module_utils.basic import env_fallback

@@ -37,6 +37,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryError,
     InventoryStore,
     SyncSession,
+    database_error_message,
     resolve_inventory_path,
 )
 from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import PeopleChangedError
@@ -265,10 +266,7 @@ def sync_customer_once(
         message = str(error)
         if isinstance(error, sqlite3.Error):
             # For example a full disk or an I/O error: the transaction was rolled back.
-            message = (
-                f"the inventory database {store.path} failed: {error}. Check the file, its "
-                "directory and the free disk space, then run the sync again"
-            )
+            message = database_error_message(store.path, error)
         history_id = None
         if check_mode:
             session.discard()

@@ -17,6 +17,7 @@ from ansible_collections.ucops.webex.plugins.module_utils import licensing
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryError,
     InventoryStore,
+    database_error_message,
 )
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
@@ -384,5 +385,7 @@ def run_module(module: Any) -> Dict[str, Any]:
             )
         except InventoryError as error:
             module.fail_json(msg=str(error))
+        except sqlite3.Error as error:
+            module.fail_json(msg=database_error_message(module.params["inventory_db"], error))
     result["api_requests"] = dict(client.stats)
     return result

@@ -192,6 +192,8 @@ tracking_id:
   sample: ROUTER_66F2A1E2-8C3B-4B2B-A8C0-2F61E7C0A1D4
 """
 
+import sqlite3
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ucops.webex.plugins.module_utils.customer import (
@@ -200,6 +202,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.customer import (
 )
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryError,
+    database_error_message,
     inventory_argument_spec,
 )
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
@@ -234,6 +237,8 @@ def main() -> None:
         module.fail_json(msg=str(error), **error.details)
     except InventoryError as error:
         module.fail_json(msg=str(error))
+    except sqlite3.Error as error:
+        module.fail_json(msg=database_error_message(module.params["inventory_db"], error))
 
     for warning in result.pop("warnings", []):
         module.warn(warning)

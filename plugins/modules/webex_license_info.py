@@ -262,12 +262,15 @@ level:
   sample: customer
 """
 
+import sqlite3
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryError,
     InventoryStore,
+    database_error_message,
     inventory_argument_spec,
 )
 from ansible_collections.ucops.webex.plugins.module_utils.license_view import build_license_view
@@ -357,6 +360,8 @@ def main() -> None:
         module.fail_json(msg=str(error), status=error.status, tracking_id=error.tracking_id)
     except InventoryError as error:
         module.fail_json(msg=str(error))
+    except sqlite3.Error as error:
+        module.fail_json(msg=database_error_message(module.params["inventory_db"], error))
 
     listing.update(licensing.distinct_subscriptions_and_site_urls(listing["licenses"]))
     module.exit_json(changed=False, **listing)

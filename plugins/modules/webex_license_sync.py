@@ -289,11 +289,14 @@ tracking_id:
   sample: ROUTER_66F2A1E2-8C3B-4B2B-A8C0-2F61E7C0A1D4
 """
 
+import sqlite3
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     OBJECT_TYPES,
     InventoryError,
+    database_error_message,
     inventory_argument_spec,
 )
 from ansible_collections.ucops.webex.plugins.module_utils.sync import SyncError, run_license_sync
@@ -329,6 +332,8 @@ def main() -> None:
         module.fail_json(msg=str(error), **error.details)
     except InventoryError as error:
         module.fail_json(msg=str(error))
+    except sqlite3.Error as error:
+        module.fail_json(msg=database_error_message(module.params["inventory_db"], error))
 
     module.exit_json(**result)
 

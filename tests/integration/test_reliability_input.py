@@ -6,7 +6,9 @@ equal its snapshot and the simulator must have received no change request.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import sqlite3
 
 from tests.integration.reliability_support import (
     BOREALIS,
@@ -152,3 +154,40 @@ def test_bad_input_with_defaults(simulator, run_playbook, inventory_db):
 
     assert_store_unchanged(inventory_db, before)
     assert [entry for entry in simulator.requests() if entry["method"] != "GET"] == []
+
+
+def corrupt_table(path, table: str) -> None:
+    """Overwrite the header of a table's root page, as a damaged disk would."""
+    with contextlib.closing(sqlite3.connect(str(path))) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        root = connection.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    with open(path, "r+b") as handle:
+        handle.seek((root - 1) * page_size)
+        handle.write(b"\xff" * 64)
+
+
+def test_damaged_inventory_named_in_error(simulator, run_playbook, inventory_db):
+    add_borealis(run_playbook, simulator)
+    corrupt_table(inventory_db, "licenses")
+
+    run = run_playbook([
+        task("info", "webex_license_info",
+             **module_args(simulator, source="inventory", customer=CUSTOMER)),
+        task("sync", "webex_license_sync",
+             **module_args(simulator, customer=CUSTOMER, scope=["licenses", "roles"])),
+        task("defaults", "webex_customer",
+             **module_args(simulator, name=CUSTOMER, default_subscription_id="Sub-BOR100")),
+        task("license", "webex_user_license",
+             **module_args(simulator, customer=CUSTOMER, user=NO_LOCATION,
+                           licenses=["Advanced Messaging"])),
+    ])
+
+    for name in ("info", "sync", "defaults", "license"):
+        message = failure(run, name)
+        assert f"the inventory database {inventory_db} failed: " in message, (name, message)
+        assert "database disk image is malformed" in message, (name, message)
+        assert "PRAGMA integrity_check" in message, (name, message)
+        # A task error, not a module crash with a Python traceback.
+        assert "Traceback" not in str(run.task(name)["result"]), name
