@@ -282,10 +282,10 @@ class PeopleChangedError(InventoryError):
 
 
 def _last_copies(entries: List[T], object_id: Callable[[T], str]) -> List[T]:
-    """Drop the earlier copies of an object listed twice in one page: the last copy wins.
+    """Drop the earlier copies of an object listed twice in one page, so the last copy wins.
 
-    Staging resolves repeats across pages (see _finish_staging). Within a page the links
-    of both copies would share the page number, so they are dropped here instead.
+    _finish_staging resolves repeats across pages by page number. Both copies within one
+    page share that number, so they are resolved here.
     """
     last = {object_id(entry): index for index, entry in enumerate(entries)}
     if len(last) == len(entries):
@@ -629,11 +629,10 @@ class SyncSession:
         )
 
     def finish_type(self, object_type: str) -> None:
-        """Index the staged rows of one type now, when its last page has been staged.
+        """Index the staged rows of one type once its last page has been staged.
 
-        The commit would do it otherwise, after the last page of every type. Called while
-        the pages of the next type are fetched, the work overlaps the fetch. A type staged
-        again afterwards is finished again at the commit.
+        Called while the next type's pages are fetched, this work overlaps the fetch instead
+        of following the last page. A type staged again later is finished again by the commit.
         """
         self._check_stage(object_type)
         if object_type not in self._unfinished:
@@ -656,10 +655,10 @@ class SyncSession:
         links: Mapping[str, List[Tuple[str, str]]],
         listed: Optional[int] = None,
     ) -> int:
-        """Stage every row given and count them; return how many were listed.
+        """Stage the rows and return how many objects the page listed.
 
-        ``listed`` counts the objects of the page before earlier copies of a repeated one
-        were dropped (default: the rows given).
+        ``listed`` counts the page's objects before earlier copies of a repeated object were
+        dropped. It defaults to the number of rows.
         """
         listed = len(rows) if listed is None else listed
         self._stage(object_type, rows, links)
@@ -871,7 +870,8 @@ class SyncSession:
         cursor = self._conn.cursor()
         cursor.row_factory = None
         # ORDER BY id makes SQLite read through the (customer, id) key, whose order follows
-        # the rows on disk after a first sync, not through the email index (3 times slower).
+        # the rows on disk after a first sync. The email index was about 3 times slower
+        # (0.17 s against 0.05 s for 100,000 people).
         cursor.execute(
             "SELECT fingerprint FROM people WHERE customer = :customer "
             "AND fingerprint IS NOT NULL ORDER BY id",

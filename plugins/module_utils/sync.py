@@ -155,9 +155,9 @@ def prefetch(items: Iterator[T], depth: int = PREFETCH_PAGES) -> Iterator[T]:
             offer(("end", None))
 
     worker = threading.Thread(target=produce, name="webex-prefetch", daemon=True)
-    # A thread that wants the GIL waits for the switch interval (5 ms by default) before
-    # the holder must let go. The worker needs the GIL for a moment after each response,
-    # while the caller stages pages; a short interval lets it send the next request sooner.
+    # A thread that wants the GIL waits up to the switch interval (5 ms by default) for it.
+    # The worker needs the GIL briefly after each response while the caller stages pages,
+    # so a short interval lets it send the next request sooner.
     switch_interval = sys.getswitchinterval()
     shorten = switch_interval > PREFETCH_SWITCH_INTERVAL
     if shorten:
@@ -265,7 +265,7 @@ def sync_customer_once(
             raise
         message = str(error)
         if isinstance(error, sqlite3.Error):
-            # For example a full disk or an I/O error: the transaction was rolled back.
+            # For example a full disk or an I/O error. The transaction was rolled back.
             message = database_error_message(store.path, error)
         history_id = None
         if check_mode:
@@ -291,10 +291,9 @@ def sync_customer_once(
 
 
 def _record_failure(record: Callable[..., Optional[int]], *args: Any) -> Optional[int]:
-    """Write the failed-sync history row; return its id, or None when the database fails too.
+    """Write the failed-sync history row and return its id, or None if the database fails.
 
-    The sync's own error is the one to report, so a second database error while recording
-    it is not raised.
+    The sync's own error is the one to report, so a second database error is not raised.
     """
     try:
         return record(*args)

@@ -370,8 +370,8 @@ def stored_workspace_licenses(db_path, workspace_id):
 
 
 def test_repeated_link_in_one_object_stored_once(db_path, store):
-    # A workspace that lists the same license twice gives two equal staged links, which
-    # the unique index of the staged links rejects; staging then keeps one of them.
+    # A workspace that lists the same license twice gives two equal staged links. The
+    # unique index of the staged links rejects them, so staging keeps one of them.
     with store.begin_sync("Acme", scope=["licenses", "workspaces"]) as session:
         session.stage_licenses(LICENSES)
         session.stage_workspaces([workspace(1, ("C-A", "C-A")), workspace(2, ("C-B",))])
@@ -415,7 +415,7 @@ def test_finish_type_before_more_pages(db_path, store):
         session.finish_type("licenses")
         session.stage_people(PAGES[0])
         session.finish_type("people")
-        session.finish_type("people")  # nothing staged since: nothing to do
+        session.finish_type("people")  # nothing was staged since, so this does nothing
         # A page after the finish that repeats a person: the commit finishes it again.
         session.stage_people(PAGES[1] + [person(1, licenses=("ADV",))])
         report = session.commit()
@@ -433,8 +433,8 @@ def test_finish_type_outside_scope_rejected(store):
 
 
 def test_repeat_after_empty_page_staged(db_path, store):
-    # An empty page after a finish appends nothing, so the links of the page after it
-    # must still find the unique index of the staged links dropped.
+    # An empty page after a finish appends nothing. The page after it must still drop
+    # the unique index of the staged links before it appends a repeated link.
     with store.begin_sync("Acme", scope=["licenses", "workspaces"]) as session:
         session.stage_licenses(LICENSES)
         session.stage_workspaces([workspace(1, ("C-A",))])
@@ -447,8 +447,8 @@ def test_repeat_after_empty_page_staged(db_path, store):
 
 
 def test_changed_person_after_unchanged_page_in_diff(db_path, store):
-    # Over a stored inventory every person of PAGES[0] is unchanged, so that page stages
-    # no rows; the changed copy of P001 after it repeats a link staged before the diff.
+    # Every person of PAGES[0] is stored unchanged, so that page stages no rows. The
+    # changed copy of P001 after it repeats a link staged before the diff.
     commit_sync(store)
     with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
         stage(session, LICENSES, [[person(1, name="Renamed")]])

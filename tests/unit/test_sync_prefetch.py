@@ -208,10 +208,10 @@ def test_shorter_switch_interval_kept(switch_interval):
 
 
 def test_switch_interval_restored_when_worker_fails_to_start(switch_interval, monkeypatch):
-    def refuse_start(thread):
+    def fail_start(thread):
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(threading.Thread, "start", refuse_start)
+    monkeypatch.setattr(threading.Thread, "start", fail_start)
     with pytest.raises(RuntimeError, match="can't start new thread"):
         next(prefetch(CountingPages(count=2)))
     assert sys.getswitchinterval() == switch_interval

@@ -398,7 +398,7 @@ def test_database_error_after_patch_reported(store, monkeypatch):
     with pytest.raises(UserLicenseError) as raised:
         change.run()
 
-    # Webex has the change, so the task reports changed and says how to catch up.
+    # Webex has the change, so the task reports changed and advises a sync.
     assert raised.value.changed is True
     assert "were changed in Webex, but the inventory could not record it" in (
         raised.value.message
