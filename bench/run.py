@@ -332,36 +332,52 @@ def summarize(runs: list) -> dict:
     }
 
 
+def alternate(rounds: int, names: tuple, run_round, prefix: str = "") -> dict[str, list]:
+    """Call ``run_round(number)`` for a warm-up and ``rounds`` rounds; keep the measured ones.
+
+    ``run_round`` returns ``{contender: result}``. The warm-up round 0 is logged, not kept.
+    """
+    runs: dict[str, list] = {name: [] for name in names}
+    for number in range(rounds + 1):
+        label = "warm-up" if number == 0 else f"round {number}"
+        found = run_round(number)
+        log(prefix + label + ": "
+            + ", ".join(f"{k} {v['wall']:.1f}s" for k, v in found.items()))
+        if number:
+            for name, result in found.items():
+                runs[name].append(result)
+    return runs
+
+
 def main_comparison(rounds: int) -> dict:
     """Alternate the contenders; round 0 is the warm-up and is not reported."""
     sim = Simulator(fixture(PEOPLE))
     sim.warm()
     org = Org(sim)
-    runs: dict[str, list] = {name: [] for name in CONTENDERS}
     changed_people = 0
+
+    def run_round(_number: int) -> dict:
+        nonlocal changed_people
+        found = {
+            "floor": run_script(sim, "floor.py"),
+            "webexpythonsdk": run_script(sim, "peer_webexpythonsdk.py"),
+            "wxc_sdk": run_script(sim, "peer_wxc_sdk.py"),
+        }
+        found["startup"] = run_startup(sim)
+        # Into an inventory without people: the module's start and a small sync only.
+        light_db = new_inventory(sim, org, "light")
+        found["sync_light"] = run_sync(sim, light_db, scope=["licenses", "roles"])
+        db = new_inventory(sim, org, "main")
+        found["sync_first"] = run_sync(sim, db)
+        found["sync_noop"] = run_sync(sim, db)
+        changed_people = change_licenses(sim, org, 0.01)
+        found["sync_changed"] = run_sync(sim, db)
+        sim.reset()
+        sim.warm()
+        return found
+
     try:
-        for number in range(rounds + 1):
-            label = "warm-up" if number == 0 else f"round {number}"
-            found = {
-                "floor": run_script(sim, "floor.py"),
-                "webexpythonsdk": run_script(sim, "peer_webexpythonsdk.py"),
-                "wxc_sdk": run_script(sim, "peer_wxc_sdk.py"),
-            }
-            found["startup"] = run_startup(sim)
-            # Into an inventory without people: the module's start and a small sync only.
-            light_db = new_inventory(sim, org, "light")
-            found["sync_light"] = run_sync(sim, light_db, scope=["licenses", "roles"])
-            db = new_inventory(sim, org, "main")
-            found["sync_first"] = run_sync(sim, db)
-            found["sync_noop"] = run_sync(sim, db)
-            changed_people = change_licenses(sim, org, 0.01)
-            found["sync_changed"] = run_sync(sim, db)
-            sim.reset()
-            sim.warm()
-            log(label + ": " + ", ".join(f"{k} {v['wall']:.1f}s" for k, v in found.items()))
-            if number:
-                for name, result in found.items():
-                    runs[name].append(result)
+        runs = alternate(rounds, CONTENDERS, run_round)
     finally:
         sim.stop()
     results = {name: summarize(items) for name, items in runs.items()}
@@ -375,19 +391,16 @@ def latency_comparison(rounds: int, latency_ms: int) -> dict:
     sim = Simulator(fixture(PEOPLE), latency_ms=latency_ms)
     sim.warm()
     org = Org(sim)
-    runs: dict[str, list] = {name: [] for name in LATENCY_CONTENDERS}
+
+    def run_round(_number: int) -> dict:
+        found = {"floor": run_script(sim, "floor.py")}
+        db = new_inventory(sim, org, "latency")
+        found["sync_first"] = run_sync(sim, db)
+        found["sync_noop"] = run_sync(sim, db)
+        return found
+
     try:
-        for number in range(rounds + 1):
-            label = "warm-up" if number == 0 else f"round {number}"
-            found = {"floor": run_script(sim, "floor.py")}
-            db = new_inventory(sim, org, "latency")
-            found["sync_first"] = run_sync(sim, db)
-            found["sync_noop"] = run_sync(sim, db)
-            log(f"latency {latency_ms} ms, {label}: "
-                + ", ".join(f"{k} {v['wall']:.1f}s" for k, v in found.items()))
-            if number:
-                for name, result in found.items():
-                    runs[name].append(result)
+        runs = alternate(rounds, LATENCY_CONTENDERS, run_round, f"latency {latency_ms} ms, ")
     finally:
         sim.stop()
     results = {name: summarize(items) for name, items in runs.items()}
