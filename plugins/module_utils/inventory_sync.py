@@ -17,6 +17,7 @@ import sqlite3
 import sys
 from array import array
 from bisect import bisect_left
+from operator import itemgetter
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -284,8 +285,8 @@ class PeopleChangedError(InventoryError):
 def _last_copies(entries: List[T], object_id: Callable[[T], str]) -> List[T]:
     """Drop the earlier copies of an object listed twice in one page, so the last copy wins.
 
-    _finish_staging resolves repeats across pages by page number. Both copies within one
-    page share that number, so they are resolved here.
+    _finish_staging keeps the copy staged last. Dropping the earlier copies here as well
+    keeps the people fingerprint check (stage_people) to one copy per person and page.
     """
     last = {object_id(entry): index for index, entry in enumerate(entries)}
     if len(last) == len(entries):
@@ -328,6 +329,14 @@ def license_dict(row: Mapping[str, Any]) -> Dict[str, Any]:
 
 def _staged(table: str) -> str:
     return "s_" + table
+
+
+def _staged_keys(link: LinkSpec) -> str:
+    """The staged link rows: (owner seq, target code) pairs behind the view s_<table>."""
+    return f"s_{link.table}_keys"
+
+
+STAGED_CODES = "s_codes"
 
 
 def _rows_differ(spec: TableSpec, dialect: SQLiteDialect, left: str, right: str) -> str:
@@ -463,10 +472,11 @@ def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
         # searches the key once, where a NOT EXISTS test would search it a second time.
         statements.append(
             f"INSERT INTO {link.table} (customer, {link.owner}, {link.target}) "
-            f"SELECT s.customer, s.{link.owner}, s.{link.target} FROM {_staged(link.table)} s "
-            f"WHERE s.{link.owner} IN {kept_ids} "
-            f"ORDER BY s.{link.owner}, s.{link.target} "
-            f"ON CONFLICT ({'customer'}, {link.owner}, {link.target}) DO NOTHING"
+            f"SELECT o.customer, o.id, c.value FROM {_staged(spec.table)} o "
+            f"JOIN {_staged_keys(link)} k ON k.seq = o.seq "
+            f"JOIN {STAGED_CODES} c ON c.code = k.code "
+            f"WHERE o.id IN {kept_ids} ORDER BY o.id "
+            f"ON CONFLICT (customer, {link.owner}, {link.target}) DO NOTHING"
         )
     return statements
 
@@ -519,10 +529,11 @@ class SyncSession:
         # tables were last deduplicated and indexed (see _finish_staging).
         self._appended: Dict[str, int] = {name: 0 for name in self.scope}
         self._unfinished: set = set()
-        # Tables whose staged links have the unique index of _finish_staging, which a later
-        # page must drop before it appends links (they may repeat staged ones).
-        self._links_indexed: set = set()
-        self._page_number = 0
+        # Every staged row gets the next sequence number, so a later copy of an object has
+        # the higher number. Staged links refer to their owner by this number and to their
+        # target (a license or role id) by a small code, so each link is two integers.
+        self._seq = 0
+        self._codes: Dict[str, int] = {}
         self.finished = False
         self._dialect: SQLiteDialect = store.dialect
         # People: the fingerprints stored when the sync starts, and the digest of every id
@@ -586,8 +597,11 @@ class SyncSession:
         listed = len(prepared)
         prepared = _last_copies(prepared, lambda entry: entry[0]["id"])
         rows = []
-        license_links = []
-        role_links = []
+        license_links: List[Tuple[int, int]] = []
+        role_links: List[Tuple[int, int]] = []
+        codes = self._codes
+        new_codes: List[Tuple[int, str]] = []
+        seq = self._seq
         for row, license_ids, role_ids in prepared:
             fingerprint = person_fingerprint(row, license_ids, role_ids)
             digest = id_digest(row["id"])
@@ -598,12 +612,20 @@ class SyncSession:
                 # A later copy of a person staged earlier must be staged too: the last
                 # copy wins (see _finish_staging). Without stored people nothing can match.
                 self._people_staged.add(digest)
+            seq += 1
+            row["seq"] = seq
             row["fingerprint"] = fingerprint
             rows.append(row)
-            license_links.extend((row["id"], i) for i in license_ids)
-            role_links.extend((row["id"], i) for i in role_ids)
+            for target_ids, links in ((license_ids, license_links), (role_ids, role_links)):
+                for target_id in target_ids:
+                    code = codes.get(target_id)
+                    if code is None:
+                        code = codes[target_id] = len(codes) + 1
+                        new_codes.append((code, target_id))
+                    links.append((seq, code))
+        self._seq = seq
         links = {"person_licenses": license_links, "person_roles": role_links}
-        self._stage("people", rows, links)
+        self._stage("people", rows, links, new_codes)
         self._appended["people"] += listed
         self._unfinished.add("people")
         self._people_seen_sorted = None
@@ -620,12 +642,24 @@ class SyncSession:
         prepared = [(workspace_row(item), workspace_license_ids(item)) for item in items]
         listed = len(prepared)
         rows = []
-        license_links = []
+        license_links: List[Tuple[int, int]] = []
+        codes = self._codes
+        new_codes: List[Tuple[int, str]] = []
+        seq = self._seq
         for row, license_ids in _last_copies(prepared, lambda entry: entry[0]["id"]):
+            seq += 1
+            row["seq"] = seq
             rows.append(row)
-            license_links.extend((row["id"], i) for i in license_ids)
+            for license_id in dict.fromkeys(license_ids):
+                code = codes.get(license_id)
+                if code is None:
+                    code = codes[license_id] = len(codes) + 1
+                    new_codes.append((code, license_id))
+                license_links.append((seq, code))
+        self._seq = seq
         return self._stage_all(
-            "workspaces", rows, {"workspace_licenses": license_links}, listed=listed
+            "workspaces", rows, {"workspace_licenses": license_links}, listed=listed,
+            new_codes=new_codes,
         )
 
     def finish_type(self, object_type: str) -> None:
@@ -652,16 +686,22 @@ class SyncSession:
         self,
         object_type: str,
         rows: List[Dict[str, Any]],
-        links: Mapping[str, List[Tuple[str, str]]],
+        links: Mapping[str, List[Tuple[int, int]]],
         listed: Optional[int] = None,
+        new_codes: Sequence[Tuple[int, str]] = (),
     ) -> int:
         """Stage the rows and return how many objects the page listed.
 
         ``listed`` counts the page's objects before earlier copies of a repeated object were
-        dropped. It defaults to the number of rows.
+        dropped. It defaults to the number of rows. Rows without a ``seq`` get the next
+        sequence numbers here.
         """
         listed = len(rows) if listed is None else listed
-        self._stage(object_type, rows, links)
+        for row in rows:
+            if "seq" not in row:
+                self._seq += 1
+                row["seq"] = self._seq
+        self._stage(object_type, rows, links, new_codes)
         self._appended[object_type] += listed
         self._unfinished.add(object_type)
         return listed
@@ -670,48 +710,46 @@ class SyncSession:
         self,
         object_type: str,
         rows: List[Dict[str, Any]],
-        links: Mapping[str, List[Tuple[str, str]]],
+        links: Mapping[str, List[Tuple[int, int]]],
+        new_codes: Sequence[Tuple[int, str]] = (),
     ) -> None:
+        """Append one page: rows with their ``seq``, links as (owner seq, target code)."""
         spec = SPECS[object_type]
-        columns = ("customer", "id") + spec.column_names + spec.extra_names
-        self._page_number += 1
-        page = self._page_number
+        columns = ("seq", "id") + spec.column_names + spec.extra_names
+        values = itemgetter(*columns)
+        customer = self.customer
+        # Staging only appends: the staged rows of a type are indexed by id once, when the
+        # type is finished (_finish_staging), because inserting into a B-tree keyed by long
+        # random ids costs several times more. Links are keyed by (seq, code), which grows
+        # with every page, so they are appended at the end of their B-tree. One transaction
+        # spans all pages (TEMP tables only, so no inventory lock).
+        self._begin_staging()
+        if new_codes:
+            # Outside the page's savepoint: a code is kept in self._codes even when the
+            # page fails, so its row must stay too.
+            self._conn.executemany(
+                f"INSERT INTO {STAGED_CODES} (code, value) VALUES (?, ?)", new_codes
+            )
         if not rows:
             return
-
-        # Staging only appends: the staged tables have no key while pages arrive, because
-        # inserting into a B-tree keyed by long random ids costs several times more than
-        # appending and indexing once (_finish_staging). One transaction spans all pages
-        # (TEMP tables only, so no inventory lock); a savepoint keeps each page whole.
-        customer = self.customer
-        self._begin_staging()
         self._conn.execute("SAVEPOINT stage_page")
-        drop_indexes = spec.table in self._links_indexed
         try:
-            if drop_indexes:
-                for link in spec.links:
-                    self._conn.execute(f"DROP INDEX IF EXISTS {_staged(link.table)}_owner")
             self._conn.executemany(
-                f"INSERT INTO {_staged(spec.table)} ({', '.join(columns)}, page) "
+                f"INSERT INTO {_staged(spec.table)} ({', '.join(columns)}, customer) "
                 f"VALUES ({', '.join('?' * (len(columns) + 1))})",
-                [(customer,) + tuple(row[name] for name in columns[1:]) + (page,) for row in rows],
+                [values(row) + (customer,) for row in rows],
             )
             for link in spec.links:
                 link_rows = links.get(link.table)
                 if link_rows:
                     self._conn.executemany(
-                        f"INSERT INTO {_staged(link.table)} "
-                        f"(customer, {link.owner}, {link.target}, page) VALUES (?, ?, ?, ?)",
-                        [(customer, owner, target, page) for owner, target in link_rows],
+                        f"INSERT INTO {_staged_keys(link)} (seq, code) VALUES (?, ?)", link_rows
                     )
         except BaseException:
             self._conn.execute("ROLLBACK TO stage_page")
             raise
         finally:
             self._conn.execute("RELEASE stage_page")
-        # Only now: a page rolled back above restored the indexes it dropped.
-        if drop_indexes:
-            self._links_indexed.discard(spec.table)
 
     # -- diff and commit ------------------------------------------------------------------
 
@@ -925,49 +963,33 @@ class SyncSession:
         return removed
 
     def _finish_staging(self, spec: TableSpec) -> None:
-        """Index the staged rows of one type and keep the last copy of a repeated object.
+        """Index the staged rows of one type by id and keep the last copy of a repeated object.
 
-        A repeated page (or an object listed twice) replaces the earlier copy: its row and
-        the links of its page win. Link rows listed twice are kept once.
+        A repeated page (or an object listed twice) replaces the earlier copy: the row with
+        the highest sequence number and its links win.
         """
         table = _staged(spec.table)
         self._conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_id ON {table} (id)")
         total = self._scalar(f"SELECT COUNT(*) FROM {table}", {})
         distinct = self._scalar(f"SELECT COUNT(DISTINCT id) FROM {table}", {})
-        if distinct < total:
-            self._conn.execute(
-                f"DELETE FROM {table} WHERE rowid NOT IN "
-                f"(SELECT MAX(rowid) FROM {table} GROUP BY id)"
-            )
+        if distinct == total:
+            return
+        self._conn.execute(
+            f"DELETE FROM {table} WHERE seq NOT IN (SELECT MAX(seq) FROM {table} GROUP BY id)"
+        )
         for link in spec.links:
-            links = _staged(link.table)
-            if distinct < total:
-                self._conn.execute(
-                    f"DELETE FROM {links} WHERE page <> "
-                    f"(SELECT s.page FROM {table} s WHERE s.id = {links}.{link.owner})"
-                )
-            # A unique index finds a repeated link while it is built, so the usual case
-            # (no repeats) needs no separate search for them. _stage drops it before it
-            # appends more links.
-            index = (
-                f"CREATE UNIQUE INDEX IF NOT EXISTS {links}_owner "
-                f"ON {links} ({link.owner}, {link.target})"
+            self._conn.execute(
+                f"DELETE FROM {_staged_keys(link)} WHERE seq NOT IN (SELECT seq FROM {table})"
             )
-            try:
-                self._conn.execute(index)
-            except sqlite3.IntegrityError:
-                self._conn.execute(
-                    f"DELETE FROM {links} WHERE rowid NOT IN (SELECT MIN(rowid) FROM {links} "
-                    f"GROUP BY {link.owner}, {link.target})"
-                )
-                self._conn.execute(index)
-        if spec.links:
-            self._links_indexed.add(spec.table)
 
     def _staging_transaction(self) -> _Transaction:
         return _Transaction(self._conn, self._dialect.begin_stage_sql)
 
     def _create_staging_tables(self) -> None:
+        self._conn.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGED_CODES} "
+            "(code INTEGER PRIMARY KEY, value TEXT NOT NULL)"
+        )
         for object_type in self.scope:
             spec = SPECS[object_type]
             self._conn.execute(
@@ -977,16 +999,24 @@ class SyncSession:
             columns = ", ".join(
                 f"{name} {sql_type}" for name, sql_type in spec.columns + spec.extra
             )
+            table = _staged(spec.table)
             self._conn.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_staged(spec.table)} "
-                f"(customer TEXT NOT NULL, id TEXT NOT NULL, {columns}, page INTEGER NOT NULL)"
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} (seq INTEGER PRIMARY KEY, "
+                f"customer TEXT NOT NULL, id TEXT NOT NULL, {columns})"
             )
             for link in spec.links:
+                keys = _staged_keys(link)
                 self._conn.execute(
-                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_staged(link.table)} "
-                    f"(customer TEXT NOT NULL, {link.owner} TEXT NOT NULL, "
-                    f"{link.target} TEXT NOT NULL, "
-                    "page INTEGER NOT NULL)"
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {keys} (seq INTEGER NOT NULL, "
+                    "code INTEGER NOT NULL, PRIMARY KEY (seq, code)) WITHOUT ROWID"
+                )
+                # The staged links with their ids, in the shape of the inventory's link
+                # table, for the comparison and the report. ``seq`` names the owner's copy.
+                self._conn.execute(
+                    f"CREATE TEMPORARY VIEW IF NOT EXISTS {_staged(link.table)} AS "
+                    f"SELECT o.customer AS customer, o.id AS {link.owner}, "
+                    f"c.value AS {link.target}, k.seq AS seq FROM {keys} k "
+                    f"JOIN {table} o ON o.seq = k.seq JOIN {STAGED_CODES} c ON c.code = k.code"
                 )
 
     def _read_customer(self) -> Dict[str, Any]:
@@ -1187,7 +1217,7 @@ class SyncSession:
             )
             links = (
                 LinkSource("person_licenses", " AND " + kept_condition.format(key="pl.person_id")),
-                LinkSource("s_person_licenses"),
+                LinkSource("s_person_licenses", person="pl.seq"),
             )
         return query_users_outside_defaults(
             self._conn,
@@ -1251,6 +1281,10 @@ class LinkSource(NamedTuple):
 
     table: str
     condition: str = ""
+    # What tells the people of this source apart. The staged links name a person's staged
+    # copy by its sequence number (one per person after _finish_staging), which is cheaper
+    # to count than the id.
+    person: str = "pl.person_id"
 
 
 INVENTORY_LINKS = (LinkSource("person_licenses"),)
@@ -1280,7 +1314,7 @@ def query_users_outside_defaults(
         # source come in person order from its key, so no temporary index is built.
         count += int(
             connection.execute(
-                f"SELECT COUNT(DISTINCT pl.person_id) FROM {source.table} pl "
+                f"SELECT COUNT(DISTINCT {source.person}) FROM {source.table} pl "
                 f"WHERE pl.customer = :customer AND pl.license_id IN ({outside_ids})"
                 f"{source.condition}",
                 params,

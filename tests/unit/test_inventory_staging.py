@@ -370,8 +370,8 @@ def stored_workspace_licenses(db_path, workspace_id):
 
 
 def test_repeated_link_in_one_object_stored_once(db_path, store):
-    # A workspace that lists the same license twice gives two equal staged links. The
-    # unique index of the staged links rejects them, so staging keeps one of them.
+    # A workspace that lists the same license twice gives one link: the staged links are
+    # keyed by (workspace copy, license code), so a second equal link would be rejected.
     with store.begin_sync("Acme", scope=["licenses", "workspaces"]) as session:
         session.stage_licenses(LICENSES)
         session.stage_workspaces([workspace(1, ("C-A", "C-A")), workspace(2, ("C-B",))])
