@@ -7,10 +7,13 @@ offers the customer, sync, read and incremental-update API. Every write is one
 ``BEGIN IMMEDIATE`` transaction, retried on "database is locked" within ``lock_timeout``, so
 several Ansible forks can write at once. Access tokens and other secrets have no column.
 
-Tables written by a sync ("data tables"): licenses, roles, people, person_licenses,
-person_roles, locations, workspaces, workspace_licenses. Bookkeeping tables: customers,
-sync_history (one row per non-check sync run, also when nothing changed) and sync_state
-(time of the last successful sync per customer and object type).
+Data written by a sync ("data tables"): licenses, roles, people, person_licenses,
+person_roles, locations, workspaces, workspace_licenses. The three link tables are views
+over pairs of integer keys (person_license_keys, person_role_keys, workspace_license_keys,
+with link_targets for the license and role ids); writes go to the key tables.
+Bookkeeping tables: customers, sync_history (one row per non-check sync run, also when
+nothing changed) and sync_state (time of the last successful sync per customer and object
+type).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
 from ansible_collections.ucops.webex.plugins.module_utils.inventory_schema import (
     DATA_TABLES,
+    LINK_KEY_TABLES,
     SCHEMA_VERSION,
     InventoryError,
     InventoryLockedError,
@@ -328,7 +332,16 @@ class InventoryStore:
 
         def action(connection: sqlite3.Connection) -> None:
             params = {"name": name}
-            for table in DATA_TABLES + ("sync_state", "sync_history"):
+            views = set()
+            for view, keys, owner, owner_key in LINK_KEY_TABLES:
+                views.add(view)
+                connection.execute(
+                    f"DELETE FROM {keys} WHERE {owner_key} IN "
+                    f"(SELECT {owner_key} FROM {owner} WHERE customer = :name)",
+                    params,
+                )
+            tables = [table for table in DATA_TABLES if table not in views]
+            for table in tables + ["link_targets", "sync_state", "sync_history"]:
                 connection.execute(f"DELETE FROM {table} WHERE customer = :name", params)
             connection.execute("DELETE FROM customers WHERE name = :name", params)
 
@@ -671,22 +684,12 @@ class InventoryStore:
             key = {"customer": customer, "person_id": person_id}
             done_added = []
             for license_id in added:
-                cursor = connection.execute(
-                    "INSERT INTO person_licenses (customer, person_id, license_id) "
-                    "VALUES (:customer, :person_id, :license_id) ON CONFLICT DO NOTHING",
-                    dict(key, license_id=license_id),
-                )
-                if cursor.rowcount:
+                if _add_person_license(connection, dict(key, license_id=license_id)):
                     done_added.append(license_id)
                     _move_consumption(connection, customer, license_id, 1)
             done_removed = []
             for license_id in removed:
-                cursor = connection.execute(
-                    "DELETE FROM person_licenses WHERE customer = :customer "
-                    "AND person_id = :person_id AND license_id = :license_id",
-                    dict(key, license_id=license_id),
-                )
-                if cursor.rowcount:
+                if _remove_person_license(connection, dict(key, license_id=license_id)):
                     done_removed.append(license_id)
                     _move_consumption(connection, customer, license_id, -1)
             rows_written = connection.total_changes - start
@@ -837,6 +840,38 @@ def _upsert_person(
             dict(params, **changes),
         )
     return False
+
+
+def _add_person_license(connection: sqlite3.Connection, key: Mapping[str, Any]) -> bool:
+    """Store one link of a stored person to a license id; return True when it was new.
+
+    ``key`` holds customer, person_id and license_id.
+    """
+    connection.execute(
+        "INSERT INTO link_targets (customer, id) VALUES (:customer, :license_id) "
+        "ON CONFLICT (customer, id) DO NOTHING",
+        key,
+    )
+    cursor = connection.execute(
+        "INSERT INTO person_license_keys (person_key, target_key) "
+        "SELECT o.person_key, t.target_key FROM people o "
+        "JOIN link_targets t ON t.customer = o.customer "
+        "WHERE o.customer = :customer AND o.id = :person_id AND t.id = :license_id "
+        "ON CONFLICT (person_key, target_key) DO NOTHING",
+        key,
+    )
+    return cursor.rowcount > 0
+
+
+def _remove_person_license(connection: sqlite3.Connection, key: Mapping[str, Any]) -> bool:
+    """Delete one link of a person to a license id; return True when it was stored."""
+    cursor = connection.execute(
+        "DELETE FROM person_license_keys WHERE person_key = (SELECT person_key FROM people "
+        "WHERE customer = :customer AND id = :person_id) AND target_key = (SELECT target_key "
+        "FROM link_targets WHERE customer = :customer AND id = :license_id)",
+        key,
+    )
+    return cursor.rowcount > 0
 
 
 def _move_consumption(

@@ -22,7 +22,8 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 MIN_SQLITE_VERSION = (3, 24, 0)
 
 # Data tables: what a sync replaces. Bookkeeping tables (customers, sync_history, sync_state)
-# are written by customer changes and by every non-check sync run.
+# are written by customer changes and by every non-check sync run. Since schema 4 the link
+# tables (person_licenses, person_roles, workspace_licenses) are views over LINK_KEY_TABLES.
 DATA_TABLES = (
     "licenses",
     "roles",
@@ -32,6 +33,27 @@ DATA_TABLES = (
     "locations",
     "workspaces",
     "workspace_licenses",
+)
+
+# The tables behind DATA_TABLES since schema 4: the key tables of the link views, and
+# link_targets, which gives each license or role id of a customer its key.
+STORED_DATA_TABLES = (
+    "licenses",
+    "roles",
+    "people",
+    "person_license_keys",
+    "person_role_keys",
+    "locations",
+    "workspaces",
+    "workspace_license_keys",
+    "link_targets",
+)
+
+# Each link table as stored since schema 4: (view, key table, owner table, owner key column).
+LINK_KEY_TABLES = (
+    ("person_licenses", "person_license_keys", "people", "person_key"),
+    ("person_roles", "person_role_keys", "people", "person_key"),
+    ("workspace_licenses", "workspace_license_keys", "workspaces", "workspace_key"),
 )
 
 # Ordered migrations: (version, statements). A database at version N gets every migration
@@ -221,6 +243,123 @@ MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
             "DROP INDEX people_email",
             "DROP INDEX people_location",
             "CREATE INDEX people_email_lower ON people (customer, lower(email))",
+        ),
+    ),
+    (
+        4,
+        (
+            # Links by integer keys. People and workspaces get a key column, license and
+            # role ids get a key in link_targets, and each link is a pair of keys instead
+            # of the customer name and two long Webex ids (about 10 instead of 250 bytes;
+            # a first sync of 100,000 people writes about 475,000 links). The views
+            # person_licenses, person_roles and workspace_licenses show the links with
+            # their ids as before, for reading.
+            """
+            CREATE TABLE link_targets (
+                target_key INTEGER PRIMARY KEY,
+                customer TEXT NOT NULL REFERENCES customers (name),
+                id TEXT NOT NULL,
+                UNIQUE (customer, id)
+            )
+            """,
+            "INSERT INTO link_targets (customer, id) "
+            "SELECT customer, license_id FROM person_licenses "
+            "UNION SELECT customer, role_id FROM person_roles "
+            "UNION SELECT customer, license_id FROM workspace_licenses ORDER BY 1, 2",
+            """
+            CREATE TABLE people_keyed (
+                person_key INTEGER PRIMARY KEY,
+                customer TEXT NOT NULL REFERENCES customers (name),
+                id TEXT NOT NULL,
+                email TEXT,
+                display_name TEXT,
+                location_id TEXT,
+                fingerprint INTEGER,
+                UNIQUE (customer, id)
+            )
+            """,
+            "INSERT INTO people_keyed (customer, id, email, display_name, location_id, "
+            "fingerprint) SELECT customer, id, email, display_name, location_id, fingerprint "
+            "FROM people ORDER BY customer, id",
+            """
+            CREATE TABLE workspaces_keyed (
+                workspace_key INTEGER PRIMARY KEY,
+                customer TEXT NOT NULL REFERENCES customers (name),
+                id TEXT NOT NULL,
+                display_name TEXT,
+                location_id TEXT,
+                calling_type TEXT,
+                UNIQUE (customer, id)
+            )
+            """,
+            "INSERT INTO workspaces_keyed (customer, id, display_name, location_id, "
+            "calling_type) SELECT customer, id, display_name, location_id, calling_type "
+            "FROM workspaces ORDER BY customer, id",
+            """
+            CREATE TABLE person_license_keys (
+                person_key INTEGER NOT NULL,
+                target_key INTEGER NOT NULL,
+                PRIMARY KEY (person_key, target_key)
+            ) WITHOUT ROWID
+            """,
+            "INSERT INTO person_license_keys (person_key, target_key) "
+            "SELECT o.person_key, t.target_key FROM person_licenses x "
+            "JOIN people_keyed o ON o.customer = x.customer AND o.id = x.person_id "
+            "JOIN link_targets t ON t.customer = x.customer AND t.id = x.license_id "
+            "ORDER BY 1, 2",
+            """
+            CREATE TABLE person_role_keys (
+                person_key INTEGER NOT NULL,
+                target_key INTEGER NOT NULL,
+                PRIMARY KEY (person_key, target_key)
+            ) WITHOUT ROWID
+            """,
+            "INSERT INTO person_role_keys (person_key, target_key) "
+            "SELECT o.person_key, t.target_key FROM person_roles x "
+            "JOIN people_keyed o ON o.customer = x.customer AND o.id = x.person_id "
+            "JOIN link_targets t ON t.customer = x.customer AND t.id = x.role_id "
+            "ORDER BY 1, 2",
+            """
+            CREATE TABLE workspace_license_keys (
+                workspace_key INTEGER NOT NULL,
+                target_key INTEGER NOT NULL,
+                PRIMARY KEY (workspace_key, target_key)
+            ) WITHOUT ROWID
+            """,
+            "INSERT INTO workspace_license_keys (workspace_key, target_key) "
+            "SELECT o.workspace_key, t.target_key FROM workspace_licenses x "
+            "JOIN workspaces_keyed o ON o.customer = x.customer AND o.id = x.workspace_id "
+            "JOIN link_targets t ON t.customer = x.customer AND t.id = x.license_id "
+            "ORDER BY 1, 2",
+            "DROP TABLE person_licenses",
+            "DROP TABLE person_roles",
+            "DROP TABLE workspace_licenses",
+            "DROP TABLE people",
+            "DROP TABLE workspaces",
+            "ALTER TABLE people_keyed RENAME TO people",
+            "ALTER TABLE workspaces_keyed RENAME TO workspaces",
+            "CREATE INDEX people_email_lower ON people (customer, lower(email))",
+            """
+            CREATE VIEW person_licenses AS
+            SELECT o.customer AS customer, o.id AS person_id, t.id AS license_id
+            FROM person_license_keys k
+            JOIN people o ON o.person_key = k.person_key
+            JOIN link_targets t ON t.target_key = k.target_key
+            """,
+            """
+            CREATE VIEW person_roles AS
+            SELECT o.customer AS customer, o.id AS person_id, t.id AS role_id
+            FROM person_role_keys k
+            JOIN people o ON o.person_key = k.person_key
+            JOIN link_targets t ON t.target_key = k.target_key
+            """,
+            """
+            CREATE VIEW workspace_licenses AS
+            SELECT o.customer AS customer, o.id AS workspace_id, t.id AS license_id
+            FROM workspace_license_keys k
+            JOIN workspaces o ON o.workspace_key = k.workspace_key
+            JOIN link_targets t ON t.target_key = k.target_key
+            """,
         ),
     ),
 ]

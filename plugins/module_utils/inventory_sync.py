@@ -52,24 +52,31 @@ T = TypeVar("T")
 
 
 class LinkSpec(NamedTuple):
-    """A many-to-many table owned by one object type (for example person_licenses)."""
+    """A many-to-many table owned by one object type (for example person_licenses).
+
+    ``table`` is the view that shows the links with their ids; ``keys`` stores them as
+    (owner key, target key) pairs (see inventory_schema, schema 4).
+    """
 
     table: str
     owner: str
     target: str
+    keys: str
 
 
 class TableSpec(NamedTuple):
     """One object type: its table, data columns with SQL types, and link tables.
 
     ``extra`` columns are stored with each row but are not data: they never make a row
-    count as changed (the people fingerprint).
+    count as changed (the people fingerprint). ``key`` is the integer key column that the
+    link tables use to refer to a row (types with links only).
     """
 
     table: str
     columns: Tuple[Tuple[str, str], ...]
     links: Tuple[LinkSpec, ...] = ()
     extra: Tuple[Tuple[str, str], ...] = ()
+    key: Optional[str] = None
 
     @property
     def column_names(self) -> Tuple[str, ...]:
@@ -101,10 +108,11 @@ SPECS: Dict[str, TableSpec] = {
         "people",
         (("email", "TEXT"), ("display_name", "TEXT"), ("location_id", "TEXT")),
         (
-            LinkSpec("person_licenses", "person_id", "license_id"),
-            LinkSpec("person_roles", "person_id", "role_id"),
+            LinkSpec("person_licenses", "person_id", "license_id", "person_license_keys"),
+            LinkSpec("person_roles", "person_id", "role_id", "person_role_keys"),
         ),
         (("fingerprint", "INTEGER"),),
+        "person_key",
     ),
     "locations": TableSpec(
         "locations",
@@ -119,7 +127,8 @@ SPECS: Dict[str, TableSpec] = {
     "workspaces": TableSpec(
         "workspaces",
         (("display_name", "TEXT"), ("location_id", "TEXT"), ("calling_type", "TEXT")),
-        (LinkSpec("workspace_licenses", "workspace_id", "license_id"),),
+        (LinkSpec("workspace_licenses", "workspace_id", "license_id", "workspace_license_keys"),),
+        key="workspace_key",
     ),
 }
 
@@ -431,12 +440,17 @@ def _collect_changes_statements(
     return statements
 
 
-def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
+def _owner_keys(spec: TableSpec) -> str:
+    """The TEMP table that maps the inventory key of each kept, changed owner to its staged
+    copy (filled by the commit, after the owners are written)."""
+    return "k_" + spec.table
+
+
+def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[Tuple[str, bool]]:
     """Build the statements that make the inventory equal to the staged rows.
 
-    They only visit the ids in c_<table> (see ``_collect_changes_statements``). A link row
-    whose owner is missing from the owner table is therefore left alone: the store adds
-    the person before any person_licenses row, so such a row does not occur.
+    Returns ``(sql, writes_inventory)`` pairs; the other statements fill TEMP tables. They
+    only visit the ids in c_<table> (see ``_collect_changes_statements``).
     """
     columns = ("customer", "id") + spec.column_names + spec.extra_names
     column_list = ", ".join(columns)
@@ -445,38 +459,87 @@ def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
         f"{name} = excluded.{name}" for name in spec.column_names + spec.extra_names
     )
     changes = _changes(spec.table)
-    changed_ids = f"(SELECT id FROM {changes})"
+    removed_ids = f"(SELECT id FROM {changes} WHERE change = 'removed')"
     kept_ids = f"(SELECT id FROM {changes} WHERE change <> 'removed')"
-    statements = []
+    statements: List[Tuple[str, bool]] = []
+    if spec.links:
+        # Every staged license or role id gets its key in link_targets (usually all are
+        # there already), and the staged codes learn those keys.
+        statements.append(
+            (
+                f"INSERT INTO link_targets (customer, id) SELECT :customer, c.value "
+                f"FROM {STAGED_CODES} c WHERE true ORDER BY c.value "
+                "ON CONFLICT (customer, id) DO NOTHING",
+                True,
+            )
+        )
+        statements.append(
+            (
+                f"UPDATE {STAGED_CODES} SET target_key = (SELECT t.target_key "
+                f"FROM link_targets t WHERE t.customer = :customer "
+                f"AND t.id = {STAGED_CODES}.value)",
+                False,
+            )
+        )
     for link in spec.links:
         statements.append(
-            f"DELETE FROM {link.table} WHERE customer = :customer "
-            f"AND {link.owner} IN {changed_ids} AND "
-            f"{_link_missing(link, 's', _staged(link.table), link.table)}"
+            (
+                f"DELETE FROM {link.keys} WHERE {spec.key} IN (SELECT o.{spec.key} "
+                f"FROM {spec.table} o WHERE o.customer = :customer AND o.id IN {removed_ids})",
+                True,
+            )
         )
     statements.append(
-        f"DELETE FROM {spec.table} WHERE customer = :customer "
-        f"AND id IN (SELECT id FROM {changes} WHERE change = 'removed')"
+        (f"DELETE FROM {spec.table} WHERE customer = :customer AND id IN {removed_ids}", True)
     )
     # Rows are inserted in key order, which keeps the B-tree inserts local.
     statements.append(
-        f"INSERT INTO {spec.table} ({column_list}) SELECT {staged_list} "
-        f"FROM {_staged(spec.table)} s WHERE s.id IN {kept_ids} "
-        f"AND NOT EXISTS (SELECT 1 FROM {spec.table} m "
-        "WHERE m.customer = s.customer AND m.id = s.id "
-        f"AND NOT ({_rows_differ(spec, dialect, 's', 'm')})) "
-        f"ORDER BY s.id ON CONFLICT (customer, id) DO UPDATE SET {updates}"
+        (
+            f"INSERT INTO {spec.table} ({column_list}) SELECT {staged_list} "
+            f"FROM {_staged(spec.table)} s WHERE s.id IN {kept_ids} "
+            f"AND NOT EXISTS (SELECT 1 FROM {spec.table} m "
+            "WHERE m.customer = s.customer AND m.id = s.id "
+            f"AND NOT ({_rows_differ(spec, dialect, 's', 'm')})) "
+            f"ORDER BY s.id ON CONFLICT (customer, id) DO UPDATE SET {updates}",
+            True,
+        )
+    )
+    if not spec.links:
+        return statements
+    owners = _owner_keys(spec)
+    statements.append((f"DELETE FROM {owners}", False))
+    statements.append(
+        (
+            f"INSERT INTO {owners} (owner_key, seq) SELECT o.{spec.key}, s.seq "
+            f"FROM {_staged(spec.table)} s JOIN {spec.table} o "
+            f"ON o.customer = :customer AND o.id = s.id WHERE s.id IN {kept_ids}",
+            False,
+        )
     )
     for link in spec.links:
-        # A link row already stored is skipped by the insert itself (ON CONFLICT), which
-        # searches the key once, where a NOT EXISTS test would search it a second time.
+        staged_pairs = (
+            f"{owners} m JOIN {_staged_keys(link)} k ON k.seq = m.seq "
+            f"JOIN {STAGED_CODES} c ON c.code = k.code"
+        )
         statements.append(
-            f"INSERT INTO {link.table} (customer, {link.owner}, {link.target}) "
-            f"SELECT o.customer, o.id, c.value FROM {_staged(spec.table)} o "
-            f"JOIN {_staged_keys(link)} k ON k.seq = o.seq "
-            f"JOIN {STAGED_CODES} c ON c.code = k.code "
-            f"WHERE o.id IN {kept_ids} ORDER BY o.id "
-            f"ON CONFLICT (customer, {link.owner}, {link.target}) DO NOTHING"
+            (
+                f"DELETE FROM {link.keys} WHERE {spec.key} IN (SELECT owner_key FROM {owners}) "
+                f"AND NOT EXISTS (SELECT 1 FROM {staged_pairs} "
+                f"WHERE m.owner_key = {link.keys}.{spec.key} "
+                f"AND c.target_key = {link.keys}.target_key)",
+                True,
+            )
+        )
+        # In owner key order, so the pairs are appended near each other. A pair already
+        # stored is skipped by the insert itself.
+        statements.append(
+            (
+                f"INSERT INTO {link.keys} ({spec.key}, target_key) "
+                f"SELECT m.owner_key, c.target_key FROM {staged_pairs} "
+                f"WHERE true ORDER BY m.owner_key "
+                f"ON CONFLICT ({spec.key}, target_key) DO NOTHING",
+                True,
+            )
         )
     return statements
 
@@ -804,13 +867,16 @@ class SyncSession:
         report = self._report(decision, people_sample)
 
         params = {"customer": self.customer}
-        before = self._conn.total_changes
+        # Counted per statement: total_changes would also count the TEMP tables.
+        written = 0
         for object_type in self.scope:
             spec = SPECS[object_type]
             counts = report["summary"][object_type]
             if counts["added"] or counts["updated"] or counts["removed"]:
-                for statement in _apply_statements(spec, self._dialect):
-                    self._conn.execute(statement, params)
+                for statement, writes_inventory in _apply_statements(spec, self._dialect):
+                    cursor = self._conn.execute(statement, params)
+                    if writes_inventory:
+                        written += max(cursor.rowcount, 0)
             if (
                 spec.extra
                 and self._scalar(f"SELECT COUNT(*) FROM {_staged(spec.table)}", {})
@@ -819,8 +885,8 @@ class SyncSession:
                 # Rows staged but not added may keep stale extra columns. Added rows were
                 # inserted with theirs.
                 for statement in _refresh_extra_statements(spec, self._dialect):
-                    self._conn.execute(statement, params)
-        report["rows_written"] = self._conn.total_changes - before
+                    written += max(self._conn.execute(statement, params).rowcount, 0)
+        report["rows_written"] = written
 
         finished_at = self.store.now()
         if self.device and self.device != customer["device"]:
@@ -988,7 +1054,7 @@ class SyncSession:
     def _create_staging_tables(self) -> None:
         self._conn.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGED_CODES} "
-            "(code INTEGER PRIMARY KEY, value TEXT NOT NULL)"
+            "(code INTEGER PRIMARY KEY, value TEXT NOT NULL, target_key INTEGER)"
         )
         for object_type in self.scope:
             spec = SPECS[object_type]
@@ -1004,6 +1070,11 @@ class SyncSession:
                 f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} (seq INTEGER PRIMARY KEY, "
                 f"customer TEXT NOT NULL, id TEXT NOT NULL, {columns})"
             )
+            if spec.links:
+                self._conn.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_owner_keys(spec)} "
+                    "(owner_key INTEGER PRIMARY KEY, seq INTEGER NOT NULL)"
+                )
             for link in spec.links:
                 keys = _staged_keys(link)
                 self._conn.execute(

@@ -16,6 +16,9 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     default_inventory_path,
     resolve_inventory_path,
 )
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_schema import (
+    STORED_DATA_TABLES,
+)
 from tests.unit.factories import api_license
 
 LICENSES = [
@@ -106,7 +109,7 @@ def install_write_counter(path):
     connection = sqlite3.connect(path)
     connection.execute("CREATE TABLE test_write_count (n INTEGER NOT NULL)")
     connection.execute("INSERT INTO test_write_count VALUES (0)")
-    for table in DATA_TABLES:
+    for table in STORED_DATA_TABLES:
         for event in ("INSERT", "UPDATE", "DELETE"):
             connection.execute(
                 f"CREATE TRIGGER count_{table}_{event.lower()} AFTER {event} ON {table} "
@@ -409,10 +412,29 @@ def test_delete_customer_removes_synced_data(db_path, store):
     assert changed
     assert before["name"] == "Acme"
     assert store.get_customer("Acme") is None
-    for table in DATA_TABLES + ("sync_history", "sync_state"):
+    for table in DATA_TABLES + ("link_targets", "sync_history", "sync_state"):
         assert table_count(db_path, table) == 0, table
     assert table_count(db_path, "people", "Other") == 300
+    # The views hide key pairs whose person is gone, so the key tables are counted: only
+    # the links of "Other" are left.
+    assert key_pairs(db_path) == {
+        "person_license_keys": table_count(db_path, "person_licenses", "Other"),
+        "person_role_keys": table_count(db_path, "person_roles", "Other"),
+        "workspace_license_keys": table_count(db_path, "workspace_licenses", "Other"),
+    }
+    assert key_pairs(db_path)["person_license_keys"] > 0
     assert store.delete_customer("Acme") == (False, None)
+
+
+def key_pairs(path):
+    connection = sqlite3.connect(path)
+    try:
+        return {
+            table: connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("person_license_keys", "person_role_keys", "workspace_license_keys")
+        }
+    finally:
+        connection.close()
 
 
 # ---------------------------------------------------------------------------

@@ -12,8 +12,10 @@ import sqlite3
 import pytest
 
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
-    DATA_TABLES,
     InventoryStore,
+)
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_schema import (
+    STORED_DATA_TABLES,
 )
 
 
@@ -121,7 +123,7 @@ def install_write_counter(path):
     connection = sqlite3.connect(path)
     connection.execute("CREATE TABLE test_write_count (n INTEGER NOT NULL)")
     connection.execute("INSERT INTO test_write_count VALUES (0)")
-    for table in DATA_TABLES:
+    for table in STORED_DATA_TABLES:
         for event in ("INSERT", "UPDATE", "DELETE"):
             connection.execute(
                 f"CREATE TRIGGER count_{table}_{event.lower()} AFTER {event} ON {table} "
@@ -287,8 +289,9 @@ def test_changed_resync_summary(store):
 
 # Licenses: 1 insert, 1 update, 1 delete. People: P007 inserted with its license link,
 # P001 renamed, P002 given STD (one link, and its new fingerprint on the unchanged person
-# row), P004 and its license link deleted.
-CHANGED_ROWS = 3 + 2 + 1 + 2 + 2
+# row), P004 and its license link deleted. No person held STD before, so its id also gets
+# its key in link_targets (one row).
+CHANGED_ROWS = 3 + 2 + 1 + 2 + 2 + 1
 
 
 def test_changed_resync_rows_written(store):
@@ -460,3 +463,51 @@ def test_changed_person_after_unchanged_page_in_diff(db_path, store):
     row, licenses = stored_person(db_path, "P001")
     assert row["display_name"] == "Renamed again"
     assert licenses == ["C-A"]
+
+
+# ---------------------------------------------------------------------------
+# Links stored by integer keys (schema 4)
+
+
+def test_license_id_without_license_row_is_kept(db_path, store):
+    # A person may hold a license id that GET /v1/licenses did not return. Its link is kept
+    # like any other; link_targets gives the id a key of its own.
+    pages = [[person(1, licenses=("C-A", "GONE")), person(2, licenses=("GONE",))]]
+    commit_sync(store, pages=pages)
+    assert stored_person(db_path, "P001")[1] == ["C-A", "GONE"]
+    assert stored_person(db_path, "P002")[1] == ["GONE"]
+    again = commit_sync(store, pages=[[person(1), person(2, licenses=())]])
+    assert again["summary"]["people"]["updated"] == 2
+    assert stored_person(db_path, "P001")[1] == ["C-A"]
+    assert stored_person(db_path, "P002")[1] == []
+
+
+def test_same_license_ids_of_two_customers_stay_apart(db_path, store):
+    store.upsert_customer("Other", org_id="ORG-Other", default_subscription_id="Sub-A100")
+    commit_sync(store)
+    with store.begin_sync("Other", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES, [[person(1, licenses=("C-B",))]])
+        session.commit()
+    # Both customers hold license ids C-A and C-B and a person P001: each keeps its own.
+    assert store.find_person("Acme", "P001")["license_ids"] == ["C-A"]
+    assert store.find_person("Other", "P001")["license_ids"] == ["C-B"]
+    commit_sync(store, pages=[[person(1, licenses=("C-B",))]])
+    assert store.find_person("Acme", "P001")["license_ids"] == ["C-B"]
+    assert store.find_person("Other", "P001")["license_ids"] == ["C-B"]
+    assert people_count(db_path) == 2
+
+
+def test_removed_person_leaves_no_key_pairs(db_path, store):
+    commit_sync(store)
+    commit_sync(store, pages=[PAGES[0]])
+    connection = sqlite3.connect(db_path)
+    try:
+        pairs = connection.execute("SELECT COUNT(*) FROM person_license_keys").fetchone()[0]
+        orphans = connection.execute(
+            "SELECT COUNT(*) FROM person_license_keys k WHERE NOT EXISTS "
+            "(SELECT 1 FROM people o WHERE o.person_key = k.person_key)"
+        ).fetchone()[0]
+    finally:
+        connection.close()
+    assert orphans == 0
+    assert pairs == 3

@@ -326,7 +326,8 @@ def test_one_changed_person_staged_and_updated(db_path, store):
     assert stored_person(db_path, "P003")[1] == ["ADV", "C-A"]
     assert stored_fingerprints(db_path)["P003"] == expected_fingerprint(changed)
     # One person_licenses insert and the fingerprint update of the person row.
-    assert written_rows(db_path) == 2
+    # The person row, its new link, and the key of ADV, which no person held before.
+    assert written_rows(db_path) == 3
 
 
 def test_changed_person_then_unchanged_resync(db_path, store):
@@ -416,7 +417,7 @@ def test_upgrade_adds_fingerprint_column(db_path):
     assert "fingerprint" not in person_columns(db_path)
 
     with InventoryStore(db_path, lock_timeout=10) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         assert store.find_person("Acme", "P004")["role_ids"] == ["R-ADMIN"]
 
     assert "fingerprint" in person_columns(db_path)
@@ -682,44 +683,98 @@ def test_fingerprint_has_no_separator_collisions(left, right):
     )
 
 
-def link_table_facts(path):
-    """Return ``{table: (WITHOUT ROWID in its SQL, row count, index names)}``."""
+LINK_VIEWS = {
+    "person_licenses": ("person_license_keys", "person_id", "license_id"),
+    "person_roles": ("person_role_keys", "person_id", "role_id"),
+    "workspace_licenses": ("workspace_license_keys", "workspace_id", "license_id"),
+}
+
+
+def link_pairs(path):
+    """Return ``{link table or view: set of (customer, owner id, target id)}``."""
+    connection = sqlite3.connect(path)
+    try:
+        return {
+            name: set(connection.execute(f"SELECT customer, {owner}, {target} FROM {name}"))
+            for name, (_keys, owner, target) in LINK_VIEWS.items()
+        }
+    finally:
+        connection.close()
+
+
+def key_table_facts(path):
+    """Return ``{key table: (WITHOUT ROWID in its SQL, row count, index names)}``, and the
+    type of each link name in sqlite_master."""
     connection = sqlite3.connect(path)
     try:
         facts = {}
-        for table in ("person_licenses", "person_roles", "workspace_licenses"):
+        for name, (keys, _owner, _target) in LINK_VIEWS.items():
             sql = connection.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (keys,)
             ).fetchone()[0]
-            count = connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            count = connection.execute(f"SELECT COUNT(*) FROM {keys}").fetchone()[0]
             indexes = sorted(
                 row[0]
                 for row in connection.execute(
                     "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
                     "AND sql IS NOT NULL",
-                    (table,),
+                    (keys,),
                 )
             )
-            facts[table] = ("WITHOUT ROWID" in sql, count, indexes)
+            kind = connection.execute(
+                "SELECT type FROM sqlite_master WHERE name = ?", (name,)
+            ).fetchone()[0]
+            facts[keys] = ("WITHOUT ROWID" in sql, count, indexes, kind)
         return facts
     finally:
         connection.close()
 
 
-def test_upgrade_rebuilds_link_tables(db_path):
+def add_schema_1_workspace(path):
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute(
+            "INSERT INTO workspaces (customer, id, display_name, location_id, calling_type) "
+            "VALUES ('Acme', 'W001', 'Room 1', 'L1', 'webexCalling')"
+        )
+        connection.executemany(
+            "INSERT INTO workspace_licenses (customer, workspace_id, license_id) "
+            "VALUES ('Acme', 'W001', ?)",
+            [("C-W",), ("C-A",)],
+        )
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def test_upgrade_stores_links_by_key(db_path):
     items = [item for page in UPGRADE_PAGES for item in page]
     create_schema_1_database(db_path, items)
-    before = link_table_facts(db_path)
+    add_schema_1_workspace(db_path)
+    before = link_pairs(db_path)
     InventoryStore(db_path).close()
-    after = link_table_facts(db_path)
 
-    assert before["person_licenses"][0] is False
+    # The views show exactly the links stored before the upgrade.
+    assert link_pairs(db_path) == before
     links = sum(len(item["licenses"]) for item in items)
     roles = sum(len(item["roles"]) for item in items)
-    assert before["person_licenses"][2] == ["person_licenses_license"]
-    assert after["person_licenses"] == (True, links, [])
-    assert after["person_roles"] == (True, roles, [])
-    assert after["workspace_licenses"] == (True, 0, [])
+    assert len(before["person_licenses"]) == links
+    assert key_table_facts(db_path) == {
+        "person_license_keys": (True, links, [], "view"),
+        "person_role_keys": (True, roles, [], "view"),
+        "workspace_license_keys": (True, 2, [], "view"),
+    }
+
+
+def test_upgraded_links_change_with_the_next_sync(db_path):
+    create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
+    with InventoryStore(db_path, lock_timeout=10) as store:
+        pages = [list(UPGRADE_PAGES[0]), list(UPGRADE_PAGES[1])]
+        pages[0][0] = person(1, licenses=("C-B",))
+        report = people_sync(store, pages)[1]
+        assert report["summary"]["people"]["updated"] == 1
+        assert store.find_person("Acme", "P001")["license_ids"] == ["C-B"]
+        assert store.find_person("Acme", "P005")["license_ids"] == ["C-A", "C-B"]
 
 
 def people_indexes(path):
