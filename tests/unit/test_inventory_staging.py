@@ -511,3 +511,24 @@ def test_removed_person_leaves_no_key_pairs(db_path, store):
         connection.close()
     assert orphans == 0
     assert pairs == 3
+
+
+def test_page_larger_than_one_insert_statement(db_path, store):
+    # 450 people of 8 staged columns and 1,350 links of 2 need several statements each
+    # (999 parameters at most per statement); every row and link must arrive once.
+    page = [
+        person(number, licenses=("C-A", "ADV", "C-B")[: 1 + number % 3])
+        for number in range(1, 451)
+    ]
+    report = commit_sync(store, pages=[page])
+    assert report["summary"]["people"]["added"] == 450
+    assert people_count(db_path) == 450
+    for number in (1, 124, 125, 126, 249, 250, 450):
+        expected = sorted(("C-A", "ADV", "C-B")[: 1 + number % 3])
+        assert stored_person(db_path, f"P{number:03d}")[1] == expected, number
+    connection = sqlite3.connect(db_path)
+    try:
+        links = connection.execute("SELECT COUNT(*) FROM person_licenses").fetchone()[0]
+    finally:
+        connection.close()
+    assert links == sum(1 + number % 3 for number in range(1, 451))
