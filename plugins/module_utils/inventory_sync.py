@@ -424,13 +424,17 @@ def _collect_changes_statements(
     for.
     """
     changes = _changes(spec.table)
+    if not stored:
+        # In id order, so the inserts into c_<table> (keyed by id) stay local.
+        return [
+            f"DELETE FROM {changes}",
+            f"INSERT INTO {changes} (id, change) SELECT s.id, 'added' "
+            f"FROM {_staged(spec.table)} s ORDER BY s.id",
+        ]
     statements = [
         f"DELETE FROM {changes}",
-        # In id order, so the inserts into c_<table> (keyed by id) stay local.
         f"INSERT INTO {changes} (id, change) SELECT s.id, 'added' {_added_sql(spec)} ORDER BY s.id",
     ]
-    if not stored:
-        return statements
     statements.append(
         f"INSERT INTO {changes} (id, change) SELECT x.id, 'updated' "
         f"FROM ({_updated_ids_sql(spec, dialect)}) x"
@@ -448,11 +452,15 @@ def _owner_keys(spec: TableSpec) -> str:
     return "k_" + spec.table
 
 
-def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[Tuple[str, bool]]:
+def _apply_statements(
+    spec: TableSpec, dialect: SQLiteDialect, stored: bool = True
+) -> List[Tuple[str, bool]]:
     """Build the statements that make the inventory equal to the staged rows.
 
     Returns ``(sql, writes_inventory)`` pairs; the other statements fill TEMP tables. They
-    only visit the ids in c_<table> (see ``_collect_changes_statements``).
+    only visit the ids in c_<table> (see ``_collect_changes_statements``). With ``stored``
+    False the customer has no row of this type (a first sync): every staged row is added,
+    so nothing is deleted and the rows are not compared with stored ones.
     """
     columns = ("customer", "id") + spec.column_names + spec.extra_names
     column_list = ", ".join(columns)
@@ -483,38 +491,49 @@ def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[Tuple[str
                 False,
             )
         )
-    for link in spec.links:
+    if stored:
+        for link in spec.links:
+            statements.append(
+                (
+                    f"DELETE FROM {link.keys} WHERE {spec.key} IN (SELECT o.{spec.key} "
+                    f"FROM {spec.table} o WHERE o.customer = :customer "
+                    f"AND o.id IN {removed_ids})",
+                    True,
+                )
+            )
+        statements.append(
+            (f"DELETE FROM {spec.table} WHERE customer = :customer AND id IN {removed_ids}", True)
+        )
+        # Rows are inserted in key order, which keeps the B-tree inserts local.
         statements.append(
             (
-                f"DELETE FROM {link.keys} WHERE {spec.key} IN (SELECT o.{spec.key} "
-                f"FROM {spec.table} o WHERE o.customer = :customer AND o.id IN {removed_ids})",
+                f"INSERT INTO {spec.table} ({column_list}) SELECT {staged_list} "
+                f"FROM {_staged(spec.table)} s WHERE s.id IN {kept_ids} "
+                f"AND NOT EXISTS (SELECT 1 FROM {spec.table} m "
+                "WHERE m.customer = s.customer AND m.id = s.id "
+                f"AND NOT ({_rows_differ(spec, dialect, 's', 'm')})) "
+                f"ORDER BY s.id ON CONFLICT (customer, id) DO UPDATE SET {updates}",
                 True,
             )
         )
-    statements.append(
-        (f"DELETE FROM {spec.table} WHERE customer = :customer AND id IN {removed_ids}", True)
-    )
-    # Rows are inserted in key order, which keeps the B-tree inserts local.
-    statements.append(
-        (
-            f"INSERT INTO {spec.table} ({column_list}) SELECT {staged_list} "
-            f"FROM {_staged(spec.table)} s WHERE s.id IN {kept_ids} "
-            f"AND NOT EXISTS (SELECT 1 FROM {spec.table} m "
-            "WHERE m.customer = s.customer AND m.id = s.id "
-            f"AND NOT ({_rows_differ(spec, dialect, 's', 'm')})) "
-            f"ORDER BY s.id ON CONFLICT (customer, id) DO UPDATE SET {updates}",
-            True,
+    else:
+        statements.append(
+            (
+                f"INSERT INTO {spec.table} ({column_list}) SELECT {staged_list} "
+                f"FROM {_staged(spec.table)} s ORDER BY s.id",
+                True,
+            )
         )
-    )
     if not spec.links:
         return statements
     owners = _owner_keys(spec)
     statements.append((f"DELETE FROM {owners}", False))
+    kept = f" WHERE s.id IN {kept_ids}" if stored else ""
     statements.append(
         (
             f"INSERT INTO {owners} (owner_key, seq) SELECT o.{spec.key}, s.seq "
             f"FROM {_staged(spec.table)} s JOIN {spec.table} o "
-            f"ON o.customer = :customer AND o.id = s.id WHERE s.id IN {kept_ids}",
+            f"ON o.customer = :customer AND o.id = s.id{kept}",
             False,
         )
     )
@@ -523,15 +542,17 @@ def _apply_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[Tuple[str
             f"{owners} m JOIN {_staged_keys(link)} k ON k.seq = m.seq "
             f"JOIN {STAGED_CODES} c ON c.code = k.code"
         )
-        statements.append(
-            (
-                f"DELETE FROM {link.keys} WHERE {spec.key} IN (SELECT owner_key FROM {owners}) "
-                f"AND NOT EXISTS (SELECT 1 FROM {staged_pairs} "
-                f"WHERE m.owner_key = {link.keys}.{spec.key} "
-                f"AND c.target_key = {link.keys}.target_key)",
-                True,
+        if stored:
+            statements.append(
+                (
+                    f"DELETE FROM {link.keys} WHERE {spec.key} IN "
+                    f"(SELECT owner_key FROM {owners}) "
+                    f"AND NOT EXISTS (SELECT 1 FROM {staged_pairs} "
+                    f"WHERE m.owner_key = {link.keys}.{spec.key} "
+                    f"AND c.target_key = {link.keys}.target_key)",
+                    True,
+                )
             )
-        )
         # In owner key order, so the pairs are appended near each other. A pair already
         # stored is skipped by the insert itself.
         statements.append(
@@ -599,6 +620,8 @@ class SyncSession:
         # target (a license or role id) by a small code, so each link is two integers.
         self._seq = 0
         self._codes: Dict[str, int] = {}
+        # The object types of which the customer had rows at the last comparison (_report).
+        self._stored_types: set = set()
         self.finished = False
         self._dialect: SQLiteDialect = store.dialect
         # People: the fingerprints stored when the sync starts, and the digest of every id
@@ -890,7 +913,10 @@ class SyncSession:
             spec = SPECS[object_type]
             counts = report["summary"][object_type]
             if counts["added"] or counts["updated"] or counts["removed"]:
-                for statement, writes_inventory in _apply_statements(spec, self._dialect):
+                stored = object_type in self._stored_types
+                for statement, writes_inventory in _apply_statements(
+                    spec, self._dialect, stored
+                ):
                     cursor = self._conn.execute(statement, params)
                     if writes_inventory:
                         written += max(cursor.rowcount, 0)
@@ -1156,6 +1182,10 @@ class SyncSession:
                 f"SELECT 1 FROM {spec.table} WHERE customer = :customer LIMIT 1",
                 {"customer": self.customer},
             ).fetchone()
+            if stored is None:
+                self._stored_types.discard(object_type)
+            else:
+                self._stored_types.add(object_type)
             statements = _collect_changes_statements(
                 spec, self._dialect, removed=not people, stored=stored is not None
             )
