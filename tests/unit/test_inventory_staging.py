@@ -532,3 +532,56 @@ def test_page_larger_than_one_insert_statement(db_path, store):
     finally:
         connection.close()
     assert links == sum(1 + number % 3 for number in range(1, 451))
+
+
+def test_link_written_to_view_is_stored(db_path, store):
+    commit_sync(store)
+    connection = sqlite3.connect(db_path)
+    try:
+        with connection:
+            connection.execute(
+                "INSERT INTO person_licenses (customer, person_id, license_id) "
+                "VALUES ('Acme', 'P001', 'NEW-ID')"
+            )
+            connection.execute(
+                "DELETE FROM person_licenses WHERE customer = 'Acme' AND person_id = 'P001' "
+                "AND license_id = 'C-A'"
+            )
+    finally:
+        connection.close()
+    assert stored_person(db_path, "P001")[1] == ["NEW-ID"]
+    assert stored_person(db_path, "P002")[1] == ["C-A"]
+
+
+def test_link_of_unknown_person_rejected(db_path, store):
+    commit_sync(store)
+    connection = sqlite3.connect(db_path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="person not found in people"):
+            connection.execute(
+                "INSERT INTO person_licenses (customer, person_id, license_id) "
+                "VALUES ('Acme', 'P999', 'C-A')"
+            )
+    finally:
+        connection.close()
+
+
+def test_person_deleted_by_hand_takes_links(db_path, store):
+    commit_sync(store)
+    connection = sqlite3.connect(db_path)
+    try:
+        with connection:
+            key = connection.execute(
+                "SELECT person_key FROM people WHERE customer = 'Acme' AND id = 'P006'"
+            ).fetchone()[0]
+            connection.execute("DELETE FROM people WHERE customer = 'Acme' AND id = 'P006'")
+        pairs = connection.execute(
+            "SELECT COUNT(*) FROM person_license_keys WHERE person_key = ?", (key,)
+        ).fetchone()[0]
+    finally:
+        connection.close()
+    assert pairs == 0
+    # P006 had the highest key, so a new person gets the same key, without P006's links.
+    again = commit_sync(store, pages=[PAGES[0], PAGES[1][:2] + [person(7, licenses=())]])
+    assert again["summary"]["people"]["added"] == 1
+    assert stored_person(db_path, "P007")[1] == []
