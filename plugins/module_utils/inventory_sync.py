@@ -620,6 +620,7 @@ class SyncSession:
         # target (a license or role id) by a small code, so each link is two integers.
         self._seq = 0
         self._codes: Dict[str, int] = {}
+        self._last_code = 0
         # The object types of which the customer had rows at the last comparison (_report).
         self._stored_types: set = set()
         self.finished = False
@@ -690,6 +691,7 @@ class SyncSession:
         role_links: List[int] = []
         codes = self._codes
         new_codes: List[Tuple[int, str]] = []
+        last_code = self._last_code
         seq = self._seq
         for row, license_ids, role_ids in prepared:
             fingerprint = person_fingerprint(row, license_ids, role_ids)
@@ -709,10 +711,12 @@ class SyncSession:
                 for target_id in target_ids:
                     code = codes.get(target_id)
                     if code is None:
-                        code = codes[target_id] = len(codes) + 1
+                        last_code += 1
+                        code = codes[target_id] = last_code
                         new_codes.append((code, target_id))
                     links += (seq, code)
         self._seq = seq
+        self._last_code = last_code
         links = {"person_licenses": license_links, "person_roles": role_links}
         self._stage("people", rows, links, new_codes)
         self._appended["people"] += listed
@@ -734,6 +738,7 @@ class SyncSession:
         license_links: List[int] = []
         codes = self._codes
         new_codes: List[Tuple[int, str]] = []
+        last_code = self._last_code
         seq = self._seq
         for row, license_ids in _last_copies(prepared, lambda entry: entry[0]["id"]):
             seq += 1
@@ -742,10 +747,12 @@ class SyncSession:
             for license_id in dict.fromkeys(license_ids):
                 code = codes.get(license_id)
                 if code is None:
-                    code = codes[license_id] = len(codes) + 1
+                    last_code += 1
+                    code = codes[license_id] = last_code
                     new_codes.append((code, license_id))
                 license_links += (seq, code)
         self._seq = seq
+        self._last_code = last_code
         return self._stage_all(
             "workspaces", rows, {"workspace_licenses": license_links}, listed=listed,
             new_codes=new_codes,
@@ -1090,6 +1097,28 @@ class SyncSession:
             self._conn.execute(
                 f"DELETE FROM {_staged_keys(link)} WHERE seq NOT IN (SELECT seq FROM {table})"
             )
+        if spec.links:
+            self._drop_unused_codes()
+
+    def _drop_unused_codes(self) -> None:
+        """Forget the license and role ids that only replaced copies of objects held.
+
+        The commit gives every staged code a key in link_targets, so a code left over from
+        a replaced copy would write a row that no link uses. A later page that lists the id
+        again gets a new code.
+        """
+        used: set = set()
+        for object_type in self.scope:
+            for link in SPECS[object_type].links:
+                cursor = self._conn.execute(f"SELECT DISTINCT code FROM {_staged_keys(link)}")
+                used.update(row[0] for row in cursor)
+        unused = [code for code in self._codes.values() if code not in used]
+        if not unused:
+            return
+        self._conn.executemany(
+            f"DELETE FROM {STAGED_CODES} WHERE code = ?", [(code,) for code in unused]
+        )
+        self._codes = {value: code for value, code in self._codes.items() if code in used}
 
     def _staging_transaction(self) -> _Transaction:
         return _Transaction(self._conn, self._dialect.begin_stage_sql)

@@ -585,3 +585,61 @@ def test_person_deleted_by_hand_takes_links(db_path, store):
     again = commit_sync(store, pages=[PAGES[0], PAGES[1][:2] + [person(7, licenses=())]])
     assert again["summary"]["people"]["added"] == 1
     assert stored_person(db_path, "P007")[1] == []
+
+
+def link_target_ids(path):
+    connection = sqlite3.connect(path)
+    try:
+        return sorted(row[0] for row in connection.execute("SELECT id FROM link_targets"))
+    finally:
+        connection.close()
+
+
+def test_replaced_person_copy_adds_no_target(db_path, store):
+    commit_sync(store)
+    # P001 is listed twice: first with a license id that no person holds, then unchanged.
+    # The last copy wins, so the only change is the renamed P002 (one person row).
+    pages = [
+        [person(1, licenses=("NEW",)), person(2, name="User 2 renamed"), person(3)],
+        PAGES[1] + [person(1)],
+    ]
+    report = commit_sync(store, pages=pages)
+    assert report["summary"]["people"] == {
+        "added": 0,
+        "updated": 1,
+        "removed": 0,
+        "unchanged": 5,
+    }
+    assert report["rows_written"] == 1
+    assert "NEW" not in link_target_ids(db_path)
+
+
+def test_replaced_workspace_copy_adds_no_target(db_path, store):
+    with store.begin_sync("Acme", scope=["licenses", "workspaces"]) as session:
+        session.stage_licenses(LICENSES)
+        session.stage_workspaces([workspace(1, ("C-A",)), workspace(2, ("C-B",))])
+        session.commit()
+    with store.begin_sync("Acme", scope=["licenses", "workspaces"]) as session:
+        session.stage_licenses(LICENSES)
+        # W001 is listed first with a license id that no workspace holds, then as stored.
+        # W002 gets C-A.
+        session.stage_workspaces([workspace(1, ("NEW",))])
+        session.stage_workspaces([workspace(1, ("C-A",)), workspace(2, ("C-A", "C-B"))])
+        report = session.commit()
+    assert report["summary"]["workspaces"]["updated"] == 1
+    assert stored_workspace_licenses(db_path, "W001") == ["C-A"]
+    # One new link of W002.
+    assert report["rows_written"] == 1
+    assert "NEW" not in link_target_ids(db_path)
+
+
+def test_dropped_code_listed_again_later(db_path, store):
+    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
+        stage(session, LICENSES, [[person(1, licenses=("NEW",))], [person(1)]])
+        session.finish_type("people")
+        session.stage_people([person(9, licenses=("NEW", "C-A"))])
+        report = session.commit()
+    assert report["summary"]["people"]["added"] == 2
+    assert stored_person(db_path, "P001")[1] == ["C-A"]
+    assert stored_person(db_path, "P009")[1] == ["C-A", "NEW"]
+    assert link_target_ids(db_path) == ["C-A", "NEW"]
