@@ -184,11 +184,21 @@ def remove_customer(path: Optional[str], name: str, check_mode: bool) -> Dict[st
     """
     if not os.path.exists(resolve_inventory_path(path)):
         return {"changed": False, "before": None, "customer": None}
+    warnings = []
     with InventoryStore(path) as store:
         changed, before = store.delete_customer(name, dry_run=check_mode)
+        similar = store.similar_customer_name(name) if before is None else None
+    if similar is not None:
+        # Nothing to remove is a success, but with a close name stored it is most often a
+        # typo that leaves the intended customer in place.
+        warnings.append(
+            f"customer '{name}' is not in the inventory, so nothing was removed, but a "
+            f"customer named '{similar}' is. If you meant '{similar}', correct the name "
+            "(customer names are case-sensitive)"
+        )
     if before is not None:
         before = {key: before[key] for key in before if key in CUSTOMER_RESULT_FIELDS}
-    return {"changed": changed, "before": before, "customer": None}
+    return {"changed": changed, "before": before, "customer": None, "warnings": warnings}
 
 
 def manage_customer(
@@ -204,8 +214,17 @@ def manage_customer(
     if params["state"] == "absent":
         outcome = remove_customer(params["inventory_db"], params["name"], check_mode)
     else:
+        path = resolve_inventory_path(params["inventory_db"])
+        new_file = not os.path.exists(path)
         with open_store(params["inventory_db"], check_mode) as store:
             outcome = ensure_customer(store, client_factory, params, check_mode)
+        if new_file:
+            # A mistyped inventory_db or WEBEX_INVENTORY_DB starts an empty inventory.
+            created = "would be created" if check_mode else "was created"
+            outcome["warnings"] = [
+                f"the inventory database {path} did not exist and {created}. If you "
+                "expected an existing inventory, check inventory_db or WEBEX_INVENTORY_DB"
+            ] + outcome.get("warnings", [])
 
     result: Dict[str, Any] = {"changed": outcome["changed"], "customer": outcome["customer"]}
     if outcome.get("warnings"):

@@ -143,7 +143,7 @@ class InventoryStore:
         self.dialect = SQLiteDialect(self.path, lock_timeout, busy_timeout)
         self.now = clock
 
-        self.dialect.check_file()
+        file_version = self.dialect.check_file()
         if not os.path.exists(self.path):
             if not create:
                 raise InventoryError(
@@ -155,16 +155,62 @@ class InventoryStore:
 
         self._conn = self.dialect.retry_locked(self.dialect.connect)
         try:
+            if file_version == 0:
+                self._check_not_foreign()
             self.dialect.enable_wal(self._conn)
             self.schema_version = migrate(self.dialect, self._conn)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             if isinstance(exc, sqlite3.OperationalError) and self.dialect.is_lock_error(exc):
                 raise
+            if file_version and file_version < SCHEMA_VERSION and "readonly" in str(exc):
+                raise InventoryError(
+                    f"inventory database {self.path} has schema version {file_version} and "
+                    f"must be upgraded once to version {SCHEMA_VERSION}, which writes to the "
+                    f"file, but it cannot be written ({exc}). Run a ucops.webex module once "
+                    "with write access to the file and its directory, or copy the file to a "
+                    "writable place and set inventory_db to the copy"
+                ) from exc
             raise self.dialect.error_for(exc) from exc
         except BaseException:
             self._conn.close()
             raise
+
+    def _check_not_foreign(self) -> None:
+        """Raise InventoryError when a file without a schema version has tables already.
+
+        Such a file belongs to another application, so the inventory tables and WAL mode
+        must not be added to it.
+        """
+        names = self.dialect.retry_locked(self._foreign_tables)
+        if names:
+            listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            raise InventoryError(
+                f"{self.path} is an SQLite database of another application (tables: {listed}) "
+                "and not a license inventory; set inventory_db (or WEBEX_INVENTORY_DB) to the "
+                "inventory file, or to a new path for a new inventory"
+            )
+
+    def _foreign_tables(self) -> List[str]:
+        """Return the tables of a file whose schema version is 0, else an empty list.
+
+        The file header can show version 0 while another process has already migrated
+        the file (WAL mode writes the new version to the WAL first), so the version and the
+        tables are read in one read transaction.
+        """
+        self._conn.execute("BEGIN")
+        try:
+            if self.dialect.schema_version(self._conn) != 0:
+                return []
+            return [
+                row[0]
+                for row in self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                    "AND name NOT LIKE 'sqlite%' ORDER BY name"
+                )
+            ]
+        finally:
+            self._conn.execute("COMMIT")
 
     @classmethod
     def from_module(cls, module: Any, create: bool = True) -> InventoryStore:
@@ -843,9 +889,9 @@ def _upsert_person(
 
 
 def _add_person_license(connection: sqlite3.Connection, key: Mapping[str, Any]) -> bool:
-    """Store one link of a stored person to a license id; return True when it was new.
+    """Store one link of a stored person to a license id, and return True when it was new.
 
-    ``key`` holds customer, person_id and license_id.
+    ``key`` contains customer, person_id and license_id.
     """
     connection.execute(
         "INSERT INTO link_targets (customer, id) VALUES (:customer, :license_id) "
@@ -864,7 +910,7 @@ def _add_person_license(connection: sqlite3.Connection, key: Mapping[str, Any]) 
 
 
 def _remove_person_license(connection: sqlite3.Connection, key: Mapping[str, Any]) -> bool:
-    """Delete one link of a person to a license id; return True when it was stored."""
+    """Delete one link of a person to a license id, and return True when it was stored."""
     cursor = connection.execute(
         "DELETE FROM person_license_keys WHERE person_key = (SELECT person_key FROM people "
         "WHERE customer = :customer AND id = :person_id) AND target_key = (SELECT target_key "

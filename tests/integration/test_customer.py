@@ -309,3 +309,50 @@ def test_new_name_unlike_stored_no_warning(simulator, run_playbook, inventory_db
 
     assert_ok(record)
     assert not record["result"].get("warnings")
+
+
+def test_absent_name_close_to_stored_warns(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
+    typo = customer_task(simulator, "Borealis Logistic", task="typo", token=None,
+                         state="absent")
+
+    record = run_playbook([typo]).task("typo")
+
+    assert_ok(record)
+    assert not record["changed"]
+    warning = " ".join(record["result"]["warnings"])
+    assert "customer 'Borealis Logistic' is not in the inventory, so nothing was removed" in (
+        warning
+    )
+    assert "If you meant 'Borealis Logistics', correct the name" in warning
+    assert [row["name"] for row in customer_rows(inventory_db)] == ["Borealis Logistics"]
+
+
+def test_absent_unknown_name_no_warning(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
+    record = run_playbook(
+        [customer_task(simulator, "Alpine Dental", task="gone", token=None, state="absent")]
+    ).task("gone")
+
+    assert_ok(record)
+    assert not record["changed"]
+    assert not record["result"].get("warnings")
+
+
+def test_new_inventory_file_warns(simulator, run_playbook, inventory_db):
+    task = customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])
+
+    checked = run_playbook([task], check=True).task("customer")
+    created = run_playbook([task]).task("customer")
+    again = run_playbook([task]).task("customer")
+
+    assert_ok(checked)
+    assert f"the inventory database {inventory_db} did not exist and would be created" in (
+        " ".join(checked["result"]["warnings"])
+    )
+    assert_ok(created)
+    assert f"the inventory database {inventory_db} did not exist and was created" in (
+        " ".join(created["result"]["warnings"])
+    )
+    assert "check inventory_db or WEBEX_INVENTORY_DB" in " ".join(created["result"]["warnings"])
+    assert not again["result"].get("warnings")

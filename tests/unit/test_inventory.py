@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from ansible_collections.ucops.webex.plugins.module_utils import inventory as inventory_module
 from ansible_collections.ucops.webex.plugins.module_utils import inventory_schema
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     DATA_TABLES,
@@ -259,6 +260,55 @@ def test_short_file_is_rejected_untouched(db_path):
     with pytest.raises(InventoryError, match="not an SQLite database"):
         InventoryStore(db_path)
     assert_untouched(db_path, b"SQLite")
+
+
+def test_foreign_database_is_rejected_untouched(db_path):
+    connection = sqlite3.connect(db_path)
+    connection.execute("CREATE TABLE notes (body TEXT)")
+    connection.execute("INSERT INTO notes VALUES ('keep me')")
+    connection.commit()
+    connection.close()
+    with open(db_path, "rb") as handle:
+        content = handle.read()
+
+    with pytest.raises(InventoryError) as caught:
+        InventoryStore(db_path)
+    message = str(caught.value)
+    assert db_path in message
+    assert "SQLite database of another application (tables: notes)" in message
+    assert "set inventory_db (or WEBEX_INVENTORY_DB)" in message
+    assert_untouched(db_path, content)
+
+
+def test_empty_sqlite_file_becomes_inventory(db_path):
+    connection = sqlite3.connect(db_path)
+    connection.execute("VACUUM")
+    connection.close()
+    assert os.path.getsize(db_path) > 0
+    with InventoryStore(db_path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+
+
+def test_readonly_old_schema_names_upgrade(db_path, monkeypatch):
+    connection = sqlite3.connect(db_path)
+    for _version, statements in inventory_schema.MIGRATIONS[:3]:
+        for statement in statements:
+            connection.execute(statement)
+    connection.execute("PRAGMA user_version = 3")
+    connection.commit()
+    connection.close()
+
+    def readonly(_dialect, _connection):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    # Root ignores file permissions, so the read-only file is simulated at the migration.
+    monkeypatch.setattr(inventory_module, "migrate", readonly)
+    with pytest.raises(InventoryError) as caught:
+        InventoryStore(db_path)
+    message = str(caught.value)
+    assert f"{db_path} has schema version 3" in message
+    assert f"must be upgraded once to version {SCHEMA_VERSION}" in message
+    assert "with write access to the file and its directory" in message
 
 
 def test_newer_schema_found_inside_transaction(db_path):
