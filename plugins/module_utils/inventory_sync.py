@@ -343,7 +343,7 @@ def _staged(table: str) -> str:
 
 
 def _staged_keys(link: LinkSpec) -> str:
-    """The staged link rows: (owner seq, target code) pairs behind the view s_<table>."""
+    """Return the TEMP table of staged (owner seq, target code) pairs behind view s_<table>."""
     return f"s_{link.table}_keys"
 
 
@@ -447,8 +447,8 @@ def _collect_changes_statements(
 
 
 def _owner_keys(spec: TableSpec) -> str:
-    """The TEMP table that maps the inventory key of each kept, changed owner to its staged
-    copy (filled by the commit, after the owners are written)."""
+    """Return the TEMP table that maps the inventory key of each kept, changed owner to its
+    staged copy. The commit fills it after it writes the owners."""
     return "k_" + spec.table
 
 
@@ -849,9 +849,9 @@ class SyncSession:
     def _append_rows(self, table: str, columns: Sequence[str], flat: Sequence[Any]) -> None:
         """Insert rows given as one flat list of values, many rows per statement.
 
-        ``executemany`` runs one statement per row and lets go of the GIL around each of
-        them; with the fetch thread busy, taking the GIL back costs more than the insert.
-        One statement for many rows hands the GIL over once per statement instead.
+        ``executemany`` runs one statement per row and releases the GIL around each of
+        them. While the fetch thread is busy, taking the GIL back costs more than the
+        insert, so one statement for many rows hands the GIL over once instead.
         """
         width = len(columns)
         step = (MAX_STATEMENT_PARAMETERS // width) * width
@@ -1428,9 +1428,9 @@ class LinkSource(NamedTuple):
 
     table: str
     condition: str = ""
-    # What tells the people of this source apart. The staged links name a person's staged
-    # copy by its sequence number (one per person after _finish_staging), which is cheaper
-    # to count than the id.
+    # The column that identifies a person in this source. The staged links name a person's
+    # staged copy by its sequence number (one per person after _finish_staging), which is
+    # cheaper to count than the id.
     person: str = "pl.person_id"
 
 
