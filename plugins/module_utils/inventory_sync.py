@@ -472,25 +472,6 @@ def _apply_statements(
     removed_ids = f"(SELECT id FROM {changes} WHERE change = 'removed')"
     kept_ids = f"(SELECT id FROM {changes} WHERE change <> 'removed')"
     statements: List[Tuple[str, bool]] = []
-    if spec.links:
-        # Every staged license or role id gets its key in link_targets (usually all are
-        # there already), and the staged codes learn those keys.
-        statements.append(
-            (
-                f"INSERT INTO link_targets (customer, id) SELECT :customer, c.value "
-                f"FROM {STAGED_CODES} c WHERE true ORDER BY c.value "
-                "ON CONFLICT (customer, id) DO NOTHING",
-                True,
-            )
-        )
-        statements.append(
-            (
-                f"UPDATE {STAGED_CODES} SET target_key = (SELECT t.target_key "
-                f"FROM link_targets t WHERE t.customer = :customer "
-                f"AND t.id = {STAGED_CODES}.value)",
-                False,
-            )
-        )
     if stored:
         for link in spec.links:
             statements.append(
@@ -528,12 +509,12 @@ def _apply_statements(
         return statements
     owners = _owner_keys(spec)
     statements.append((f"DELETE FROM {owners}", False))
-    kept = f" WHERE s.id IN {kept_ids}" if stored else ""
+    kept_filter = f" WHERE s.id IN {kept_ids}" if stored else ""
     statements.append(
         (
             f"INSERT INTO {owners} (owner_key, seq) SELECT o.{spec.key}, s.seq "
             f"FROM {_staged(spec.table)} s JOIN {spec.table} o "
-            f"ON o.customer = :customer AND o.id = s.id{kept}",
+            f"ON o.customer = :customer AND o.id = s.id{kept_filter}",
             False,
         )
     )
@@ -565,6 +546,25 @@ def _apply_statements(
             )
         )
     return statements
+
+
+# Statements that the commit runs once, before those of the first changed type with links.
+# They give every staged license or role id its key in link_targets (usually all have one
+# already) and copy those keys to the staged codes. Pairs as in _apply_statements.
+LINK_TARGET_STATEMENTS: Tuple[Tuple[str, bool], ...] = (
+    (
+        f"INSERT INTO link_targets (customer, id) SELECT :customer, c.value "
+        f"FROM {STAGED_CODES} c WHERE true ORDER BY c.value "
+        "ON CONFLICT (customer, id) DO NOTHING",
+        True,
+    ),
+    (
+        f"UPDATE {STAGED_CODES} SET target_key = (SELECT t.target_key "
+        f"FROM link_targets t WHERE t.customer = :customer "
+        f"AND t.id = {STAGED_CODES}.value)",
+        False,
+    ),
+)
 
 
 def _refresh_extra_statements(spec: TableSpec, dialect: SQLiteDialect) -> List[str]:
@@ -916,14 +916,18 @@ class SyncSession:
         params = {"customer": self.customer}
         # Counted per statement: total_changes would also count the TEMP tables.
         written = 0
+        targets_keyed = False
         for object_type in self.scope:
             spec = SPECS[object_type]
             counts = report["summary"][object_type]
             if counts["added"] or counts["updated"] or counts["removed"]:
-                stored = object_type in self._stored_types
-                for statement, writes_inventory in _apply_statements(
-                    spec, self._dialect, stored
-                ):
+                statements = _apply_statements(
+                    spec, self._dialect, object_type in self._stored_types
+                )
+                if spec.links and not targets_keyed:
+                    statements = list(LINK_TARGET_STATEMENTS) + statements
+                    targets_keyed = True
+                for statement, writes_inventory in statements:
                     cursor = self._conn.execute(statement, params)
                     if writes_inventory:
                         written += max(cursor.rowcount, 0)

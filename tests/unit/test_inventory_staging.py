@@ -514,8 +514,8 @@ def test_removed_person_leaves_no_key_pairs(db_path, store):
 
 
 def test_page_larger_than_one_insert_statement(db_path, store):
-    # 450 people of 8 staged columns and 1,350 links of 2 need several statements each
-    # (999 parameters at most per statement); every row and link must arrive once.
+    # 450 people of 8 staged columns and 1,350 links of 2 need several statements each,
+    # because one statement takes at most 999 parameters. Every row and link must arrive once.
     page = [
         person(number, licenses=("C-A", "ADV", "C-B")[: 1 + number % 3])
         for number in range(1, 451)
