@@ -186,8 +186,8 @@ class InventoryStore:
         if names:
             listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
             raise InventoryError(
-                f"{self.path} is an SQLite database of another application (tables: {listed}) "
-                "and not a license inventory; set inventory_db (or WEBEX_INVENTORY_DB) to the "
+                f"{self.path} is an SQLite database of another application (tables: {listed}), "
+                "not a license inventory, so set inventory_db (or WEBEX_INVENTORY_DB) to the "
                 "inventory file, or to a new path for a new inventory"
             )
 
