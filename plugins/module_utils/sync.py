@@ -33,6 +33,11 @@ from typing import (
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
 from ansible_collections.ucops.webex.plugins.module_utils.customer import default_device
+from ansible_collections.ucops.webex.plugins.module_utils.fetch_process import (
+    ListRequest,
+    PageProcess,
+    fetch_process_available,
+)
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryError,
     InventoryStore,
@@ -42,6 +47,8 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
 )
 from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import PeopleChangedError
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
+    LOCATIONS_PAGE_SIZE,
+    WORKSPACES_PAGE_SIZE,
     WebexApiError,
     WebexClient,
 )
@@ -50,6 +57,9 @@ from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
 # reference for List People). The sync requests calling data to get each
 # person's locationId.
 PEOPLE_CALLING_DATA_MAX = 100
+
+# Object types whose pages are staged as one list (see whole_lists).
+WHOLE_LIST_TYPES = frozenset({"licenses", "roles"})
 
 # Pages fetched ahead of the page being staged (see prefetch).
 PREFETCH_PAGES = 2
@@ -103,25 +113,56 @@ def resolve_org_id(customer: Mapping[str, Any], requested: Optional[str]) -> Opt
     return stored or requested
 
 
+def list_requests(
+    client: WebexClient, scope: Sequence[str], people_page_size: int
+) -> List[ListRequest]:
+    """Return the list requests of a sync of ``scope``: (type, path, params, offset paging)."""
+    org = client.org_params()
+    people_max = min(people_page_size, PEOPLE_CALLING_DATA_MAX)
+    known: Dict[str, Tuple[str, Dict[str, Any], bool]] = {
+        "licenses": ("/licenses", dict(org), False),
+        "roles": ("/roles", dict(org), False),
+        "people": ("/people", dict(max=people_max, callingData=True, **org), False),
+        "locations": ("/locations", dict(org, max=LOCATIONS_PAGE_SIZE), False),
+        "workspaces": ("/workspaces", dict(org, max=WORKSPACES_PAGE_SIZE), True),
+    }
+    return [(object_type,) + known[object_type] for object_type in scope]
+
+
 def fetch_pages(
     client: WebexClient, scope: Sequence[str], people_page_size: int
 ) -> Iterator[Tuple[str, List[Dict[str, Any]]]]:
-    """Yield ``(object_type, page)`` for every page of every object type in ``scope``."""
-    for object_type in scope:
-        if object_type == "licenses":
-            yield object_type, client.list_licenses()
-        elif object_type == "roles":
-            yield object_type, client.list_roles()
-        elif object_type == "people":
-            page_size = min(people_page_size, PEOPLE_CALLING_DATA_MAX)
-            for page in client.iter_people(max_items=page_size, calling_data=True):
+    """Yield ``(object_type, page)`` for every page of every object type in ``scope``.
+
+    Licenses and roles come as one page each (see ``whole_lists``).
+    """
+    def pages() -> Iterator[Tuple[str, List[Dict[str, Any]]]]:
+        for object_type, path, params, offset_paging in list_requests(
+            client, scope, people_page_size
+        ):
+            for page in client.iter_pages(path, params, offset_paging=offset_paging):
                 yield object_type, page
-        elif object_type == "locations":
-            for page in client.iter_locations():
-                yield object_type, page
-        elif object_type == "workspaces":
-            for page in client.iter_workspaces():
-                yield object_type, page
+
+    return whole_lists(pages())
+
+
+def whole_lists(
+    pages: Iterator[Tuple[str, List[Dict[str, Any]]]]
+) -> Iterator[Tuple[str, List[Dict[str, Any]]]]:
+    """Pass pages on, joining the pages of each type in WHOLE_LIST_TYPES into one."""
+    joined_type: Optional[str] = None
+    joined: List[Dict[str, Any]] = []
+    for object_type, page in pages:
+        if joined_type is not None and object_type != joined_type:
+            yield joined_type, joined
+            joined_type, joined = None, []
+        if object_type in WHOLE_LIST_TYPES:
+            joined_type = object_type
+            joined.extend(page)
+        else:
+            yield object_type, page
+    if joined_type is not None:
+        yield joined_type, joined
 
 
 def prefetch(items: Iterator[T], depth: int = PREFETCH_PAGES) -> Iterator[T]:
@@ -189,13 +230,27 @@ def stage_objects(client: WebexClient, session: SyncSession, people_page_size: i
         "locations": session.stage_locations,
         "workspaces": session.stage_workspaces,
     }
-    previous = None
-    for object_type, page in prefetch(fetch_pages(client, session.scope, people_page_size)):
-        if previous is not None and object_type != previous:
-            # The pages of one type come together, so the previous type is complete.
-            session.finish_type(previous)
-        previous = object_type
-        stagers[object_type](page)
+    source: Optional[PageProcess] = None
+    if fetch_process_available(client):
+        # A token that the child got would not reach later requests of this process.
+        client.ensure_access_token()
+        source = PageProcess(client, list_requests(client, session.scope, people_page_size))
+        pages = prefetch(whole_lists(source.pages()))
+    else:
+        pages = prefetch(fetch_pages(client, session.scope, people_page_size))
+    try:
+        previous = None
+        for object_type, page in pages:
+            if previous is not None and object_type != previous:
+                # The pages of one type come together, so the previous type is complete.
+                session.finish_type(previous)
+            previous = object_type
+            stagers[object_type](page)
+    finally:
+        if source is not None:
+            # Ends a child that still reads (after an error), so the worker stops waiting.
+            source.stop()
+        pages.close()
 
 
 def sync_customer(

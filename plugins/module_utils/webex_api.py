@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import json
 import math
 import os
 import random
@@ -22,7 +23,8 @@ import traceback
 import uuid
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Iterator, Optional
+from http import HTTPStatus
+from typing import Any, Callable, Iterator, Mapping, Optional
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
@@ -154,13 +156,24 @@ class WebexAuthError(WebexApiError):
 
 
 class WebexResponse:
-    """The parts of an HTTP response that callers use: status, parsed JSON body, headers."""
+    """The parts of an HTTP response that callers use: status, parsed JSON body, headers.
 
-    def __init__(self, status: int, json: Any, headers: Any, links: Optional[dict] = None) -> None:
+    ``content`` is the undecoded body.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        json: Any,
+        headers: Any,
+        links: Optional[dict] = None,
+        content: Optional[bytes] = None,
+    ) -> None:
         self.status = status
         self.json = json
         self.headers = headers
         self.links = links or {}
+        self.content = content
 
     @property
     def tracking_id(self) -> Optional[str]:
@@ -220,12 +233,12 @@ class WebexClient:
         )
 
         self._verify: Any = self.validate_certs
+        self._own_session = session is None
         if session is None:
-            self.session = requests.Session()
+            self.session = self._new_session()
             # With trust_env, requests reads the proxy variables, the CA bundle variables
             # and ~/.netrc from the environment again for every request. Read the first two
             # once here instead. ~/.netrc is not read, so it cannot replace the bearer token.
-            self.session.trust_env = False
             if self._proxies is None:
                 self._proxies = requests.utils.get_environ_proxies(self.api_url) or None
             if self.validate_certs:
@@ -234,12 +247,14 @@ class WebexClient:
                 )
         else:
             self.session = session
-        self.session.headers.update(
-            {
-                "Accept": "application/json",
-                "User-Agent": USER_AGENT_PREFIX + f" (python-requests/{requests.__version__})",
-            }
-        )
+            self.session.headers.update(_session_headers())
+
+    @staticmethod
+    def _new_session() -> Any:
+        session = requests.Session()
+        session.trust_env = False
+        session.headers.update(_session_headers())
+        return session
 
     @classmethod
     def from_module(cls, module: Any) -> WebexClient:
@@ -285,11 +300,103 @@ class WebexClient:
         return body if body is not None else {}
 
     def iter_pages(
-        self, path: str, params: Optional[dict] = None, item_key: str = "items"
+        self,
+        path: str,
+        params: Optional[dict] = None,
+        item_key: str = "items",
+        offset_paging: bool = False,
     ) -> Iterator[list[dict]]:
-        """Yield the items of each page of a list, following Link rel="next" until none."""
-        for _body, items in self._iter_page_bodies(path, params, item_key):
+        """Yield the items of each page of a list, following Link rel="next" until none.
+
+        With ``offset_paging``, a list that never sends a next link is read with start/max
+        offsets (see ``_iter_page_bodies``).
+        """
+        pages = self._iter_page_bodies(path, params, item_key, offset_paging=offset_paging)
+        for _body, items in pages:
             yield items
+
+    def iter_page_contents(
+        self,
+        path: str,
+        params: Optional[dict] = None,
+        item_key: str = "items",
+        offset_paging: bool = False,
+    ) -> Iterator[dict]:
+        """Yield each page of a list undecoded, as a dict for ``read_page_content``.
+
+        Paging and retries are those of ``iter_pages``. The JSON body is left for the
+        caller to decode, possibly in another process, so the dict contains only bytes,
+        strings and numbers. Offset paging needs the items, so those pages are decoded
+        here as well.
+        """
+        responses = self._iter_page_responses(
+            path, params, item_key, offset_paging, items_optional=False, decode=offset_paging
+        )
+        for page_number, (url, response, _items) in enumerate(responses, start=1):
+            yield {
+                "url": url,
+                "page": page_number,
+                "status": response.status,
+                "headers": {
+                    name: response.headers[name]
+                    for name in ("Content-Type", "Trackingid")
+                    if name in response.headers
+                },
+                "content": response.content,
+            }
+
+    def read_page_content(self, page: Mapping[str, Any], item_key: str = "items") -> list:
+        """Decode a page of ``iter_page_contents`` and return its items.
+
+        Raises the WebexApiError that ``iter_pages`` raises for invalid JSON or a page
+        without its item list.
+        """
+        received = _ReceivedResponse(page["status"], page["headers"], page["content"])
+        body = self._parse_json("GET", page["url"], received)
+        response = WebexResponse(page["status"], body, received.headers)
+        return self._read_page_items(response, page["url"], item_key, page["page"], False)
+
+    def export_state(self) -> dict:
+        """Return the counters and tokens that a copy of this client in a child process
+        hands back to the parent (see ``import_state``)."""
+        return {
+            "stats": dict(self.stats),
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "refresh_unconfirmed": self._refresh_unconfirmed,
+        }
+
+    def import_state(self, state: Mapping[str, Any], baseline: Mapping[str, Any]) -> None:
+        """Take over the work of a copy of this client: add the counters it gathered since
+        ``baseline`` (its ``export_state`` when it was copied) and keep a refreshed token."""
+        for name, value in state["stats"].items():
+            self.stats[name] = self.stats.get(name, 0) + value - baseline["stats"].get(name, 0)
+        if state["access_token"] != baseline["access_token"]:
+            self.access_token = state["access_token"]
+            self.refresh_token = state["refresh_token"]
+            self._refresh_unconfirmed = state["refresh_unconfirmed"]
+            self._remember_secrets(self.access_token, self.refresh_token)
+
+    def ensure_access_token(self) -> None:
+        """Get an access token with the refresh token now if the client has none yet."""
+        if self.access_token is None:
+            self._refresh_access_token()
+
+    @property
+    def owns_session(self) -> bool:
+        """True when the client made its requests session itself (no ``session`` given)."""
+        return self._own_session
+
+    def renew_session(self) -> bool:
+        """Replace the client's own requests session by a new one with the same settings.
+
+        A forked child calls this so that it never uses a connection that the parent
+        opened. Returns False, changing nothing, for a session given by the caller.
+        """
+        if not self._own_session:
+            return False
+        self.session = self._new_session()
+        return True
 
     def iter_items(
         self, path: str, params: Optional[dict] = None, item_key: str = "items"
@@ -406,7 +513,9 @@ class WebexClient:
 
     # ---- sending and retrying ---------------------------------------------------------------
 
-    def _send_with_retries(self, method: str, url: str, query: list, body: Any) -> WebexResponse:
+    def _send_with_retries(
+        self, method: str, url: str, query: list, body: Any, decode: bool = True
+    ) -> WebexResponse:
         transient_retries = 0
         while True:
             if self.access_token is None:
@@ -444,8 +553,9 @@ class WebexClient:
                 hint = _retry_hint(transient_retries)
                 raise self._build_response_error(method, url, response, hint)
 
+            body = self._parse_json(method, url, response) if decode else None
             return WebexResponse(
-                status, self._parse_json(method, url, response), response.headers, response.links
+                status, body, response.headers, response.links, content=response.content
             )
 
     def _send(self, method: str, url: str, query: list, body: Any) -> Any:
@@ -712,8 +822,11 @@ class WebexClient:
 
     # ---- URLs and paging --------------------------------------------------------------------
 
-    def _org_params(self) -> dict:
+    def org_params(self) -> dict:
+        """Return the orgId query parameter of the client's org ({} for the token's org)."""
         return {"orgId": self.org_id} if self.org_id else {}
+
+    _org_params = org_params
 
     def _build_url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -758,6 +871,25 @@ class WebexClient:
         offset page that starts with an item already seen raises WebexApiError instead of
         looping.
         """
+        responses = self._iter_page_responses(
+            path, params, item_key, offset_paging, items_optional, decode=True
+        )
+        for _url, response, items in responses:
+            yield response.json, items
+
+    def _iter_page_responses(
+        self,
+        path: str,
+        params: Optional[dict],
+        item_key: str,
+        offset_paging: bool,
+        items_optional: bool,
+        decode: bool,
+    ) -> Iterator[tuple[str, WebexResponse, Optional[list]]]:
+        """Yield (url, response, items) for each page (see ``_iter_page_bodies``).
+
+        Without ``decode`` the response keeps its undecoded content and items is None.
+        """
         first_url = self._build_url(path)
         first_query = _encode_params(params)
         page_size = _page_size(first_query)
@@ -769,12 +901,14 @@ class WebexClient:
 
         for page_number in itertools.count(1):
             fetched_urls.add(_canonical_url(url, query))
-            response = self._send_with_retries("GET", url, query, None)
-            items = self._read_page_items(response, url, item_key, page_number, items_optional)
-            if offset_paging:
-                _check_offset_page_is_new(items, first_item_ids, url, page_number)
-            items_read += len(items)
-            yield response.json, items
+            response = self._send_with_retries("GET", url, query, None, decode=decode)
+            items = None
+            if decode:
+                items = self._read_page_items(response, url, item_key, page_number, items_optional)
+                if offset_paging:
+                    _check_offset_page_is_new(items, first_item_ids, url, page_number)
+                items_read += len(items)
+            yield url, response, items
 
             next_url = self._next_link_url(response, first_query)
             linked = linked or next_url is not None
@@ -785,6 +919,7 @@ class WebexClient:
                 and offset_paging
                 and not linked
                 and page_size
+                and items is not None
                 and len(items) >= page_size
             ):
                 next_url = _offset_page_url(first_url, first_query, items_read)
@@ -852,6 +987,36 @@ class WebexClient:
         if len(kept) == len(pairs) and not missing:
             return url
         return urlunsplit(parts._replace(query=urlencode(kept + missing)))
+
+
+def _session_headers() -> dict:
+    return {
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT_PREFIX + f" (python-requests/{requests.__version__})",
+    }
+
+
+class _ReceivedResponse:
+    """A page of ``iter_page_contents`` with the attributes that ``_parse_json`` reads."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status
+        try:
+            self.reason: Optional[str] = HTTPStatus(status).phrase
+        except ValueError:
+            self.reason = None
+        self.headers = requests.structures.CaseInsensitiveDict(headers)
+        self.content = content
+        self.encoding = requests.utils.get_encoding_from_headers(self.headers)
+
+    def json(self) -> Any:
+        # As requests does: the charset of the Content-Type header, else JSON's own rules.
+        if self.encoding:
+            try:
+                return json.loads(str(self.content, self.encoding, errors="replace"))
+            except LookupError:
+                pass
+        return json.loads(self.content)
 
 
 def validate_api_url(api_url: str) -> str:

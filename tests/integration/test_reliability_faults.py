@@ -261,7 +261,10 @@ def test_malformed_response_fails(simulator, run_playbook, inventory_db, boreali
     assert_failed_unchanged(run, inventory_db, before, "GET /v1/people", *fragments)
     statuses = people_statuses(simulator)
     if people_requests is not None:
-        assert len(statuses) == people_requests
+        # The page bodies are decoded by the module process, after the fetch process has
+        # already asked for the next page, so pages after the malformed one may be read.
+        assert statuses[:people_requests] == [200] * people_requests
+        assert people_requests <= len(statuses) <= PEOPLE_PAGES
     else:
         assert 2 < len(statuses) <= 6
 

@@ -54,3 +54,18 @@ def test_each_type_finished_after_its_pages(pages):
         ("stage", "workspaces", 1),
     ]
     # The last type is finished by the commit, after the listing ends.
+
+
+def test_whole_lists_joins_license_and_role_pages():
+    pages = [("licenses", [1, 2]), ("licenses", [3]), ("roles", []), ("roles", [4]),
+             ("people", [5]), ("people", [6]), ("workspaces", [7])]
+
+    joined = list(sync.whole_lists(iter(pages)))
+
+    assert joined == [("licenses", [1, 2, 3]), ("roles", [4]), ("people", [5]),
+                      ("people", [6]), ("workspaces", [7])]
+
+
+def test_whole_lists_keeps_empty_list():
+    assert list(sync.whole_lists(iter([("licenses", [])]))) == [("licenses", [])]
+    assert list(sync.whole_lists(iter([]))) == []

@@ -1,0 +1,212 @@
+"""The child process that reads a sync's pages (fetch_process.PageProcess), over HTTP against
+the demo simulator. The module tests (test_license_sync.py, test_reliability_*.py) run
+every sync through it. These tests cover what only shows from the parent's side."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+import requests
+
+from ansible_collections.ucops.webex.plugins.module_utils import fetch_process, sync
+from ansible_collections.ucops.webex.plugins.module_utils.fetch_process import PageProcess
+from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
+    WebexApiError,
+    WebexClient,
+)
+from tests.integration.helpers import ORGS, PARTNER_TOKEN
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the fetch process is used on Linux only")
+
+BOREALIS = ORGS["Borealis Logistics"]
+SCOPE = ("licenses", "roles", "people", "locations", "workspaces")
+PAGE_SIZE = 2
+REFRESH_OPTIONS = {"client_id": "demo-client-id", "client_secret": "demo-client-secret",
+                   "refresh_token": "demo-refresh-token"}
+
+
+def new_client(simulator, **options) -> WebexClient:
+    options.setdefault("access_token", PARTNER_TOKEN)
+    client = WebexClient(simulator.api_url, org_id=BOREALIS["id"], **options)
+    return client
+
+
+def requests_list(client):
+    return sync.list_requests(client, SCOPE, PAGE_SIZE)
+
+
+def read_all(source: PageProcess) -> list:
+    try:
+        return list(source.pages())
+    finally:
+        source.stop()
+
+
+def assert_reaped(pid: int) -> None:
+    """The child has ended and was waited for (no zombie left)."""
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def test_pages_equal_those_read_in_process(simulator):
+    in_process = new_client(simulator)
+    expected = list(sync.fetch_pages(in_process, SCOPE, PAGE_SIZE))
+    simulator.clear_requests()
+    client = new_client(simulator)
+
+    source = PageProcess(client, requests_list(client))
+    pages = list(sync.whole_lists(iter(read_all(source))))
+
+    assert pages == expected
+    assert [object_type for object_type, _page in pages].count("people") > 2
+    assert client.stats["requests"] == len(simulator.requests()) == in_process.stats["requests"]
+    assert_reaped(source.pid)
+
+
+def test_api_error_reaches_parent_with_details(simulator):
+    simulator.set_faults(rules=[{"method": "GET", "path": "/v1/people", "status": 400,
+                                 "skip": 1, "times": 1}])
+    client = new_client(simulator)
+    source = PageProcess(client, requests_list(client))
+
+    with pytest.raises(WebexApiError) as raised:
+        read_all(source)
+
+    error = raised.value
+    assert error.status == 400
+    assert error.method == "GET"
+    assert error.path == "/v1/people"
+    assert error.tracking_id
+    assert error.tracking_id in str(error)
+    # licenses, roles and two people pages
+    assert client.stats["requests"] == 4
+    assert_reaped(source.pid)
+
+
+def test_invalid_json_is_reported_by_parent(simulator):
+    simulator.set_faults(rules=[{"method": "GET", "path": "/v1/people", "skip": 1,
+                                 "body": "truncated", "status": 200, "times": 1}])
+    client = new_client(simulator)
+
+    source = PageProcess(client, requests_list(client))
+
+    with pytest.raises(WebexApiError, match="invalid JSON in response") as raised:
+        read_all(source)
+
+    assert raised.value.path == "/v1/people"
+    assert_reaped(source.pid)
+
+
+def test_retries_in_child_are_counted_in_parent(simulator):
+    simulator.set_faults(rules=[{"method": "GET", "path": "/v1/people", "status": 429,
+                                 "skip": 1, "times": 2, "retry_after": 0}])
+    client = new_client(simulator, max_retry_wait=10)
+
+    read_all(PageProcess(client, requests_list(client)))
+
+    assert client.stats["retries"] == 2
+    assert client.stats["requests"] == len(simulator.requests())
+
+
+def test_token_refreshed_in_child_is_kept_by_parent(simulator):
+    simulator.set_faults(rules=[{"method": "GET", "path": "/v1/people", "status": 401,
+                                 "skip": 1, "times": 1}])
+    client = new_client(simulator, **REFRESH_OPTIONS)
+
+    read_all(PageProcess(client, requests_list(client)))
+
+    assert client.stats["refreshes"] == 1
+    assert client.access_token != PARTNER_TOKEN
+    # The parent uses the new token without a second refresh.
+    simulator.set_faults()
+    client.get("/licenses", client.org_params())
+    assert client.stats["refreshes"] == 1
+    assert client._scrub(f"token {client.access_token}") == "token ********"
+
+
+def test_stop_ends_a_child_still_reading(simulator):
+    simulator.set_faults(latency_ms=50)
+    client = new_client(simulator)
+    source = PageProcess(client, requests_list(client))
+    pages = source.pages()
+    next(pages)
+    started = time.monotonic()
+
+    source.stop()
+
+    assert time.monotonic() - started < 5
+    assert_reaped(source.pid)
+    simulator.set_faults()
+    assert len(simulator.requests()) < 8
+
+
+def test_child_killed_is_reported(simulator):
+    simulator.set_faults(latency_ms=50)
+    client = new_client(simulator)
+    source = PageProcess(client, requests_list(client))
+    pages = source.pages()
+    next(pages)
+    os.kill(source.pid, signal.SIGKILL)
+
+    with pytest.raises(WebexApiError, match="ended before it finished .killed by SIGKILL"):
+        list(pages)
+
+    source.stop()
+    assert_reaped(source.pid)
+
+
+def test_child_output_goes_nowhere(simulator):
+    simulator.set_faults(latency_ms=100)
+    client = new_client(simulator)
+    source = PageProcess(client, requests_list(client))
+    try:
+        deadline = time.monotonic() + 5
+        while True:  # the child detaches its streams right after the fork
+            links = {os.readlink(f"/proc/{source.pid}/fd/{fd}") for fd in (0, 1, 2)}
+            if links == {os.devnull} or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+    finally:
+        source.stop()
+    assert links == {os.devnull}
+
+
+def test_child_uses_new_session(simulator):
+    client = new_client(simulator)
+    parent_session = client.session
+
+    assert client.renew_session() is True
+    assert client.session is not parent_session
+    assert client.session.headers["User-Agent"] == parent_session.headers["User-Agent"]
+    assert client.session.trust_env is False
+
+
+def test_caller_session_disables_child(simulator):
+    caller_session = requests.Session()
+    client = WebexClient(simulator.api_url, access_token=PARTNER_TOKEN, session=caller_session)
+
+    assert fetch_process.fetch_process_available(client) is False
+    assert client.renew_session() is False
+    assert client.session is caller_session
+    assert fetch_process.fetch_process_available(new_client(simulator)) is True
+
+
+def test_child_never_sends_through_parent_session(simulator, tmp_path):
+    client = new_client(simulator)
+    marker = tmp_path / "parent-session-used"
+    send = client.session.request
+
+    def spy(*args, **kwargs):
+        marker.write_text("used")
+        return send(*args, **kwargs)
+
+    client.session.request = spy
+    read_all(PageProcess(client, requests_list(client)))
+
+    assert client.stats["requests"] > 3
+    assert not marker.exists()
