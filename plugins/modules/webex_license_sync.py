@@ -96,6 +96,9 @@ notes:
     O(ucops.webex.webex_user_license#module:state=exact).
   - Licenses without a subscription id (bundled licenses such as Basic Messaging) are never
     managed and are listed in RV(unsubscribed_licenses).
+  - On Linux the module reads the API's pages in a second process, a fork of itself, while
+    it stores the pages it has already read. Each sync runs as two processes until the last
+    page is read. On other systems the pages are read by a thread of the module process.
 seealso:
   - module: ucops.webex.webex_customer
   - module: ucops.webex.webex_license_info
