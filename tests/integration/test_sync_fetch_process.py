@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -210,3 +212,48 @@ def test_child_never_sends_through_parent_session(simulator, tmp_path):
 
     assert client.stats["requests"] > 3
     assert not marker.exists()
+
+
+CHILD_OF_KILLED_PARENT = """
+import os, sys, time
+from ansible_collections.ucops.webex.plugins.module_utils import sync
+from ansible_collections.ucops.webex.plugins.module_utils.fetch_process import PageProcess
+from ansible_collections.ucops.webex.plugins.module_utils.webex_api import WebexClient
+
+client = WebexClient(sys.argv[1], access_token=sys.argv[2], org_id=sys.argv[3])
+source = PageProcess(client, sync.list_requests(client, ("people",), 1))
+print(source.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def process_running(pid: int) -> bool:
+    """Return True while ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_child_ends_when_parent_killed(simulator, tmp_path):
+    # One person per page and 200 ms per request: reading all 150 people would take 30 s,
+    # so the child ends because its next write to the pipe fails.
+    simulator.set_faults(latency_ms=200)
+    script = tmp_path / "parent.py"
+    script.write_text(CHILD_OF_KILLED_PARENT)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), simulator.api_url, PARTNER_TOKEN, BOREALIS["id"]],
+        stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    try:
+        child = int(parent.stdout.readline())
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while process_running(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not process_running(child)
+    finally:
+        parent.kill()
+        parent.wait(10)
