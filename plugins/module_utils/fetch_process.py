@@ -4,16 +4,20 @@
 
 The pages of a sync are read one after the other, because each page names the next one.
 In one process, sending requests and staging pages take turns on the GIL. The child
-process sends the requests and passes each page body, undecoded, through a pipe; the
+process sends the requests and passes each page body, undecoded, through a pipe. The
 module process decodes and stages it. So the two run on two CPUs, and the child sends the
 next request while the parent stages the previous page.
 
 The child is a fork of the module process: it has a copy of the client with its tokens
-and counters, and hands back the counters, and a token it refreshed, at the end. It uses
-a new HTTP session, never a connection of the parent, and it ends with ``os._exit`` so
-that nothing of the parent (the inventory connection, buffered output) is closed or
-flushed twice. It is used on Linux only. Windows has no fork, and on macOS the Python
-documentation calls fork unsafe because system libraries may start threads.
+and counters. Every message it sends carries its counters and tokens, so the parent can
+add them to its client even when it stops reading early (a request still in flight then
+is not counted). An error in the child is raised in the parent as the same type with the
+same message. The child uses a new HTTP session, never a connection of the parent, and it
+ends with ``os._exit`` so that nothing of the parent (the inventory connection, buffered
+output) is closed or flushed twice.
+
+It is used on Linux only. Windows has no fork, and on macOS the Python documentation calls
+fork unsafe because system libraries may start threads.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import pickle
 import signal
 import struct
 import sys
+import threading
 from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
@@ -53,15 +58,23 @@ def fetch_process_available(client: Any) -> bool:
 
 
 class PageProcess:
-    """A child process reading the pages of ``lists`` in order; see the module docstring.
+    """A child process reading the pages of ``lists`` in order (see the module docstring).
 
-    ``pages()`` yields ``(object_type, items)`` in the parent. ``stop()`` ends the child
-    if it still runs and must be called in every case, normally in a ``finally`` block.
+    ``pages()`` yields ``(object_type, items)`` in the parent. ``stop()`` must be called in
+    every case, normally in a ``finally`` block: it ends the child if it still runs, waits
+    for it and adds the child's request counters and a refreshed token to the client.
+    While another thread reads ``pages()``, call ``kill()`` first, then wait for that
+    thread, then ``stop()``.
     """
 
     def __init__(self, client: WebexClient, lists: Sequence[ListRequest]) -> None:
         self._client = client
         self._baseline = client.export_state()
+        # The child's state as of its last message: every message carries it, so the
+        # counters are known even when the parent stops reading early.
+        self._state = self._baseline
+        self._lock = threading.Lock()
+        self._stopped = False
         read_fd, write_fd = os.pipe()
         try:
             _enlarge_pipe(write_fd)
@@ -81,45 +94,55 @@ class PageProcess:
     def pages(self) -> Iterator[Tuple[str, List[dict]]]:
         """Yield ``(object_type, items)`` for each page the child read, in order.
 
-        Raises the child's WebexApiError, or a WebexApiError when the child ended without
-        finishing its lists.
+        Raises the error that ended the child's reading, as the same type and message as
+        in this process, or a WebexApiError when the child ended without finishing.
         """
         while True:
             message = self._receive()
             kind = message[0]
             if kind == "page":
-                _kind, object_type, page = message
+                _kind, object_type, page, _state = message
                 yield object_type, self._client.read_page_content(page)
             elif kind == "end":
-                self._client.import_state(message[1], self._baseline)
-                self._reap()
                 return
             elif kind == "error":
-                _kind, class_name, attributes, state = message
-                self._client.import_state(state, self._baseline)
-                self._reap()
+                _kind, class_name, attributes, _state = message
                 raise _ERROR_CLASSES[class_name](**attributes)
+            elif kind == "raise":
+                raise pickle.loads(message[1])
             else:
-                self._reap()
                 raise WebexApiError(f"reading the pages failed in the fetch process: {message[1]}")
 
+    def kill(self) -> None:
+        """End the child at once if it still runs (a reader of ``pages()`` then gets EOF)."""
+        with self._lock:
+            if self._pid is not None:
+                try:
+                    os.kill(self._pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
     def stop(self) -> None:
-        """End the child if it still runs, and close the pipe."""
-        if self._pid is not None:
-            try:
-                os.kill(self._pid, signal.SIGKILL)
-            except ProcessLookupError:
+        """End the child if it still runs, wait for it, close the pipe and hand the child's
+        counters and token to the client. Calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.kill()
+        try:
+            # Messages still in the pipe carry the state of pages the child had read.
+            while self._read_message() is not None:
                 pass
-            self._reap()
+        except (OSError, ValueError, pickle.UnpicklingError):
+            pass
+        self._reap()
         self._reader.close()
+        self._client.import_state(self._state, self._baseline)
 
     def _receive(self) -> tuple:
-        header = self._reader.read(_FRAME_HEADER.size)
-        if len(header) == _FRAME_HEADER.size:
-            (length,) = _FRAME_HEADER.unpack(header)
-            payload = self._reader.read(length)
-            if len(payload) == length:
-                return pickle.loads(payload)
+        message = self._read_message()
+        if message is not None:
+            return message
         status = self._reap()
         raise WebexApiError(
             "the process reading the pages ended before it finished"
@@ -128,11 +151,25 @@ class PageProcess:
             "of the host"
         )
 
+    def _read_message(self) -> Optional[tuple]:
+        """Return the next message of the child, or None at the end of the pipe."""
+        header = self._reader.read(_FRAME_HEADER.size)
+        if len(header) != _FRAME_HEADER.size:
+            return None
+        (length,) = _FRAME_HEADER.unpack(header)
+        payload = self._reader.read(length)
+        if len(payload) != length:
+            return None
+        message = pickle.loads(payload)
+        self._state = message[-1]
+        return message
+
     def _reap(self) -> Optional[int]:
         """Wait for the child to end and return its wait status (None if reaped before)."""
-        if self._pid is None:
+        with self._lock:
+            pid, self._pid = self._pid, None
+        if pid is None:
             return None
-        pid, self._pid = self._pid, None
         while True:
             try:
                 return os.waitpid(pid, 0)[1]
@@ -143,7 +180,7 @@ class PageProcess:
 
 
 def _run_child(client: WebexClient, lists: Sequence[ListRequest], write_fd: int) -> None:
-    """Read every list and send each page to the parent; then end the process."""
+    """Read every list and send each page to the parent. Then end the process."""
     try:
         _detach_standard_streams()
         with os.fdopen(write_fd, "wb") as out:
@@ -153,22 +190,36 @@ def _run_child(client: WebexClient, lists: Sequence[ListRequest], write_fd: int)
 
 
 def _serve_lists(client: WebexClient, lists: Sequence[ListRequest], out: Any) -> None:
+    """Send every page of ``lists``, then an end or error message; each message ends
+    with the client's state (see ``WebexClient.export_state``)."""
     try:
         client.renew_session()
         for object_type, path, params, offset_paging in lists:
             for page in client.iter_page_contents(path, params, offset_paging=offset_paging):
-                _send(out, ("page", object_type, page))
+                _send(out, ("page", object_type, page, client.export_state()))
         message: tuple = ("end", client.export_state())
     except BrokenPipeError:
         return  # the parent stopped reading
     except WebexApiError as error:
         message = ("error", type(error).__name__, _error_attributes(error), client.export_state())
     except BaseException as error:  # reported to the parent, which raises it
-        message = ("crash", f"{type(error).__name__}: {error}")
+        message = ("raise", _pickled_error(error), client.export_state())
+        if message[1] is None:
+            message = ("crash", f"{type(error).__name__}: {error}", client.export_state())
     try:
         _send(out, message)
     except BrokenPipeError:
         pass
+
+
+def _pickled_error(error: BaseException) -> Optional[bytes]:
+    """Return ``error`` pickled if the parent can rebuild it, else None."""
+    try:
+        data = pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.loads(data)
+    except Exception:
+        return None
+    return data
 
 
 def _send(out: Any, message: tuple) -> None:

@@ -249,8 +249,10 @@ def stage_objects(client: WebexClient, session: SyncSession, people_page_size: i
     finally:
         if source is not None:
             # Ends a child that still reads (after an error), so the worker stops waiting.
-            source.stop()
+            source.kill()
         pages.close()
+        if source is not None:
+            source.stop()
 
 
 def sync_customer(

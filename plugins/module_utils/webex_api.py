@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import json
 import math
 import os
 import random
@@ -351,7 +350,7 @@ class WebexClient:
         Raises the WebexApiError that ``iter_pages`` raises for invalid JSON or a page
         without its item list.
         """
-        received = _ReceivedResponse(page["status"], page["headers"], page["content"])
+        received = _received_response(page["status"], page["headers"], page["content"])
         body = self._parse_json("GET", page["url"], received)
         response = WebexResponse(page["status"], body, received.headers)
         return self._read_page_items(response, page["url"], item_key, page["page"], False)
@@ -374,8 +373,9 @@ class WebexClient:
         if state["access_token"] != baseline["access_token"]:
             self.access_token = state["access_token"]
             self.refresh_token = state["refresh_token"]
-            self._refresh_unconfirmed = state["refresh_unconfirmed"]
             self._remember_secrets(self.access_token, self.refresh_token)
+        # The copy's last request tells whether the current token was accepted.
+        self._refresh_unconfirmed = state["refresh_unconfirmed"]
 
     def ensure_access_token(self) -> None:
         """Get an access token with the refresh token now if the client has none yet."""
@@ -996,27 +996,20 @@ def _session_headers() -> dict:
     }
 
 
-class _ReceivedResponse:
-    """A page of ``iter_page_contents`` with the attributes that ``_parse_json`` reads."""
-
-    def __init__(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
-        self.status_code = status
-        try:
-            self.reason: Optional[str] = HTTPStatus(status).phrase
-        except ValueError:
-            self.reason = None
-        self.headers = requests.structures.CaseInsensitiveDict(headers)
-        self.content = content
-        self.encoding = requests.utils.get_encoding_from_headers(self.headers)
-
-    def json(self) -> Any:
-        # As requests does: the charset of the Content-Type header, else JSON's own rules.
-        if self.encoding:
-            try:
-                return json.loads(str(self.content, self.encoding, errors="replace"))
-            except LookupError:
-                pass
-        return json.loads(self.content)
+def _received_response(status: int, headers: Mapping[str, str], content: bytes) -> Any:
+    """Return a requests Response for a page of ``iter_page_contents``, so that the page is
+    decoded exactly as ``iter_pages`` decodes it."""
+    response = requests.models.Response()
+    response.status_code = status
+    response.headers = requests.structures.CaseInsensitiveDict(headers)
+    response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+    try:
+        response.reason = HTTPStatus(status).phrase
+    except ValueError:
+        response.reason = None
+    response._content = content
+    response._content_consumed = True
+    return response
 
 
 def validate_api_url(api_url: str) -> str:

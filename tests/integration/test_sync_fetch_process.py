@@ -5,6 +5,7 @@ every sync through it. These tests cover what only shows from the parent's side.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import requests
 
 from ansible_collections.ucops.webex.plugins.module_utils import fetch_process, sync
 from ansible_collections.ucops.webex.plugins.module_utils.fetch_process import PageProcess
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import SyncSession
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
     WebexClient,
@@ -218,6 +221,8 @@ CHILD_OF_KILLED_PARENT = """
 import os, sys, time
 from ansible_collections.ucops.webex.plugins.module_utils import sync
 from ansible_collections.ucops.webex.plugins.module_utils.fetch_process import PageProcess
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import SyncSession
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import WebexClient
 
 client = WebexClient(sys.argv[1], access_token=sys.argv[2], org_id=sys.argv[3])
@@ -257,3 +262,137 @@ def test_child_ends_when_parent_killed(simulator, tmp_path):
     finally:
         parent.kill()
         parent.wait(10)
+
+
+# -- the child path against the in-process path, through run_license_sync ----------------
+
+CUSTOMER = "Borealis Logistics"
+
+
+def sync_once(api_url: str, db_path: Path, in_process: bool, **options) -> dict:
+    """Run one sync of Borealis and return its outcome, request counters and message.
+
+    A client given its own requests session reads the pages in this process.
+    """
+    params = {"customer": CUSTOMER, "inventory_db": str(db_path), "org_id": None,
+              "scope": list(SCOPE), "people_page_size": PAGE_SIZE, "people_sample": 20,
+              "warn_missing_defaults": False}
+    options.setdefault("access_token", PARTNER_TOKEN)
+    if in_process:
+        options["session"] = requests.Session()
+    try:
+        result = sync.run_license_sync(
+            params, lambda: WebexClient(api_url, **options), False, False, lambda _m: None)
+    except sync.SyncError as error:
+        outcome, stats, message = "failed", error.details["api_requests"], str(error)
+    else:
+        outcome, stats, message = "synced", result["api_requests"], ""
+    return {"outcome": outcome, "stats": stats,
+            "message": re.sub(r"ROUTER_[0-9A-F-]+", "ROUTER_*", message)}
+
+
+@pytest.fixture
+def borealis_db(tmp_path) -> Path:
+    path = tmp_path / "inventory.db"
+    with InventoryStore(str(path)) as store:
+        store.upsert_customer(CUSTOMER, org_id=BOREALIS["id"])
+    return path
+
+
+FAULTS = {
+    "none": [],
+    "people-400": [{"method": "GET", "path": "/v1/people", "status": 400, "skip": 1,
+                    "times": 1}],
+    "roles-truncated": [{"method": "GET", "path": "/v1/roles", "status": 200,
+                         "body": "truncated", "times": 1}],
+    "people-no-items": [{"method": "GET", "path": "/v1/people", "body": "no_items",
+                         "skip": 2, "times": 1}],
+    "locations-html": [{"method": "GET", "path": "/v1/locations", "status": 200,
+                        "body": "html", "times": 1}],
+    "workspaces-403": [{"method": "GET", "path": "/v1/workspaces", "status": 403,
+                        "times": 1}],
+}
+
+
+@pytest.mark.parametrize("case", list(FAULTS))
+def test_child_sync_matches_in_process(simulator, borealis_db, case):
+    outcomes = {}
+    for in_process in (True, False):
+        simulator.reset()
+        simulator.set_faults(rules=FAULTS[case])
+        outcome = sync_once(simulator.api_url, borealis_db, in_process)
+        outcome["logged"] = len(simulator.requests())
+        outcomes[in_process] = outcome
+    child, thread = outcomes[False], outcomes[True]
+
+    assert child["outcome"] == thread["outcome"]
+    assert child["message"] == thread["message"]
+    assert thread["stats"]["requests"] == thread["logged"]
+    # The child may read pages after a page the module process cannot decode. A request
+    # still in flight when the module stops it is in the log but not counted.
+    assert child["logged"] - 1 <= child["stats"]["requests"] <= child["logged"]
+    assert child["stats"]["requests"] >= thread["stats"]["requests"]
+
+
+def test_staging_error_keeps_child_counters(simulator, borealis_db, monkeypatch):
+    stage_people = SyncSession.stage_people
+    pages = []
+
+    def stage_without_id(self, items):
+        pages.append(len(items))
+        if len(pages) == 2:
+            items = [{key: value for key, value in items[0].items() if key != "id"}]
+        return stage_people(self, items)
+
+    monkeypatch.setattr(SyncSession, "stage_people", stage_without_id)
+    outcome = sync_once(simulator.api_url, borealis_db, in_process=False)
+
+    assert outcome["outcome"] == "failed"
+    assert "id" in outcome["message"]
+    logged = len(simulator.requests())
+    assert logged - 1 <= outcome["stats"]["requests"] <= logged
+    assert outcome["stats"]["requests"] >= 4
+
+
+@pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "child"])
+def test_second_attempt_refreshes_expired_token(simulator, borealis_db, monkeypatch,
+                                                in_process):
+    # Only refresh credentials: the first attempt gets a token, which expires before the
+    # second attempt (a sync runs again when stored people changed during the listing).
+    stage_objects = sync.stage_objects
+    attempts = []
+
+    def stage_then_change(client, session, people_page_size):
+        stage_objects(client, session, people_page_size)
+        attempts.append(client.access_token)
+        if len(attempts) == 1:
+            simulator.control("POST", "tokens/expire", json={"accessToken": client.access_token})
+            raise sync.PeopleChangedError("stored people changed")
+
+    monkeypatch.setattr(sync, "stage_objects", stage_then_change)
+    outcome = sync_once(simulator.api_url, borealis_db, in_process, access_token=None,
+                        **REFRESH_OPTIONS)
+
+    assert outcome["message"] == ""
+    assert outcome["outcome"] == "synced"
+    assert outcome["stats"]["refreshes"] == 2
+    assert attempts[0] != attempts[1]
+
+
+def test_other_child_error_matches_in_process(simulator, borealis_db, monkeypatch):
+    next_link_url = WebexClient._next_link_url
+
+    def broken_second_link(self, response, first_query):
+        url = next_link_url(self, response, first_query)
+        if url and "/people" in url:
+            raise ValueError("Invalid IPv6 URL")
+        return url
+
+    monkeypatch.setattr(WebexClient, "_next_link_url", broken_second_link)
+    outcomes = [sync_once(simulator.api_url, borealis_db, in_process)
+                for in_process in (True, False)]
+
+    assert outcomes[0]["outcome"] == outcomes[1]["outcome"] == "failed"
+    assert outcomes[1]["message"] == outcomes[0]["message"]
+    assert outcomes[1]["message"].endswith("Invalid IPv6 URL")
+    assert outcomes[1]["stats"]["requests"] == outcomes[0]["stats"]["requests"] == 3

@@ -1375,3 +1375,28 @@ def test_long_text_body_cut(client, replay):
 
     assert "x" * 200 in str(raised.value)
     assert "x" * 201 not in str(raised.value)
+
+
+PAGE_BODY = '{"items": [{"id": "p1", "displayName": "Jos\u00e9 M\u00fcller"}]}'
+
+
+@pytest.mark.parametrize(("headers", "content"), [
+    ({}, PAGE_BODY.encode("latin-1")),
+    ({"Content-Type": "application/json; charset=x-unknown"}, PAGE_BODY.encode("latin-1")),
+    ({"Content-Type": "application/json"}, PAGE_BODY.encode("utf-8")),
+    ({}, PAGE_BODY.encode("utf-16")),
+], ids=["latin-1", "unknown-charset", "utf-8", "utf-16"])
+def test_page_content_decoded_like_response(headers, content):
+    client = WebexClient("http://127.0.0.1:9/v1", access_token="token",
+                         session=requests.Session())
+    response = requests.models.Response()
+    response.status_code = 200
+    response.headers = CaseInsensitiveDict(headers)
+    response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+    response._content = content
+    url = "http://127.0.0.1:9/v1/people"
+    page = {"url": url, "page": 1, "status": 200, "headers": headers, "content": content}
+
+    expected = client._parse_json("GET", url, response)["items"]
+
+    assert client.read_page_content(page) == expected
