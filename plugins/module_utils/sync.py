@@ -234,7 +234,12 @@ def stage_objects(client: WebexClient, session: SyncSession, people_page_size: i
     if fetch_process_available(client):
         # A token that the child got would not reach later requests of this process.
         client.ensure_access_token()
-        source = PageProcess(client, list_requests(client, session.scope, people_page_size))
+        try:
+            source = PageProcess(client, list_requests(client, session.scope, people_page_size))
+        except OSError:
+            # No process or pipe left under the host's limits: read the pages here.
+            source = None
+    if source is not None:
         pages = prefetch(whole_lists(source.pages()))
     else:
         pages = prefetch(fetch_pages(client, session.scope, people_page_size))

@@ -4,9 +4,11 @@ every sync through it. These tests cover what only shows from the parent's side.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -396,3 +398,18 @@ def test_other_child_error_matches_in_process(simulator, borealis_db, monkeypatc
     assert outcomes[1]["message"] == outcomes[0]["message"]
     assert outcomes[1]["message"].endswith("Invalid IPv6 URL")
     assert outcomes[1]["stats"]["requests"] == outcomes[0]["stats"]["requests"] == 3
+
+
+def test_failed_fork_reads_in_process(simulator, borealis_db, monkeypatch):
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(fetch_process.os, "fork", no_fork)
+    outcome = sync_once(simulator.api_url, borealis_db, in_process=False)
+
+    assert outcome["message"] == ""
+    assert outcome["outcome"] == "synced"
+    assert outcome["stats"]["requests"] == len(simulator.requests())
+    with contextlib.closing(sqlite3.connect(str(borealis_db))) as connection:
+        people = connection.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+    assert people == len(BOREALIS["people"])
