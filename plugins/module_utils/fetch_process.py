@@ -22,6 +22,7 @@ fork unsafe because system libraries may start threads.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import signal
@@ -42,6 +43,12 @@ ListRequest = Tuple[str, str, Mapping[str, Any], bool]
 # Bytes of the pipe buffer that the child may fill ahead of the parent (Linux raises a
 # pipe's 64 KiB default up to /proc/sys/fs/pipe-max-size, 1 MiB unless changed).
 PIPE_BUFFER_BYTES = 1 << 20
+
+# prctl(2) options: the signal sent when the parent ends, and the name of the process.
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+# The process name (15 bytes at most) that ps -o comm and top show for the child.
+CHILD_PROCESS_NAME = b"webex-pages"
 
 _FRAME_HEADER = struct.Struct("<Q")
 _ERROR_CLASSES = {cls.__name__: cls for cls in (WebexApiError, WebexAuthError)}
@@ -75,6 +82,7 @@ class PageProcess:
         self._state = self._baseline
         self._lock = threading.Lock()
         self._stopped = False
+        parent_pid = os.getpid()
         read_fd, write_fd = os.pipe()
         try:
             _enlarge_pipe(write_fd)
@@ -85,7 +93,7 @@ class PageProcess:
             raise
         if pid == 0:  # the child: never returns
             os.close(read_fd)
-            _run_child(client, lists, write_fd)
+            _run_child(client, lists, write_fd, parent_pid)
         self.pid = pid
         self._pid: Optional[int] = pid  # None once waited for
         os.close(write_fd)
@@ -179,13 +187,32 @@ class PageProcess:
                 continue
 
 
-def _run_child(client: WebexClient, lists: Sequence[ListRequest], write_fd: int) -> None:
+def _run_child(
+    client: WebexClient, lists: Sequence[ListRequest], write_fd: int, parent_pid: int
+) -> None:
     """Read every list and send each page to the parent. Then end the process."""
     try:
+        _end_with_parent(parent_pid)
         _detach_standard_streams()
         with os.fdopen(write_fd, "wb") as out:
             _serve_lists(client, lists, out)
     finally:
+        os._exit(0)
+
+
+def _end_with_parent(parent_pid: int) -> None:
+    """Ask Linux to kill this process when its parent ends, and name it in ps and top.
+
+    Without this, a child that waits out a long Retry-After, or a slow response, would
+    outlive a killed module process until its next write to the pipe failed.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(CHILD_PROCESS_NAME), 0, 0, 0)
+    except (AttributeError, OSError):
+        pass  # the write to the closed pipe still ends the child
+    if os.getppid() != parent_pid:  # the parent ended before the request took effect
         os._exit(0)
 
 

@@ -167,7 +167,7 @@ def test_child_killed_is_reported(simulator):
     assert_reaped(source.pid)
 
 
-def test_child_output_goes_nowhere(simulator):
+def test_child_streams_and_name(simulator):
     simulator.set_faults(latency_ms=100)
     client = new_client(simulator)
     source = PageProcess(client, requests_list(client))
@@ -175,12 +175,14 @@ def test_child_output_goes_nowhere(simulator):
         deadline = time.monotonic() + 5
         while True:  # the child detaches its streams right after the fork
             links = {os.readlink(f"/proc/{source.pid}/fd/{fd}") for fd in (0, 1, 2)}
+            comm = Path(f"/proc/{source.pid}/comm").read_text().strip()
             if links == {os.devnull} or time.monotonic() > deadline:
                 break
             time.sleep(0.01)
     finally:
         source.stop()
     assert links == {os.devnull}
+    assert comm == "webex-pages"
 
 
 def test_child_uses_new_session(simulator):
@@ -223,8 +225,6 @@ CHILD_OF_KILLED_PARENT = """
 import os, sys, time
 from ansible_collections.ucops.webex.plugins.module_utils import sync
 from ansible_collections.ucops.webex.plugins.module_utils.fetch_process import PageProcess
-from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
-from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import SyncSession
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import WebexClient
 
 client = WebexClient(sys.argv[1], access_token=sys.argv[2], org_id=sys.argv[3])
@@ -244,9 +244,9 @@ def process_running(pid: int) -> bool:
 
 
 def test_child_ends_when_parent_killed(simulator, tmp_path):
-    # One person per page and 200 ms per request: reading all 150 people would take 30 s,
-    # so the child ends because its next write to the pipe fails.
-    simulator.set_faults(latency_ms=200)
+    # 20 s before each response: the child is waiting for its first page when the parent
+    # is killed, so only the parent-death signal can end it within 5 s.
+    simulator.set_faults(latency_ms=20000)
     script = tmp_path / "parent.py"
     script.write_text(CHILD_OF_KILLED_PARENT)
     parent = subprocess.Popen(
@@ -257,7 +257,7 @@ def test_child_ends_when_parent_killed(simulator, tmp_path):
         child = int(parent.stdout.readline())
         parent.kill()
         parent.wait(10)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 5
         while process_running(child) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not process_running(child)
