@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import queue
+import select
 import sqlite3
 import sys
 import threading
@@ -83,6 +84,27 @@ class SyncError(Exception):
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
         self.details = details
+
+
+class CallerGoneError(Exception):
+    """The process that reads the module's result has ended before the commit."""
+
+
+def caller_gone(fd: int = 1) -> bool:
+    """Return True when the pipe on ``fd`` (the module's standard output) has no reader.
+
+    Ansible reads a module's result from its standard output. When a task times out,
+    Ansible stops reading but does not end a module that runs on the controller, so the
+    sync would commit after the task was reported as failed. A file, a terminal or a
+    platform without poll() gives False.
+    """
+    try:
+        poller = select.poll()
+        poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+        events = poller.poll(0)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return any(event & (select.POLLERR | select.POLLHUP) for _fd, event in events)
 
 
 def open_existing_store(path: Optional[str], customer: str) -> InventoryStore:
@@ -320,8 +342,14 @@ def sync_customer_once(
             report = session.diff(people_sample)
             session.discard()
         else:
+            if caller_gone():
+                raise CallerGoneError(
+                    "the Ansible task that ran this sync has ended (for example at its "
+                    "timeout), so the changes were not committed. Run the sync again, with a "
+                    "longer task timeout if one is set"
+                )
             report = session.commit(people_sample)
-    except (WebexApiError, InventoryError, ValueError, sqlite3.Error) as error:
+    except (WebexApiError, InventoryError, ValueError, sqlite3.Error, CallerGoneError) as error:
         if retry and isinstance(error, PeopleChangedError):
             session.discard()
             raise

@@ -15,7 +15,14 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.reliability_support import assert_inventory_matches_org, dump_store
+from tests.integration.reliability_support import (
+    BOREALIS,
+    assert_inventory_matches_org,
+    assert_store_unchanged,
+    dump_store,
+    history_rows,
+    module_args,
+)
 from tests.simulator.generate import build_fixture, write_fixture
 
 MODULE_SCRIPT = "AnsiballZ_webex_license_sync.py"
@@ -122,3 +129,29 @@ def test_sigkill_during_commit_keeps_store(start_simulator, run_playbook, invent
         outcomes = [row[0] for row in connection.execute(
             "SELECT outcome FROM sync_history ORDER BY id")]
     assert outcomes == ["success", "success"]
+
+
+def test_task_timeout_commits_nothing(simulator, run_playbook, inventory_db):
+    # Ansible stops waiting for a task at its timeout but leaves a module that runs on the
+    # controller running. The sync must notice that Ansible no longer reads its result and
+    # commit nothing.
+    args = module_args(simulator)
+    added = run_playbook([{"name": "add", "ucops.webex.webex_customer": dict(
+        args, name="Borealis Logistics", org_id=BOREALIS["id"])}])
+    assert added.rc == 0, added.stdout
+    before = dump_store(inventory_db)
+    # 2 people per page and 100 ms per request: the listing takes about 8 s.
+    simulator.set_faults(latency_ms=100)
+
+    run = run_playbook([{"name": "sync", "timeout": 2, "ignore_errors": True,
+                         "ucops.webex.webex_license_sync": dict(
+                             args, customer="Borealis Logistics", people_page_size=2)}])
+
+    record = run.task("sync")
+    assert record["failed"]
+    assert "Timed out" in record["result"]["msg"]
+    deadline = time.monotonic() + 60
+    while not history_rows(inventory_db) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    failed = assert_store_unchanged(inventory_db, before, failed_syncs=1)
+    assert "task that ran this sync has ended" in failed[0]["error"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ansible_collections.ucops.webex.plugins.module_utils import sync
@@ -69,3 +71,15 @@ def test_whole_lists_joins_license_and_role_pages():
 def test_whole_lists_keeps_empty_list():
     assert list(sync.whole_lists(iter([("licenses", [])]))) == [("licenses", [])]
     assert list(sync.whole_lists(iter([]))) == []
+
+
+def test_caller_gone_sees_closed_reader(tmp_path):
+    read_end, write_end = os.pipe()
+    try:
+        assert sync.caller_gone(write_end) is False
+        os.close(read_end)
+        assert sync.caller_gone(write_end) is True
+    finally:
+        os.close(write_end)
+    with open(tmp_path / "result.json", "w") as handle:
+        assert sync.caller_gone(handle.fileno()) is False
