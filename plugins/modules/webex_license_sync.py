@@ -268,7 +268,11 @@ api_requests:
   type: dict
   contains:
     requests:
-      description: HTTP requests sent, retries included.
+      description:
+        - HTTP requests sent to the API, retries included. Token refreshes are counted in
+          RV(api_requests.refreshes) instead.
+        - After a failure, a request that was still waiting for its response when the sync
+          stopped may be missing from the count.
       type: int
     retries:
       description: Requests sent again after a 429, a 5xx or a connection error.
