@@ -126,6 +126,24 @@ def test_sync_playbook_syncs_every_customer(simulator, run_playbook):
         "default_subscription_id", "default_site_url"}
 
 
+def test_sync_playbook_check_mode_report(simulator, run_playbook):
+    env = {"WEBEX_API_URL": simulator.api_url}
+    first = run_playbook(playbook=PLAYBOOKS / "sync.yml", inventory=DEMO_INVENTORY,
+                         limit=SMALL_CUSTOMERS, extra_env=env,
+                         extra_vars={"license_sync_scope": ["licenses"]})
+    assert first.rc == 0, first.stdout[-3000:]
+
+    run = run_playbook(playbook=PLAYBOOKS / "sync.yml", inventory=DEMO_INVENTORY,
+                       limit=SMALL_CUSTOMERS, extra_env=env, check=True)
+
+    assert run.rc == 0, run.stdout[-3000:]
+    headlines = [record["result"]["msg"][0] for record in run.results
+                 if record["task"].endswith("Report the sync summary")]
+    assert len(headlines) == 2
+    for headline in headlines:
+        assert "would change the inventory (check mode)" in headline
+
+
 def read_report(report_dir):
     listing = json.loads((report_dir / "licenses.json").read_text())
     with open(report_dir / "licenses.csv", newline="", encoding="utf-8") as handle:
