@@ -119,7 +119,10 @@ class PageProcess:
             elif kind == "raise":
                 raise pickle.loads(message[1])
             else:
-                raise WebexApiError(f"reading the pages failed in the fetch process: {message[1]}")
+                raise WebexApiError(
+                    f"reading the pages failed in the fetch process: {message[1]}. Run the sync "
+                    "again, and report this message if it repeats"
+                )
 
     def kill(self) -> None:
         """End the child at once if it still runs (a reader of ``pages()`` then gets EOF)."""

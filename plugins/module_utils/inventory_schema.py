@@ -56,6 +56,46 @@ LINK_KEY_TABLES = (
     ("workspace_licenses", "workspace_license_keys", "workspaces", "workspace_key"),
 )
 
+
+def _link_view_triggers(
+    view: str, owners: str, owner: str, key_table: str, target_column: str, missing: str
+) -> Tuple[str, str]:
+    """Return the INSTEAD OF INSERT and DELETE triggers that store a row written to a link
+    view (``view``) as a key pair in ``key_table``.
+
+    ``owners`` is the owner table (people or workspaces), whose rows have ``<owner>_id`` in
+    the view and ``<owner>_key`` in the key table. ``missing`` is the error of an insert
+    whose owner is not stored.
+    """
+    owner_id, owner_key = f"{owner}_id", f"{owner}_key"
+    insert = f"""
+            CREATE TRIGGER {view}_insert INSTEAD OF INSERT ON {view}
+            BEGIN
+                SELECT RAISE(ABORT, '{view}: {missing}')
+                WHERE NOT EXISTS (SELECT 1 FROM {owners}
+                    WHERE customer = NEW.customer AND id = NEW.{owner_id});
+                INSERT INTO link_targets (customer, id) VALUES (NEW.customer, NEW.{target_column})
+                    ON CONFLICT (customer, id) DO NOTHING;
+                INSERT INTO {key_table} ({owner_key}, target_key)
+                    SELECT o.{owner_key}, t.target_key FROM {owners} o, link_targets t
+                    WHERE o.customer = NEW.customer AND o.id = NEW.{owner_id}
+                    AND t.customer = NEW.customer AND t.id = NEW.{target_column}
+                    ON CONFLICT ({owner_key}, target_key) DO NOTHING;
+            END
+            """
+    delete = f"""
+            CREATE TRIGGER {view}_delete INSTEAD OF DELETE ON {view}
+            BEGIN
+                DELETE FROM {key_table}
+                WHERE {owner_key} = (SELECT {owner_key} FROM {owners}
+                    WHERE customer = OLD.customer AND id = OLD.{owner_id})
+                AND target_key = (SELECT target_key FROM link_targets
+                    WHERE customer = OLD.customer AND id = OLD.{target_column});
+            END
+            """
+    return insert, delete
+
+
 # Ordered migrations: (version, statements). A database at version N gets every migration
 # above N, each in its own transaction together with the new version number.
 MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
@@ -362,84 +402,18 @@ MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
             """,
             # Scripts that wrote the link tables before schema 4 keep working: a row written
             # to a view is stored as its key pair. The modules write the key tables directly.
-            """
-            CREATE TRIGGER person_licenses_insert INSTEAD OF INSERT ON person_licenses
-            BEGIN
-                SELECT RAISE(ABORT,
-                    'person_licenses: person not found in people, insert the person first')
-                WHERE NOT EXISTS (SELECT 1 FROM people
-                    WHERE customer = NEW.customer AND id = NEW.person_id);
-                INSERT INTO link_targets (customer, id) VALUES (NEW.customer, NEW.license_id)
-                    ON CONFLICT (customer, id) DO NOTHING;
-                INSERT INTO person_license_keys (person_key, target_key)
-                    SELECT o.person_key, t.target_key FROM people o, link_targets t
-                    WHERE o.customer = NEW.customer AND o.id = NEW.person_id
-                    AND t.customer = NEW.customer AND t.id = NEW.license_id
-                    ON CONFLICT (person_key, target_key) DO NOTHING;
-            END
-            """,
-            """
-            CREATE TRIGGER person_licenses_delete INSTEAD OF DELETE ON person_licenses
-            BEGIN
-                DELETE FROM person_license_keys
-                WHERE person_key = (SELECT person_key FROM people
-                    WHERE customer = OLD.customer AND id = OLD.person_id)
-                AND target_key = (SELECT target_key FROM link_targets
-                    WHERE customer = OLD.customer AND id = OLD.license_id);
-            END
-            """,
-            """
-            CREATE TRIGGER person_roles_insert INSTEAD OF INSERT ON person_roles
-            BEGIN
-                SELECT RAISE(ABORT,
-                    'person_roles: person not found in people, insert the person first')
-                WHERE NOT EXISTS (SELECT 1 FROM people
-                    WHERE customer = NEW.customer AND id = NEW.person_id);
-                INSERT INTO link_targets (customer, id) VALUES (NEW.customer, NEW.role_id)
-                    ON CONFLICT (customer, id) DO NOTHING;
-                INSERT INTO person_role_keys (person_key, target_key)
-                    SELECT o.person_key, t.target_key FROM people o, link_targets t
-                    WHERE o.customer = NEW.customer AND o.id = NEW.person_id
-                    AND t.customer = NEW.customer AND t.id = NEW.role_id
-                    ON CONFLICT (person_key, target_key) DO NOTHING;
-            END
-            """,
-            """
-            CREATE TRIGGER person_roles_delete INSTEAD OF DELETE ON person_roles
-            BEGIN
-                DELETE FROM person_role_keys
-                WHERE person_key = (SELECT person_key FROM people
-                    WHERE customer = OLD.customer AND id = OLD.person_id)
-                AND target_key = (SELECT target_key FROM link_targets
-                    WHERE customer = OLD.customer AND id = OLD.role_id);
-            END
-            """,
-            """
-            CREATE TRIGGER workspace_licenses_insert INSTEAD OF INSERT ON workspace_licenses
-            BEGIN
-                SELECT RAISE(ABORT,
-                    'workspace_licenses: workspace not found, insert the workspace first')
-                WHERE NOT EXISTS (SELECT 1 FROM workspaces
-                    WHERE customer = NEW.customer AND id = NEW.workspace_id);
-                INSERT INTO link_targets (customer, id) VALUES (NEW.customer, NEW.license_id)
-                    ON CONFLICT (customer, id) DO NOTHING;
-                INSERT INTO workspace_license_keys (workspace_key, target_key)
-                    SELECT o.workspace_key, t.target_key FROM workspaces o, link_targets t
-                    WHERE o.customer = NEW.customer AND o.id = NEW.workspace_id
-                    AND t.customer = NEW.customer AND t.id = NEW.license_id
-                    ON CONFLICT (workspace_key, target_key) DO NOTHING;
-            END
-            """,
-            """
-            CREATE TRIGGER workspace_licenses_delete INSTEAD OF DELETE ON workspace_licenses
-            BEGIN
-                DELETE FROM workspace_license_keys
-                WHERE workspace_key = (SELECT workspace_key FROM workspaces
-                    WHERE customer = OLD.customer AND id = OLD.workspace_id)
-                AND target_key = (SELECT target_key FROM link_targets
-                    WHERE customer = OLD.customer AND id = OLD.license_id);
-            END
-            """,
+            *_link_view_triggers(
+                "person_licenses", "people", "person", "person_license_keys", "license_id",
+                "person not found in people, insert the person first",
+            ),
+            *_link_view_triggers(
+                "person_roles", "people", "person", "person_role_keys", "role_id",
+                "person not found in people, insert the person first",
+            ),
+            *_link_view_triggers(
+                "workspace_licenses", "workspaces", "workspace", "workspace_license_keys",
+                "license_id", "workspace not found, insert the workspace first",
+            ),
             # A person or workspace deleted by hand takes its key pairs along, so that a
             # later row that gets the same key starts without links. The modules delete the
             # pairs first, and the trigger then finds none.

@@ -374,7 +374,8 @@ class WebexClient:
             self.access_token = state["access_token"]
             self.refresh_token = state["refresh_token"]
             self._remember_secrets(self.access_token, self.refresh_token)
-        # The copy's last request tells whether the current token was accepted.
+        # The copy sent the last request, so its flag shows whether the current token
+        # was accepted.
         self._refresh_unconfirmed = state["refresh_unconfirmed"]
 
     def ensure_access_token(self) -> None:

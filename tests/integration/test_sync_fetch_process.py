@@ -136,12 +136,18 @@ def test_token_refreshed_in_child_is_kept_by_parent(simulator):
     assert client._scrub(f"token {client.access_token}") == "token ********"
 
 
-def test_stop_ends_a_child_still_reading(simulator):
+def start_and_read_one_page(simulator):
+    """Start a child with 50 ms before every response and read its first page."""
     simulator.set_faults(latency_ms=50)
     client = new_client(simulator)
     source = PageProcess(client, requests_list(client))
     pages = source.pages()
     next(pages)
+    return source, pages
+
+
+def test_stop_ends_a_child_still_reading(simulator):
+    source, _pages = start_and_read_one_page(simulator)
     started = time.monotonic()
 
     source.stop()
@@ -153,11 +159,7 @@ def test_stop_ends_a_child_still_reading(simulator):
 
 
 def test_child_killed_is_reported(simulator):
-    simulator.set_faults(latency_ms=50)
-    client = new_client(simulator)
-    source = PageProcess(client, requests_list(client))
-    pages = source.pages()
-    next(pages)
+    source, pages = start_and_read_one_page(simulator)
     os.kill(source.pid, signal.SIGKILL)
 
     with pytest.raises(WebexApiError, match="ended before it finished .killed by SIGKILL"):
