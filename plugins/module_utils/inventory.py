@@ -698,14 +698,75 @@ class InventoryStore:
         removed_license_ids: Iterable[str] = (),
         person_fields: Optional[Mapping[str, Any]] = None,
     ) -> Dict[str, Any]:
-        """Record a license change made through the API, in one transaction.
+        """Record license links added and removed for a person, in one transaction.
 
         Adds and removes person_licenses rows and moves ``consumed_units`` and
         ``consumed_by_users`` of each non-hybrid license by one per link actually added or
         removed (counters never go below 0). ``person_fields`` (keys email, display_name,
         location_id) creates the person when missing or updates those fields. Returns
         ``{"changed", "person_added", "licenses_added", "licenses_removed",
-        "rows_written"}``.
+        "counted_added", "counted_removed", "rows_written"}``.
+        """
+        added = list(dict.fromkeys(str(i) for i in added_license_ids))
+        removed = [i for i in dict.fromkeys(str(i) for i in removed_license_ids) if i not in added]
+
+        def target(
+            _connection: sqlite3.Connection, stored: List[str]
+        ) -> Tuple[List[str], List[str]]:
+            kept = [i for i in stored if i not in removed]
+            return kept + [i for i in added if i not in kept], stored
+
+        return self._record_person_licenses(customer, person_id, person_fields, target)
+
+    def record_user_licenses(
+        self,
+        customer: str,
+        person_id: str,
+        license_ids: Iterable[str],
+        live_license_ids: Iterable[str],
+        person_fields: Optional[Mapping[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Store a person's licenses as the API returned them after a change.
+
+        ``license_ids`` are the person's licenses after the change and ``live_license_ids``
+        those read from the API before it. The person's links become ``license_ids``. The
+        counters of each non-hybrid license move by one for every license the person gained
+        or lost since the counters were last right for this person:
+
+        - when the customer's people were synced with or after its licenses, against the
+          stored links (none for a person not stored, a new user). A change made in Control
+          Hub since that sync is then counted once, together with this change.
+        - otherwise (people never synced, or a later sync of the licenses alone already
+          counted changes that the stored links miss), against ``live_license_ids``, so only
+          this change moves the counters.
+
+        Counters never go below 0. Returns ``{"changed", "person_added", "licenses_added",
+        "licenses_removed", "counted_added", "counted_removed", "rows_written"}``, where the
+        ``licenses_*`` lists are links written and the ``counted_*`` lists the licenses whose
+        counters moved.
+        """
+        resulting = list(dict.fromkeys(str(i) for i in license_ids))
+        live = list(dict.fromkeys(str(i) for i in live_license_ids))
+
+        def target(
+            connection: sqlite3.Connection, stored: List[str]
+        ) -> Tuple[List[str], List[str]]:
+            return resulting, stored if _links_match_counters(connection, customer) else live
+
+        return self._record_person_licenses(customer, person_id, person_fields, target)
+
+    def _record_person_licenses(
+        self,
+        customer: str,
+        person_id: str,
+        person_fields: Optional[Mapping[str, Any]],
+        target: Callable[[sqlite3.Connection, List[str]], Tuple[List[str], List[str]]],
+    ) -> Dict[str, Any]:
+        """Set a person's links and move the license counters, in one transaction.
+
+        ``target`` gets the connection and the stored license ids of the person (empty when
+        the person is not stored). It returns the ids to store and the ids that the counters
+        already include for this person.
         """
         fields = dict(person_fields or {})
         unknown = sorted(set(fields) - set(PERSON_FIELDS))
@@ -714,8 +775,6 @@ class InventoryStore:
                 f"invalid person_fields {', '.join(unknown)} "
                 f"(expected some of: {', '.join(PERSON_FIELDS)})"
             )
-        added = list(dict.fromkeys(str(i) for i in added_license_ids))
-        removed = [i for i in dict.fromkeys(str(i) for i in removed_license_ids) if i not in added]
 
         def action(connection: sqlite3.Connection) -> Dict[str, Any]:
             if (
@@ -726,18 +785,35 @@ class InventoryStore:
             ):
                 raise InventoryError(f"customer '{customer}' not found in {self.path}")
             start = connection.total_changes
-            person_added = _upsert_person(connection, customer, person_id, fields)
             key = {"customer": customer, "person_id": person_id}
-            done_added = []
-            for license_id in added:
-                if _add_person_license(connection, dict(key, license_id=license_id)):
-                    done_added.append(license_id)
-                    _move_consumption(connection, customer, license_id, 1)
-            done_removed = []
-            for license_id in removed:
-                if _remove_person_license(connection, dict(key, license_id=license_id)):
-                    done_removed.append(license_id)
-                    _move_consumption(connection, customer, license_id, -1)
+            stored = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT license_id FROM person_licenses WHERE customer = :customer "
+                    "AND person_id = :person_id ORDER BY license_id",
+                    key,
+                )
+            ]
+            person_added = _upsert_person(connection, customer, person_id, fields)
+            wanted, counted = target(connection, stored)
+            done_added = [
+                license_id
+                for license_id in wanted
+                if license_id not in stored
+                and _add_person_license(connection, dict(key, license_id=license_id))
+            ]
+            done_removed = [
+                license_id
+                for license_id in stored
+                if license_id not in wanted
+                and _remove_person_license(connection, dict(key, license_id=license_id))
+            ]
+            counted_added = [i for i in wanted if i not in counted]
+            counted_removed = [i for i in counted if i not in wanted]
+            for license_id in counted_added:
+                _move_consumption(connection, customer, license_id, 1)
+            for license_id in counted_removed:
+                _move_consumption(connection, customer, license_id, -1)
             rows_written = connection.total_changes - start
             if rows_written:
                 # The stored fingerprint no longer describes the person: the next sync
@@ -752,6 +828,8 @@ class InventoryStore:
                 "person_added": person_added,
                 "licenses_added": done_added,
                 "licenses_removed": done_removed,
+                "counted_added": counted_added,
+                "counted_removed": counted_removed,
                 "rows_written": rows_written,
             }
 
@@ -886,6 +964,25 @@ def _upsert_person(
             dict(params, **changes),
         )
     return False
+
+
+def _links_match_counters(connection: sqlite3.Connection, customer: str) -> bool:
+    """Return True when the stored people links and the license counters agree.
+
+    They agree when the last successful sync of the customer's people was not older than
+    the last one of its licenses (both are the same sync after a full sync). Sync history
+    ids grow with each sync, unlike the times, which have whole seconds.
+    """
+    ids = {
+        row[0]: row[1]
+        for row in connection.execute(
+            "SELECT object_type, history_id FROM sync_state WHERE customer = :customer "
+            "AND object_type IN ('people', 'licenses')",
+            {"customer": customer},
+        )
+    }
+    people = ids.get("people")
+    return people is not None and people >= (ids.get("licenses") or 0)
 
 
 def _add_person_license(connection: sqlite3.Connection, key: Mapping[str, Any]) -> bool:

@@ -674,6 +674,8 @@ def _unique(values: Iterable[str]) -> List[str]:
 # NOTE: other calling licenses (Webex Calling - Basic, Attendant Console) are not listed
 # because no documented error code ties them to calling properties.
 USER_CALLING_LICENSE_NAMES = ("Webex Calling - Professional", "Webex Calling - Standard")
+# Licenses that Control Hub gives to workspaces only, never to a person.
+WORKSPACE_ONLY_LICENSE_NAMES = ("Webex Calling - Workspaces",)
 
 # Reasons given for the licenses a user change leaves in place (``describe_kept_licenses``).
 KEPT_UNSUBSCRIBED = "unsubscribed"
@@ -698,6 +700,30 @@ def is_user_calling_license(name: Optional[str]) -> bool:
     """Tell whether a license name is one that needs calling properties when assigned."""
     key = str(name or "").strip().lower()
     return any(key == calling.lower() for calling in USER_CALLING_LICENSE_NAMES)
+
+
+def is_workspace_only_license(name: Optional[str]) -> bool:
+    """Tell whether a license name is one for workspaces, which a person cannot hold."""
+    key = str(name or "").strip().lower()
+    return any(key == workspace.lower() for workspace in WORKSPACE_ONLY_LICENSE_NAMES)
+
+
+def check_user_assignable(
+    license_ids: Iterable[str], licenses_by_id: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Raise LicensingError when a license to add is one for workspaces only."""
+    labels = [
+        license_label(licenses_by_id[license_id])
+        for license_id in license_ids
+        if license_id in licenses_by_id
+        and is_workspace_only_license(licenses_by_id[license_id].get("name"))
+    ]
+    if labels:
+        raise LicensingError(
+            f"license {', '.join(repr(label) for label in labels)} is for workspaces and "
+            "cannot be assigned to a user: remove it from licenses, and give the user "
+            f"{' or '.join(USER_CALLING_LICENSE_NAMES)} for Webex Calling"
+        )
 
 
 def site_urls_of_subscription(

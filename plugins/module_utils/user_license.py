@@ -54,6 +54,7 @@ class UserLicenseChange:
         self.check_mode = check_mode
         self.customer_name: str = params["customer"]
         self.state: str = params["state"]
+        self.warnings: List[str] = []
 
     def run(self) -> Dict[str, Any]:
         """Plan the change, apply it unless in check mode, and return the module result."""
@@ -75,9 +76,11 @@ class UserLicenseChange:
             requested = licensing.resolve_license_names(
                 self.params.get("licenses") or [], rows, org=self.customer_name
             )
+            self.licenses_by_id = {str(row["id"]): row for row in rows}
+            if self.state != "absent":
+                licensing.check_user_assignable(requested, self.licenses_by_id)
         except licensing.LicensingError as error:
             raise UserLicenseError(str(error)) from error
-        self.licenses_by_id = {str(row["id"]): row for row in rows}
         managed_ids = [str(row["id"]) for row in rows if row["managed"]]
 
         # The user's real licenses, read live.
@@ -103,13 +106,13 @@ class UserLicenseChange:
 
         # Apply through the API, then record in the inventory what the API applied.
         response = self._send_change(person, license_changes)
-        after = self.client.get_person(person["id"])
+        after = self._person_after_change(person, response, planned, license_changes)
         resulting = [str(license_id) for license_id in after.get("licenses") or []]
         if response.status == 206:
             applied = licensing.split_applied_changes(plan.add, plan.remove, resulting)
         else:
             applied = licensing.AppliedChanges(plan.add, plan.remove, (), ())
-        inventory = self._record_change(after, applied)
+        inventory = self._record_change(after, current)
 
         result.update(
             self._describe_outcome(applied.added, applied.removed, resulting, managed_ids)
@@ -256,8 +259,54 @@ class UserLicenseChange:
                 ],
             ) from error
 
+    def _person_after_change(
+        self,
+        person: Mapping[str, Any],
+        response: Any,
+        planned: Sequence[str],
+        changes: Sequence[Mapping[str, Any]],
+    ) -> Dict[str, Any]:
+        """Return the user after an accepted change: read again, else from the response.
+
+        The change is made already, so a failed read must not end the task as unchanged.
+        The licenses then come from the response body (UserLicensesResponse.licenses), and
+        without them, after a complete change (HTTP 200), from the plan. A partial change
+        (HTTP 206) whose result cannot be read fails with changed=True.
+        """
+        try:
+            return dict(self.client.get_person(person["id"]))
+        except WebexApiError as error:
+            read_error = error
+        after = dict(person)
+        for change in changes:
+            location = (change.get("properties") or {}).get("locationId")
+            if change["operation"] == "add" and location:
+                after["locationId"] = location
+        body = response.json
+        if isinstance(body, dict) and isinstance(body.get("licenses"), list):
+            after["licenses"] = [str(license_id) for license_id in body["licenses"]]
+        elif response.status == 200:
+            after["licenses"] = list(planned)
+        else:
+            raise UserLicenseError(
+                f"the Webex API applied part of the license change for user "
+                f"'{self.params['user']}' (HTTP {response.status}), and the user could not "
+                f"be read again to see which part: {read_error}. The inventory is unchanged: "
+                "run ucops.webex.webex_license_sync to bring it up to date, then run the task "
+                "again",
+                changed=True,
+                status=response.status,
+                tracking_id=response.tracking_id,
+            ) from read_error
+        self.warnings.append(
+            f"the licenses of user '{self.params['user']}' were changed, but reading the user "
+            f"again failed ({read_error}); the inventory records the licenses that the change "
+            "request returned"
+        )
+        return after
+
     def _record_change(
-        self, person: Mapping[str, Any], applied: licensing.AppliedChanges
+        self, person: Mapping[str, Any], live_before: Sequence[str]
     ) -> Dict[str, Any]:
         emails = person.get("emails") or []
         fields = {
@@ -266,11 +315,11 @@ class UserLicenseChange:
             "location_id": person.get("locationId"),
         }
         try:
-            return self.store.apply_user_license_change(
+            return self.store.record_user_licenses(
                 self.customer_name,
                 str(person["id"]),
-                added_license_ids=applied.added,
-                removed_license_ids=applied.removed,
+                license_ids=[str(i) for i in person.get("licenses") or []],
+                live_license_ids=live_before,
                 person_fields=fields,
             )
         except (InventoryError, sqlite3.Error) as error:
@@ -373,7 +422,11 @@ def run_module(module: Any) -> Dict[str, Any]:
         client = WebexClient.from_module(module)
         change = UserLicenseChange(module.params, store, client, check_mode=module.check_mode)
         try:
-            result = change.run()
+            try:
+                result = change.run()
+            finally:
+                for warning in change.warnings:
+                    module.warn(warning)
         except UserLicenseError as error:
             module.fail_json(msg=error.message, changed=error.changed, **error.details)
         except WebexApiError as error:

@@ -99,7 +99,14 @@ notes:
   - The user's licenses are never replaced with C(PUT /v1/people/{personId}); only the listed
     additions and removals are sent.
   - After a change the user is read again (C(GET /v1/people/{personId})) to record the
-    resulting licenses and location in the inventory.
+    resulting licenses and location in the inventory. When that read fails, the task
+    records the licenses that the change request returned and warns. A partial change
+    (HTTP 206) that cannot be read back fails with changed set and the inventory unchanged.
+  - The inventory stores the user's licenses as the API returns them. The usage counters
+    move by each license the user gained or lost since the last sync of the customer's
+    people, or by this change alone when the licenses were synced later than the people
+    or the people were never synced.
+  - A license for workspaces (Webex Calling - Workspaces) cannot be assigned to a user.
   - The Webex API refuses some combinations, for example Webex Calling Professional and
     Standard together (error code 400404). The task then fails with the API's message.
 seealso:
@@ -207,7 +214,11 @@ not_removed:
   type: list
   elements: dict
 inventory:
-  description: What the inventory recorded for an applied change.
+  description:
+    - What the inventory recorded for an applied change.
+    - C(licenses_added) and C(licenses_removed) are the user's stored license links
+      written, C(counted_added) and C(counted_removed) the licenses whose usage counters
+      moved by one.
   returned: when the API changed the user's licenses
   type: dict
   sample:
@@ -215,7 +226,9 @@ inventory:
     person_added: false
     licenses_added: [Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvY2Q5NjNm]
     licenses_removed: []
-    rows_written: 2
+    counted_added: [Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvY2Q5NjNm]
+    counted_removed: []
+    rows_written: 3
 diff:
   description: The user's licenses before and after, as labels with subscription and site URL.
   returned: always

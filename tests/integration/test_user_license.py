@@ -355,3 +355,64 @@ def test_fault_rule_error_changes_nothing(simulator, borealis, license_task, inv
     assert "was rejected and nothing was changed" in record["result"]["msg"]
     assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
     assert MESSAGING_US not in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
+
+
+def test_failed_reread_records_change(simulator, borealis, license_task,
+                                                   inventory_db):
+    """The change is made once the PATCH succeeds, so a failed read of the user after it
+    must not report 'unchanged', and the inventory must record the change."""
+    borealis(**US_DEFAULTS)
+    person_id = live_person(simulator, ORG_ID, NO_LICENSE_USER)["id"]
+    simulator.set_faults(rules=[{"method": "GET", "path": f"/v1/people/{person_id}",
+                                 "status": 500}])
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Advanced Messaging"])
+
+    assert not record["failed"], record["result"].get("msg")
+    assert record["changed"] is True
+    assert ids_of(record["result"]["added"]) == [MESSAGING_US]
+    assert any("reading the user again failed" in text
+               for text in record["result"].get("warnings", []))
+    assert MESSAGING_US in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
+    assert MESSAGING_US in inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)["license_ids"]
+    assert_counts_match(simulator, inventory_db, [MESSAGING_US])
+
+    simulator.set_faults(rules=[])
+    again, _run = license_task(user=NO_LICENSE_USER, licenses=["Advanced Messaging"])
+    assert again["changed"] is False
+    assert_counts_match(simulator, inventory_db, [MESSAGING_US])
+
+
+@pytest.mark.parametrize("scope", [["licenses"], ["licenses", "people"]])
+def test_counts_follow_api_any_scope(simulator, run_playbook, license_task,
+                                                   inventory_db, scope):
+    """With or without the people synced, each change moves the counters like the API."""
+    run = run_playbook(customer_setup_tasks(CUSTOMER, scope=scope, **US_DEFAULTS),
+                       module_defaults=connection_defaults(simulator))
+    assert run.rc == 0, run.stdout[-3000:]
+    involved = [MESSAGING_US, MEETING_US, *BUNDLED]
+
+    for options in (
+        {"user": MESSAGING_USER, "licenses": ["Advanced Messaging"], "state": "absent"},
+        {"user": NO_LICENSE_USER, "licenses": ["Advanced Messaging"]},
+        {"user": MESSAGING_USER, "licenses": ["Advanced Messaging"]},
+    ):
+        record, _run = license_task(**options)
+        assert not record["failed"], record["result"].get("msg")
+        assert record["changed"] is True
+        assert_counts_match(simulator, inventory_db, involved)
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_workspace_license_rejected_for_user(simulator, borealis, license_task, check):
+    borealis(**US_DEFAULTS)
+    simulator.clear_requests()
+
+    record, _run = license_task(check=check, user=NO_LICENSE_USER,
+                                licenses=["Webex Calling - Workspaces"], extension="4711")
+
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "'Webex Calling - Workspaces (Sub-BOR100)' is for workspaces" in message
+    assert "Webex Calling - Professional or Webex Calling - Standard" in message
+    assert patch_requests(simulator) == []

@@ -881,6 +881,83 @@ def test_apply_user_license_change_floors_counters(store):
     assert license_row(store, "Z")["consumed_units"] == 0
 
 
+def licenses_sync(store, licenses):
+    with store.begin_sync("Acme", scope=["licenses"]) as session:
+        session.stage_licenses(licenses)
+        session.commit()
+
+
+def test_record_counts_changes_since_sync(store):
+    """People and licenses synced together: the stored links are the base of the counters,
+    so a license gained in Control Hub since the sync is counted with this change."""
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    assert store.find_person("Acme", "P00001")["license_ids"] == ["C-A", "MSG"]
+    consumed = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
+
+    # Live before the change: M-A was added in Control Hub after the sync. The change
+    # removed MSG and added X-NEW, a license the inventory does not list.
+    result = store.record_user_licenses(
+        "Acme", "P00001", ["C-A", "M-A", "X-NEW"], live_license_ids=["C-A", "MSG", "M-A"]
+    )
+
+    assert result["counted_added"] == ["M-A", "X-NEW"]
+    assert result["counted_removed"] == ["MSG"]
+    after = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
+    assert after["M-A"] == consumed["M-A"] + 1
+    assert after["MSG"] == consumed["MSG"] - 1
+    assert after["C-A"] == consumed["C-A"]
+    assert store.find_person("Acme", "P00001")["license_ids"] == ["C-A", "M-A", "X-NEW"]
+
+    repeat = store.record_user_licenses(
+        "Acme", "P00001", ["C-A", "M-A", "X-NEW"], live_license_ids=["C-A", "M-A", "X-NEW"]
+    )
+    assert repeat["changed"] is False
+    assert {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")} == after
+
+
+def test_record_new_person_synced_customer(store):
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    consumed = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
+
+    result = store.record_user_licenses(
+        "Acme", "P-NEW", ["C-A", "M-A"], live_license_ids=["C-A"],
+        person_fields={"email": "new@acme.example"},
+    )
+
+    # Not listed by the sync, so none of the person's licenses was counted yet.
+    assert result["person_added"] is True
+    assert result["counted_added"] == ["C-A", "M-A"]
+    after = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
+    assert after["C-A"] == consumed["C-A"] + 1
+    assert after["M-A"] == consumed["M-A"] + 1
+
+
+@pytest.mark.parametrize("people_synced", [False, True])
+def test_record_after_licenses_only_sync(store, people_synced):
+    """Counters newer than the stored links (or no links at all): only the change counts."""
+    add_customer(store, default_subscription_id="Sub-A100")
+    if people_synced:
+        full_sync(store)
+    licenses_sync(store, LICENSES)
+    consumed = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
+
+    # M-B was added in Control Hub after the people sync, and the licenses sync counted it.
+    result = store.record_user_licenses(
+        "Acme", "P00001", ["C-A", "M-A"], live_license_ids=["C-A", "MSG", "M-B"]
+    )
+
+    assert result["counted_added"] == ["M-A"]
+    assert result["counted_removed"] == ["MSG", "M-B"]
+    after = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
+    assert after["M-A"] == consumed["M-A"] + 1
+    assert after["MSG"] == consumed["MSG"] - 1
+    assert after["M-B"] == consumed["M-B"] - 1
+    assert after["C-A"] == consumed["C-A"]
+    assert store.find_person("Acme", "P00001")["license_ids"] == ["C-A", "M-A"]
+
+
 def test_apply_user_license_change_rejects_unknown_fields(store):
     add_customer(store)
     with pytest.raises(ValueError, match="invalid person_fields token"):

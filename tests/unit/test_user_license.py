@@ -392,7 +392,7 @@ def test_database_error_after_patch_reported(store, monkeypatch):
     def full_disk(*_args, **_kwargs):
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(store, "apply_user_license_change", full_disk)
+    monkeypatch.setattr(store, "record_user_licenses", full_disk)
     change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store, client)
 
     with pytest.raises(UserLicenseError) as raised:
@@ -406,3 +406,69 @@ def test_database_error_after_patch_reported(store, monkeypatch):
     assert "database or disk is full" in raised.value.message
     assert "webex_license_sync" in raised.value.message
     assert client.patches == [[{"id": "ADV-A", "operation": "add"}]]
+
+
+class ReadFailsAfterPatch(FakeClient):
+    """The PATCH works; reading the user afterwards fails with a server error."""
+
+    def __init__(self, person, body_licenses=True, **options):
+        super().__init__(person, **options)
+        self.body_licenses = body_licenses
+
+    def get_person(self, person_id, calling_data=True):
+        if self.patches:
+            raise WebexApiError("Internal server error", "GET", f"/people/{person_id}", 500)
+        return super().get_person(person_id, calling_data)
+
+    def assign_licenses(self, **arguments):
+        response = super().assign_licenses(**arguments)
+        if not self.body_licenses:
+            return WebexResponse(response.status, {"personId": arguments.get("person_id")},
+                                 response.headers)
+        return response
+
+
+@pytest.mark.parametrize("body_licenses", [True, False])
+def test_failed_reread_records_change(store, body_licenses):
+    client = ReadFailsAfterPatch(PERSON, body_licenses=body_licenses)
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store, client)
+
+    result = change.run()
+
+    assert result["changed"] is True
+    assert [item["id"] for item in result["added"]] == ["ADV-A"]
+    assert consumed(store, "ADV-A") == 1
+    assert "ADV-A" in store.find_person("Acme", "P1")["license_ids"]
+    assert len(change.warnings) == 1
+    assert "reading the user again failed" in change.warnings[0]
+    assert "Internal server error" in change.warnings[0]
+
+
+def test_failed_reread_partial_asks_sync(store):
+    client = ReadFailsAfterPatch(dict(PERSON, licenses=["MSG"]), body_licenses=False,
+                                 failing_ids={"C-A"})
+    change = UserLicenseChange(
+        params(licenses=["Advanced Messaging", "Webex Calling - Professional"], extension="1"),
+        store, client,
+    )
+
+    with pytest.raises(UserLicenseError) as caught:
+        change.run()
+
+    assert caught.value.changed is True
+    assert "HTTP 206" in caught.value.message
+    assert "run ucops.webex.webex_license_sync" in caught.value.message
+    assert consumed(store, "ADV-A") == 0
+    assert consumed(store, "C-A") == 4
+
+
+def test_assignable_rejects_workspace_license():
+    rows = {
+        "W": licensing.normalize_license(
+            api_license("W", "webex calling - WORKSPACES", "Sub-A100", total=5)),
+        "C-A": BY_ID["C-A"],
+    }
+    licensing.check_user_assignable(["C-A", "UNKNOWN"], rows)
+    with pytest.raises(LicensingError, match=r"'webex calling - WORKSPACES \(Sub-A100\)' is for "
+                                             "workspaces and cannot be assigned to a user"):
+        licensing.check_user_assignable(["C-A", "W"], rows)
