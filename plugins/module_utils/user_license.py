@@ -11,7 +11,7 @@ mode and diff mode run the same steps and skip the PATCH and the inventory write
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
@@ -22,6 +22,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
     WebexClient,
+    WebexResponse,
 )
 
 
@@ -106,12 +107,17 @@ class UserLicenseChange:
 
         # Apply through the API, then record in the inventory what the API applied.
         response = self._send_change(person, license_changes)
-        after = self._person_after_change(person, response, planned, license_changes)
+        if isinstance(response, WebexApiError):
+            after = self._person_after_failed_request(person, response)
+        else:
+            after = self._person_after_change(person, response, planned, license_changes)
         resulting = [str(license_id) for license_id in after.get("licenses") or []]
-        if response.status == 206:
+        if isinstance(response, WebexApiError) or response.status == 206:
             applied = licensing.split_applied_changes(plan.add, plan.remove, resulting)
         else:
             applied = licensing.AppliedChanges(plan.add, plan.remove, (), ())
+        if isinstance(response, WebexApiError):
+            self._check_failed_request_outcome(response, applied)
         inventory = self._record_change(after, current)
 
         result.update(
@@ -123,7 +129,7 @@ class UserLicenseChange:
         result["inventory"] = inventory
         if not applied.complete:
             raise UserLicenseError(
-                self._partial_message(person, applied, response.json),
+                self._partial_message(person, applied, response),
                 changed=result["changed"],
                 status=response.status,
                 tracking_id=response.tracking_id,
@@ -240,10 +246,21 @@ class UserLicenseChange:
 
     # -- applying ---------------------------------------------------------------------------
 
-    def _send_change(self, person: Mapping[str, Any], changes: Sequence[Mapping[str, Any]]):
+    def _send_change(
+        self, person: Mapping[str, Any], changes: Sequence[Mapping[str, Any]]
+    ) -> Union[WebexResponse, WebexApiError]:
+        """Send the PATCH; return its response, or the error when the outcome is unknown.
+
+        An HTTP 4xx answer means that the API rejected the change, so nothing changed and
+        the task fails here. After a timeout, a lost connection or an HTTP 5xx the change
+        may still have been applied, so the error is returned and the caller reads the user
+        again to find out.
+        """
         try:
             return self.client.assign_licenses(person_id=person["id"], licenses=changes)
         except WebexApiError as error:
+            if error.status is None or error.status >= 500:
+                return error
             raise UserLicenseError(
                 f"the license change for user '{self.params['user']}' was rejected and "
                 f"nothing was changed: {error}",
@@ -258,6 +275,44 @@ class UserLicenseChange:
                     for change in changes
                 ],
             ) from error
+
+    def _person_after_failed_request(
+        self, person: Mapping[str, Any], error: WebexApiError
+    ) -> Dict[str, Any]:
+        """Read the user again after a change request whose outcome is unknown."""
+        try:
+            return dict(self.client.get_person(person["id"]))
+        except WebexApiError as read_error:
+            raise UserLicenseError(
+                f"the license change request for user '{self.params['user']}' failed "
+                f"({error}), and reading the user again failed too ({read_error}), so it is "
+                "not known whether Webex applied the change. The inventory is unchanged: "
+                "check the user's licenses in Control Hub or run the task again in check "
+                "mode, then run ucops.webex.webex_license_sync",
+                changed=True,
+                status=error.status,
+                tracking_id=error.tracking_id,
+            ) from error
+
+    def _check_failed_request_outcome(
+        self, error: WebexApiError, applied: licensing.AppliedChanges
+    ) -> None:
+        """Fail unchanged when the user read again shows nothing applied, else warn."""
+        user = self.params["user"]
+        if not (applied.added or applied.removed):
+            raise UserLicenseError(
+                f"the license change request for user '{user}' failed: {error}. Reading the "
+                "user again shows that nothing was changed, and the inventory is unchanged: "
+                "run the task again",
+                status=error.status,
+                tracking_id=error.tracking_id,
+            ) from error
+        if applied.complete:
+            self.warnings.append(
+                f"the license change request for user '{user}' failed ({error}), but reading "
+                "the user again shows that Webex applied the whole change, so the inventory "
+                "records it"
+            )
 
     def _person_after_change(
         self,
@@ -376,12 +431,24 @@ class UserLicenseChange:
         return {"id": person.get("id"), "email": emails[0] if emails else None}
 
     def _partial_message(
-        self, person: Mapping[str, Any], applied: licensing.AppliedChanges, body: Any
+        self,
+        person: Mapping[str, Any],
+        applied: licensing.AppliedChanges,
+        response: Union[WebexResponse, WebexApiError],
     ) -> str:
         user = self._user_summary(person)["email"] or person.get("id")
-        parts = [
-            f"the Webex API applied only part of the license change for user '{user}' (HTTP 206)"
-        ]
+        if isinstance(response, WebexApiError):
+            body = None
+            parts = [
+                f"the license change request for user '{user}' failed ({response}), and "
+                "reading the user again shows that Webex applied only part of the change"
+            ]
+        else:
+            body = response.json
+            parts = [
+                f"the Webex API applied only part of the license change for user '{user}' "
+                f"(HTTP {response.status})"
+            ]
         for title, ids in (
             ("assigned", applied.added),
             ("not assigned", applied.not_added),

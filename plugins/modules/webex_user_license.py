@@ -24,6 +24,10 @@ description:
     that was applied and the task fails, listing what was and was not assigned or removed.
   - When the API rejects the change (HTTP 400), the task fails with the API's message and
     error codes, and the inventory is left unchanged.
+  - When the change request times out, loses its connection or gets HTTP 5xx, Webex may
+    have applied the change anyway, so the user is read again. The task then records what
+    was applied, fails unchanged when nothing was, and fails with changed set and the
+    inventory unchanged when the user cannot be read either.
 author:
   - ucops.webex contributors (!UNKNOWN)
 extends_documentation_fragment:

@@ -416,3 +416,37 @@ def test_workspace_license_rejected_for_user(simulator, borealis, license_task, 
     assert "'Webex Calling - Workspaces (Sub-BOR100)' is for workspaces" in message
     assert "Webex Calling - Professional or Webex Calling - Standard" in message
     assert patch_requests(simulator) == []
+
+
+def test_lost_response_after_change_recorded(simulator, borealis, license_task, inventory_db):
+    """A gateway error after Webex applied the change: the user read again tells."""
+    borealis(**US_DEFAULTS)
+    simulator.set_faults(rules=[{"method": "PATCH", "path": "/v1/licenses/users",
+                                 "status": 504, "after_handler": True, "times": 1}])
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Advanced Messaging"])
+
+    assert not record["failed"], record["result"].get("msg")
+    assert record["changed"] is True
+    assert any("Webex applied the whole change" in text
+               for text in record["result"].get("warnings", []))
+    assert MESSAGING_US in inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)["license_ids"]
+    assert_counts_match(simulator, inventory_db, [MESSAGING_US])
+    assert len(patch_requests(simulator)) == 1
+
+
+def test_server_error_without_change_unchanged(simulator, borealis, license_task,
+                                               inventory_db):
+    borealis(**US_DEFAULTS)
+    stored = inventory_consumed_units(inventory_db, CUSTOMER)
+    simulator.set_faults(rules=[{"method": "PATCH", "path": "/v1/licenses/users",
+                                 "status": 500, "times": 1}])
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Advanced Messaging"])
+
+    assert record["failed"]
+    assert record["changed"] is False
+    assert "shows that nothing was changed" in record["result"]["msg"]
+    assert record["result"]["status"] == 500
+    assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
+    assert MESSAGING_US not in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]

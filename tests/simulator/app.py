@@ -89,7 +89,9 @@ def start_request():
 
 def finish_request(response: Response) -> Response:
     decision = g.get("fault")
-    if decision is not None and not decision.replaces:
+    if decision is not None and decision.after_handler:
+        response = render_fault(decision, g.tracking_id)
+    elif decision is not None and not decision.replaces:
         response = transform_response(
             decision, response, request.host_url, request.path, request.args
         )

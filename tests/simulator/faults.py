@@ -63,6 +63,9 @@ class FaultRule:
         if self.body not in BODY_KINDS:
             raise bad_request(f"Fault rule body must be one of {', '.join(BODY_KINDS)}.")
         self.repeat_page = bool(data.get("repeat_page", False))
+        # The handler runs (a change is applied) and the fault replaces its response, like a
+        # gateway that times out after the service has done the work.
+        self.after_handler = bool(data.get("after_handler", False))
         passes_through = self.repeat_page or self.body == "no_items"
         self.status = _int_setting(data, "status", 100, 200 if passes_through else 503, 599)
         self.times = _int_setting(data, "times", 0, None)
@@ -99,6 +102,7 @@ class FaultRule:
             "retry_after": self.retry_after,
             "body": self.body,
             "repeat_page": self.repeat_page,
+            "after_handler": self.after_handler,
             "matched": self.matched,
             "fired": self.fired,
         }
@@ -107,15 +111,26 @@ class FaultRule:
 class FaultDecision:
     """The fault of one request. `replaces` is True when the handler does not run at all."""
 
-    def __init__(self, kind: str, status: int, body: str, retry_after=None, repeat_page=False):
+    def __init__(
+        self,
+        kind: str,
+        status: int,
+        body: str,
+        retry_after=None,
+        repeat_page=False,
+        after_handler=False,
+    ):
         self.kind = kind
         self.status = status
         self.body = body
         self.retry_after = retry_after
         self.repeat_page = repeat_page
+        self.after_handler = after_handler
 
     @property
     def replaces(self) -> bool:
+        if self.after_handler:
+            return False
         if self.status != 200:
             return True
         return self.body in ("html", "empty")
@@ -184,7 +199,12 @@ class Faults:
                     if retry_after is None and rule.status == 429:
                         retry_after = self.retry_after
                     return FaultDecision(
-                        "rule", rule.status, rule.body, retry_after, rule.repeat_page
+                        "rule",
+                        rule.status,
+                        rule.body,
+                        retry_after,
+                        rule.repeat_page,
+                        rule.after_handler,
                     )
             if self.throttle_every and self.request_count % self.throttle_every == 0:
                 return FaultDecision("throttle", 429, "json", self.retry_after)

@@ -472,3 +472,77 @@ def test_assignable_rejects_workspace_license():
     with pytest.raises(LicensingError, match=r"'webex calling - WORKSPACES \(Sub-A100\)' is for "
                                              "workspaces and cannot be assigned to a user"):
         licensing.check_user_assignable(["C-A", "W"], rows)
+
+
+class PatchOutcomeUnknown(FakeClient):
+    """The PATCH ends in a timeout, after it was applied or not; reads may fail too."""
+
+    def __init__(self, person, applied=True, read_fails=False, **options):
+        super().__init__(person, **options)
+        self.applied = applied
+        self.read_fails = read_fails
+
+    def assign_licenses(self, **arguments):
+        if self.applied:
+            super().assign_licenses(**arguments)
+        else:
+            self.patches.append(list(arguments["licenses"]))
+        raise WebexApiError("timed out after 30 s waiting for the response", "PATCH",
+                            "/licenses/users")
+
+    def get_person(self, person_id, calling_data=True):
+        if self.read_fails and self.patches:
+            raise WebexApiError("the connection failed", "GET", f"/people/{person_id}")
+        return super().get_person(person_id, calling_data)
+
+
+def test_timeout_after_applied_change(store):
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store,
+                               PatchOutcomeUnknown(PERSON))
+
+    result = change.run()
+
+    assert result["changed"] is True
+    assert consumed(store, "ADV-A") == 1
+    assert "Webex applied the whole change" in change.warnings[0]
+
+
+def test_timeout_without_change_fails_unchanged(store):
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store,
+                               PatchOutcomeUnknown(PERSON, applied=False))
+
+    with pytest.raises(UserLicenseError) as caught:
+        change.run()
+
+    assert caught.value.changed is False
+    assert "shows that nothing was changed" in caught.value.message
+    assert consumed(store, "ADV-A") == 0
+
+
+def test_timeout_and_failed_read_unknown(store):
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store,
+                               PatchOutcomeUnknown(PERSON, read_fails=True))
+
+    with pytest.raises(UserLicenseError) as caught:
+        change.run()
+
+    assert caught.value.changed is True
+    assert "not known whether Webex applied the change" in caught.value.message
+    assert "timed out after 30 s" in caught.value.message
+    assert consumed(store, "ADV-A") == 0
+
+
+def test_timeout_with_partial_change(store):
+    client = PatchOutcomeUnknown(dict(PERSON, licenses=["MSG"]), failing_ids={"C-A"})
+    change = UserLicenseChange(
+        params(licenses=["Advanced Messaging", "Webex Calling - Professional"], extension="1"),
+        store, client,
+    )
+
+    with pytest.raises(UserLicenseError) as caught:
+        change.run()
+
+    assert caught.value.changed is True
+    assert "applied only part of the change" in caught.value.message
+    assert "not assigned: Webex Calling - Professional (Sub-A100)" in caught.value.message
+    assert consumed(store, "ADV-A") == 1
