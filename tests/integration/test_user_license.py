@@ -357,8 +357,7 @@ def test_fault_rule_error_changes_nothing(simulator, borealis, license_task, inv
     assert MESSAGING_US not in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
 
 
-def test_failed_reread_records_change(simulator, borealis, license_task,
-                                                   inventory_db):
+def test_failed_reread_records_change(simulator, borealis, license_task, inventory_db):
     """The change is made once the PATCH succeeds, so a failed read of the user after it
     must not report 'unchanged', and the inventory must record the change."""
     borealis(**US_DEFAULTS)
@@ -384,8 +383,8 @@ def test_failed_reread_records_change(simulator, borealis, license_task,
 
 
 @pytest.mark.parametrize("scope", [["licenses"], ["licenses", "people"]])
-def test_counts_follow_api_any_scope(simulator, run_playbook, license_task,
-                                                   inventory_db, scope):
+def test_counts_follow_api_any_scope(simulator, run_playbook, license_task, inventory_db,
+                                     scope):
     """With or without the people synced, each change moves the counters like the API."""
     run = run_playbook(customer_setup_tasks(CUSTOMER, scope=scope, **US_DEFAULTS),
                        module_defaults=connection_defaults(simulator))
