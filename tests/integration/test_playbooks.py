@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 
+import pytest
 import yaml
 
 from tests.integration.conftest import DEMO_FIXTURE, REPO_ROOT
@@ -52,7 +53,7 @@ def test_upgrade_demo_then_rerun_unchanged(simulator, run_playbook):
 
     assert first.rc == 0, first.stdout[-3000:]
     counters = recap(first)
-    assert set(counters) == set(DEMO_HOSTS) | {"localhost"}
+    assert set(counters) == set(DEMO_HOSTS)
     for host in DEMO_HOSTS:
         assert counters[host]["failed"] == 0
         assert counters[host]["rescued"] == 0
@@ -79,7 +80,7 @@ def test_upgrade_demo_then_rerun_unchanged(simulator, run_playbook):
         assert counter["changed"] == 0, host
 
 
-def test_upgrade_customer_without_default_fails_alone(simulator, run_playbook, tmp_path):
+def inventory_without_borealis_defaults(tmp_path):
     inventory = tmp_path / "inventory"
     shutil.copytree(DEMO_INVENTORY, inventory)
     hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
@@ -87,6 +88,11 @@ def test_upgrade_customer_without_default_fails_alone(simulator, run_playbook, t
     del borealis["webex_default_subscription_id"]
     del borealis["webex_default_site_url"]
     (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    return inventory
+
+
+def test_upgrade_customer_without_default_fails_alone(simulator, run_playbook, tmp_path):
+    inventory = inventory_without_borealis_defaults(tmp_path)
 
     run = run_upgrade(run_playbook, simulator, inventory=inventory)
 
@@ -110,6 +116,22 @@ def test_upgrade_customer_without_default_fails_alone(simulator, run_playbook, t
     assert "Sub-BOR100, Sub-BOR101" in summary["result"]["msg"]
     lines = outcome_lines(run)
     assert any(line.startswith("Borealis Logistics: FAILED") for line in lines), lines
+
+
+@pytest.mark.parametrize("limit", ["borealis_logistics", "reseller_north"])
+def test_upgrade_limited_failure_fails_run(simulator, run_playbook, tmp_path, limit):
+    """With --limit (which leaves localhost out), a failed customer still fails the run."""
+    inventory = inventory_without_borealis_defaults(tmp_path)
+
+    run = run_upgrade(run_playbook, simulator, inventory=inventory, limit=limit)
+
+    assert run.rc != 0, run.stdout[-3000:]
+    summary = run.task("Fail when a customer was not upgraded")
+    assert summary["failed"]
+    assert "Borealis Logistics (borealis_logistics)" in summary["result"]["msg"]
+    lines = outcome_lines(run)
+    assert any(line.startswith("Borealis Logistics: FAILED") for line in lines), lines
+    assert not any(line.startswith("Cobalt Health") for line in lines), lines
 
 
 def test_sync_playbook_syncs_every_customer(simulator, run_playbook):
