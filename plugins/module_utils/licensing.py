@@ -78,7 +78,8 @@ class DefaultsDecision(NamedTuple):
     ``subscription_id`` and ``site_url`` are the effective defaults (the site URL normalized),
     or None when nothing of that kind is managed. ``missing`` names the options that must be
     set because the org has several candidates. ``unknown`` names the configured options whose
-    value is not among the candidates.
+    value is not among the candidates, or for the site URL, not a site URL of the default
+    subscription.
     """
 
     subscription_id: Optional[str]
@@ -87,6 +88,9 @@ class DefaultsDecision(NamedTuple):
     site_url_candidates: Tuple[str, ...]
     missing: Tuple[str, ...]
     unknown: Tuple[str, ...]
+    # Site URLs of the default subscription, when the org has that subscription. A configured
+    # site URL of another subscription is unknown, because none of its licenses is managed.
+    subscription_site_urls: Optional[Tuple[str, ...]] = None
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -122,9 +126,7 @@ class DefaultsDecision(NamedTuple):
                     "code": "default_not_found",
                     "option": option,
                     "candidates": list(candidates),
-                    "message": _not_found_message(
-                        option, self._configured(option), org, candidates
-                    ),
+                    "message": self.not_found_message(option, self._configured(option), org),
                 }
             )
         return result
@@ -133,6 +135,21 @@ class DefaultsDecision(NamedTuple):
         if option == "default_subscription_id":
             return self.subscription_candidates
         return self.site_url_candidates
+
+    def not_found_message(self, option: str, value: Optional[str], org: str) -> str:
+        """Say why a configured default is unknown and list the values to choose from."""
+        own = self.subscription_site_urls
+        if option == "default_site_url" and own is not None:
+            site_url = normalize_site_url(value)
+            if site_url in self.site_url_candidates and site_url not in own:
+                return (
+                    f"default_site_url '{value}' is a site URL of org '{org}' but not of its "
+                    f"default subscription '{self.subscription_id}', so none of its licenses "
+                    f"would be managed (site URLs of '{self.subscription_id}': "
+                    f"{', '.join(own) if own else 'none'}); set default_site_url to one of "
+                    "them or change default_subscription_id"
+                )
+        return _not_found_message(option, value, org, self._candidates(option))
 
     def _configured(self, option: str) -> Optional[str]:
         if option == "default_subscription_id":
@@ -309,7 +326,9 @@ def effective_defaults(
     ``licenses`` are license rows of the org (``normalize_license`` output or inventory rows).
     A configured default is used even when the org does not have it (then it is listed in
     ``unknown`` and manages nothing). Candidates are org-wide: every site URL of the org is a
-    candidate for ``default_site_url``, whatever its subscription.
+    candidate for ``default_site_url``, whatever its subscription. A configured site URL must
+    also be one of the default subscription's when the org has that subscription, because
+    only site licenses of the default subscription are managed.
     """
     subscriptions = tuple(distinct_subscriptions(licenses))
     site_urls = tuple(distinct_site_urls(licenses))
@@ -325,13 +344,17 @@ def effective_defaults(
     elif subscription not in subscriptions:
         unknown.append("default_subscription_id")
 
+    own_site_urls = None
+    if subscription is not None and subscription in subscriptions:
+        own_site_urls = tuple(site_urls_of_subscription(licenses, subscription))
+
     site_url = normalize_site_url(default_site_url)
     if site_url is None:
         if len(site_urls) == 1:
             site_url = site_urls[0]
         elif len(site_urls) > 1:
             missing.append("default_site_url")
-    elif site_url not in site_urls:
+    elif site_url not in site_urls or (own_site_urls is not None and site_url not in own_site_urls):
         unknown.append("default_site_url")
 
     return DefaultsDecision(
@@ -341,6 +364,7 @@ def effective_defaults(
         site_url_candidates=site_urls,
         missing=tuple(missing),
         unknown=tuple(unknown),
+        subscription_site_urls=own_site_urls,
     )
 
 
@@ -390,11 +414,7 @@ def validate_defaults(
             )
         )
     if "default_site_url" in decision.unknown:
-        problems.append(
-            _not_found_message(
-                "default_site_url", default_site_url, org, decision.site_url_candidates
-            )
-        )
+        problems.append(decision.not_found_message("default_site_url", default_site_url, org))
     if problems:
         raise DefaultsError("; ".join(problems))
     return decision
@@ -794,9 +814,7 @@ def decide_user_license_defaults(
             )
     elif "default_site_url" in decision.unknown:
         raise LicensingError(
-            _not_found_message(
-                "default_site_url", default_site_url, customer, decision.site_url_candidates
-            )
+            decision.not_found_message("default_site_url", default_site_url, customer)
             + "; fix it with ucops.webex.webex_customer or set site_url"
         )
     return decision

@@ -64,6 +64,8 @@ options:
     description:
       - Meeting site whose licenses are managed, for example V(borealis.webex.com).
       - Needed when the org has several meeting sites; with one site that one is the default.
+      - It must be a site URL of the default subscription when the org has that
+        subscription, because only site licenses of the default subscription are managed.
       - Compared without case, scheme or trailing slash, and stored in that form. An empty
         string clears the stored value.
       - If not set, the stored value is kept.

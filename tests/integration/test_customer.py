@@ -160,6 +160,23 @@ def test_invalid_site_url_lists_valid(simulator, run_playbook, inventory_db):
     assert dump_inventory(inventory_db) == before
 
 
+def test_site_url_of_other_subscription_rejected(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
+    before = dump_inventory(inventory_db)
+
+    run = run_playbook([customer_task(simulator, "Borealis Logistics",
+                                      default_subscription_id="Sub-BOR100",
+                                      default_site_url="https://Borealis-EU.webex.com/")])
+
+    record = run.task("customer")
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "default_site_url 'borealis-eu.webex.com'" in message
+    assert "not of its default subscription 'Sub-BOR100'" in message
+    assert "(site URLs of 'Sub-BOR100': borealis.webex.com)" in message
+    assert dump_inventory(inventory_db) == before
+
+
 def test_org_not_accessible_saves_nothing(simulator, run_playbook, inventory_db):
     run = run_playbook([
         customer_task(simulator, "Borealis Logistics", task="other customer",

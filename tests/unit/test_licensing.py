@@ -306,6 +306,28 @@ def test_effective_defaults_configured():
     assert licensing.managed_license_ids(BOREALIS, decision) == ["M-A", "C-A"]
 
 
+def test_site_url_of_other_subscription_unknown():
+    decision = licensing.effective_defaults(BOREALIS, "Sub-B200", "borealis-a.webex.com")
+
+    assert decision.unknown == ("default_site_url",)
+    assert decision.subscription_site_urls == ("borealis-b.webex.com",)
+    assert licensing.managed_license_ids(BOREALIS, decision) == ["C-B"]
+    message = decision.warnings("Borealis")[0]["message"]
+    assert "'borealis-a.webex.com' is a site URL of org 'Borealis'" in message
+    assert "not of its default subscription 'Sub-B200'" in message
+    assert "(site URLs of 'Sub-B200': borealis-b.webex.com)" in message
+    with pytest.raises(licensing.DefaultsError, match="not of its default subscription"):
+        licensing.validate_defaults("Borealis", BOREALIS, "Sub-B200", "borealis-a.webex.com")
+
+
+def test_site_url_check_needs_known_subscription():
+    """With a default subscription that the org lacks, only that one is reported."""
+    decision = licensing.effective_defaults(BOREALIS, "Sub-X", "borealis-a.webex.com")
+
+    assert decision.unknown == ("default_subscription_id",)
+    assert decision.subscription_site_urls is None
+
+
 def test_effective_defaults_subscription_only():
     decision = licensing.effective_defaults(BOREALIS, "Sub-B200")
     assert decision.missing == ("default_site_url",)
