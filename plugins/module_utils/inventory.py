@@ -261,6 +261,14 @@ class InventoryStore:
             return None
         return self._customer_dict(dict(row))
 
+    def customer_of_org(self, org_id: str) -> Optional[str]:
+        """Return the name of the customer whose org id is ``org_id``, or None."""
+        row = self._conn.execute(
+            "SELECT name FROM customers WHERE org_id = :org_id ORDER BY name LIMIT 1",
+            {"org_id": org_id},
+        ).fetchone()
+        return None if row is None else str(row["name"])
+
     def list_customers(self, hierarchy_prefix: Optional[str] = None) -> List[Dict[str, Any]]:
         """Return the customers at or below ``hierarchy_prefix`` (all when None), by name."""
         condition, params = _hierarchy_condition("c", hierarchy_prefix)

@@ -135,6 +135,17 @@ def resolve_org_id(customer: Mapping[str, Any], requested: Optional[str]) -> Opt
     return stored or requested
 
 
+def check_org_unclaimed(store: InventoryStore, name: str, org_id: str) -> None:
+    """Raise SyncError when another customer has ``org_id``, so one org is one customer."""
+    owner = store.customer_of_org(org_id)
+    if owner is not None and owner != name:
+        raise SyncError(
+            f"org_id '{org_id}' belongs to customer '{owner}', and customer '{name}' has no "
+            f"org_id. One Webex org is one customer, so sync customer '{owner}' instead, or "
+            f"give customer '{name}' its own org_id with ucops.webex.webex_customer"
+        )
+
+
 def list_requests(
     client: WebexClient, scope: Sequence[str], people_page_size: int
 ) -> List[ListRequest]:
@@ -502,6 +513,13 @@ def run_license_sync(
         if customer is None:
             raise SyncError(store.missing_customer_message(name))
         org_id = resolve_org_id(customer, params["org_id"])
+        if org_id and not customer.get("org_id"):
+            check_org_unclaimed(store, name, org_id)
+            warn(
+                f"customer '{name}' has no org_id, so this sync read org '{org_id}' given by "
+                "the org_id option or WEBEX_ORG_ID; store it with ucops.webex.webex_customer "
+                "so that every sync of the customer reads the same org"
+            )
         client = client_factory()
         client.org_id = org_id
         try:

@@ -387,3 +387,34 @@ def test_org_id_must_match_customer(simulator, run_playbook, inventory_db):
     assert record["failed"]
     assert f"org_id '{BOREALIS['id']}' does not match" in record["result"]["msg"]
     assert query(inventory_db, "SELECT COUNT(*) AS n FROM people")[0]["n"] == 0
+
+
+def test_org_of_another_customer_rejected(simulator, run_playbook, inventory_db):
+    """A customer without org_id cannot read the org of another customer."""
+    add_customer(run_playbook, simulator, ALPINE)
+    run_playbook([{"name": "floating", "ucops.webex.webex_customer": {
+        "name": "Floating", "hierarchy": "Keystone/Reseller North"}}])
+    before = dump_inventory(inventory_db)
+
+    run = run_playbook([sync_task(simulator, "Floating", org_id=ALPINE["id"])])
+
+    record = run.task("sync")
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert f"org_id '{ALPINE['id']}' belongs to customer 'Alpine Dental'" in message
+    assert "sync customer 'Alpine Dental' instead" in message
+    assert dump_inventory(inventory_db, skip=("sync_history",)) == {
+        table: rows for table, rows in before.items() if table != "sync_history"}
+
+
+def test_org_option_without_stored_org_warns(simulator, run_playbook, inventory_db):
+    run_playbook([{"name": "floating", "ucops.webex.webex_customer": {"name": "Floating"}}])
+
+    run = run_playbook([sync_task(simulator, "Floating", org_id=ALPINE["id"],
+                                  scope=["licenses"])])
+
+    record = run.task("sync")
+    assert not record["failed"], record["result"].get("msg")
+    warnings = record["result"].get("warnings", [])
+    assert any("customer 'Floating' has no org_id, so this sync read org" in text
+               for text in warnings), warnings
