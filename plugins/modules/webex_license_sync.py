@@ -39,8 +39,9 @@ options:
     description:
       - ID of the Webex org to read. The customer's stored org id is used; if this option is
         set too, it must be equal.
-      - For a customer without an org id, this org is read; if neither is set, the token's
-        own org is read.
+      - For a customer without an org id, this org is read, with a warning, unless another
+        customer has this org id (then the task fails). If neither is set, the token's own
+        org is read.
       - If not set, the E(WEBEX_ORG_ID) environment variable is used.
     type: str
   scope:
