@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import shutil
+import sqlite3
 
 import pytest
 import yaml
@@ -283,3 +284,52 @@ def test_license_report_customer_and_location_level(simulator, run_playbook, tmp
     assert {row["location_name"] for row in location_rows} == {location}
     table = (tmp_path / "location" / "licenses.txt").read_text()
     assert f"location {location}" in table
+
+
+@pytest.mark.parametrize("extra_vars, expected", [
+    ({"webex_min_available_units": "abc"},
+     'webex_min_available_units is "abc", which is not a whole number of units'),
+    ({"webex_max_utilization": "ninety"},
+     'webex_max_utilization is "ninety", which is not a percentage'),
+    ({"webex_max_utilization": "-5"}, 'webex_max_utilization is "-5"'),
+    ({"webex_min_available_units_by_name": {"Advanced Messaging": "ten"}},
+     'webex_min_available_units_by_name["Advanced Messaging"] is "ten"'),
+    ({"webex_max_utilization_by_name": ["Advanced Messaging"]},
+     "webex_max_utilization_by_name is [\"Advanced Messaging\"], which is not a mapping"),
+])
+def test_license_report_invalid_threshold(run_playbook, tmp_path, extra_vars, expected):
+    report_dir = tmp_path / "report"
+
+    run = run_report(run_playbook, report_dir, **extra_vars)
+
+    assert run.rc != 0
+    record = run.task("Check the threshold values")
+    assert record["failed"]
+    assert expected in record["result"]["msg"], record["result"]["msg"]
+    assert not report_dir.exists()
+
+
+def test_license_report_threshold_names(simulator, run_playbook, tmp_path, inventory_db):
+    """Names compare without case, unknown names are listed, and a license with 0 units
+    in total and some in use is over any maximum utilization."""
+    assert run_upgrade(run_playbook, simulator, limit="alpine_dental").rc == 0
+    with sqlite3.connect(inventory_db) as connection:
+        connection.execute("UPDATE licenses SET total_units = 0 WHERE customer = 'Alpine Dental' "
+                           "AND name = 'Advanced Messaging' AND consumed_units > 0")
+        assert connection.total_changes == 1
+    report_dir = tmp_path / "report"
+
+    run = run_report(run_playbook, report_dir, webex_report_customer="Alpine Dental",
+                     webex_max_utilization=99,
+                     webex_min_available_units_by_name={"webex calling - PROFESSIONAL": 10,
+                                                        "Advanced Messagin": 1})
+
+    assert run.rc != 0
+    unknown = run.task("Name the threshold license names that match no license at this level")
+    assert "not found at this level" in unknown["result"]["msg"]
+    assert "Advanced Messagin." in unknown["result"]["msg"]
+    message = run.task("Fail when a managed license is outside a threshold")["result"]["msg"]
+    assert ("Alpine Dental / Webex Calling - Professional [Sub-ALP100]: available_units 6 "
+            "below the minimum 10") in message
+    assert "Advanced Messaging [Sub-ALP100]: utilization unbounded (" in message
+    assert "units used of 0) above the maximum 99.0" in message
