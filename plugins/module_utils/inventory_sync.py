@@ -1486,9 +1486,9 @@ def query_users_outside_defaults(
         outside_licenses = []
         for source in links:
             outside_licenses.extend(
-                {"id": row[0], "name": row[1], "subscription_id": row[2]}
+                {"id": row[0], "name": row[1], "subscription_id": row[2], "site_url": row[3]}
                 for row in connection.execute(
-                    f"SELECT l.id, l.name, l.subscription_id FROM {source.table} pl "
+                    f"SELECT l.id, l.name, l.subscription_id, l.site_url FROM {source.table} pl "
                     f"JOIN {licenses} l ON l.customer = pl.customer AND l.id = pl.license_id "
                     f"WHERE pl.customer = :customer AND pl.person_id = :id{source.condition} "
                     f"AND {_OUTSIDE}",

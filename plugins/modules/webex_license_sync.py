@@ -232,6 +232,7 @@ users_outside_defaults:
           - id: Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvOQ
             name: Meeting - Webex Enterprise Edition
             subscription_id: Sub-BOR101
+            site_url: borealis-eu.webex.com
 license_changes:
   description: Licenses added, updated (with before and after) and removed.
   returned: when licenses are in O(scope)

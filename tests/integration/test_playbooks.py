@@ -333,3 +333,36 @@ def test_license_report_threshold_names(simulator, run_playbook, tmp_path, inven
             "below the minimum 10") in message
     assert "Advanced Messaging [Sub-ALP100]: utilization unbounded (" in message
     assert "units used of 0) above the maximum 99.0" in message
+
+
+def test_upgrade_check_mode_names_stored_defaults(simulator, run_playbook, tmp_path):
+    """A check-mode upgrade that would change the defaults says that its lists follow the
+    stored defaults, which it cannot change."""
+    assert run_upgrade(run_playbook, simulator, limit="borealis_logistics").rc == 0
+    inventory = tmp_path / "inventory"
+    shutil.copytree(DEMO_INVENTORY, inventory)
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
+    borealis = hosts["webex_customers"]["children"]["reseller_north"]["hosts"]["borealis_logistics"]
+    borealis["webex_default_subscription_id"] = "Sub-BOR101"
+    borealis["webex_default_site_url"] = "borealis-eu.webex.com"
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+
+    run = run_playbook(playbook=PLAYBOOKS / "upgrade_21_1.yml", inventory=inventory,
+                       limit="borealis_logistics", check=True,
+                       extra_env={"WEBEX_API_URL": simulator.api_url})
+
+    assert run.rc == 0, run.stdout[-3000:]
+    report = run.task("ucops.webex.upgrade_21_1 : Show the upgrade report", host="borealis_logistics")["result"]["msg"]
+    assert report[0].endswith("default subscription Sub-BOR101, default site URL "
+                              "borealis-eu.webex.com"), report
+    assert report[1] == ("Check mode: these defaults are not stored yet, so the licenses and "
+                         "users below are those of the stored defaults (subscription "
+                         "Sub-BOR100, site URL borealis.webex.com). Run without --check to "
+                         "list them for the new defaults."), report
+    assert any("Meeting - Webex Enterprise Edition [Sub-BOR101, borealis-eu.webex.com]" in line
+               for line in report), report
+
+    again = run_upgrade(run_playbook, simulator, limit="borealis_logistics")
+    plain = again.task("ucops.webex.upgrade_21_1 : Show the upgrade report",
+                       host="borealis_logistics")["result"]["msg"]
+    assert not any(line.startswith("Check mode:") for line in plain)
