@@ -121,8 +121,8 @@ def ensure_customer(
         added = "would be added" if check_mode else "was added"
         warnings.append(
             f"customer '{name}' is not in the inventory and {added}, but a customer named "
-            f"'{similar}' is. If you meant '{similar}', correct the name (customer names "
-            f"are case-sensitive) and remove '{name}' with state=absent"
+            f"'{similar}' is. If you meant '{similar}', correct the name"
+            f"{_case_hint(name, similar)} and remove '{name}' with state=absent"
         )
     check = licensing.plan_org_check(
         stored, params["org_id"], params["default_subscription_id"], params["default_site_url"]
@@ -193,8 +193,8 @@ def remove_customer(path: Optional[str], name: str, check_mode: bool) -> Dict[st
         # typo that leaves the intended customer in place.
         warnings.append(
             f"customer '{name}' is not in the inventory, so nothing was removed, but a "
-            f"customer named '{similar}' is. If you meant '{similar}', correct the name "
-            "(customer names are case-sensitive)"
+            f"customer named '{similar}' is. If you meant '{similar}', correct the name"
+            f"{_case_hint(name, similar)}"
         )
     if before is not None:
         before = {key: before[key] for key in before if key in CUSTOMER_RESULT_FIELDS}
@@ -235,3 +235,10 @@ def manage_customer(
     if diff_mode:
         result["diff"] = {"before": outcome["before"] or {}, "after": outcome["customer"] or {}}
     return result
+
+
+def _case_hint(name: str, similar: str) -> str:
+    """Explain a close name that differs only in case, since names are compared with case."""
+    if name.lower() == similar.lower():
+        return " (customer names are case-sensitive)"
+    return ""

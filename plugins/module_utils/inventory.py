@@ -22,6 +22,7 @@ import datetime
 import difflib
 import json
 import os
+import re
 import sqlite3
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
@@ -615,11 +616,16 @@ class InventoryStore:
     def similar_customer_name(self, name: str) -> Optional[str]:
         """Return the stored customer name closest to ``name`` (another name), or None.
 
-        A name equal but for case comes first, then difflib's closest match.
+        A name equal but for case comes first, then difflib's closest match. Names that
+        differ only in their numbers, such as "Store 6" and "Store 7", are not close: such
+        series name different customers.
         """
         known = [record["name"] for record in self.list_customers() if record["name"] != name]
         close = [item for item in known if item.lower() == name.lower()]
-        close = close or difflib.get_close_matches(name, known, n=1)
+        if not close:
+            pattern = _number_pattern(name)
+            others = [item for item in known if _number_pattern(item) != pattern]
+            close = difflib.get_close_matches(name, others, n=1)
         return close[0] if close else None
 
     def missing_customer_message(self, name: str) -> str:
@@ -846,6 +852,11 @@ class InventoryStore:
 
 # ---------------------------------------------------------------------------
 # Helpers
+
+
+def _number_pattern(name: str) -> str:
+    """Return ``name`` in lower case with each run of digits replaced by one "#"."""
+    return re.sub(r"\d+", "#", name.lower())
 
 
 def _clean(value: Optional[str]) -> Optional[str]:

@@ -967,3 +967,17 @@ def test_apply_user_license_change_rejects_unknown_fields(store):
 def test_apply_user_license_change_unknown_customer(store):
     with pytest.raises(InventoryError, match="customer 'Nobody' not found"):
         store.apply_user_license_change("Nobody", "P", ["X"])
+
+
+@pytest.mark.parametrize("stored, new, expected", [
+    (["Customer 6"], "Customer 7", None),
+    (["Store 12 North"], "Store 13 North", None),
+    (["Customer 6"], "customer 6", "Customer 6"),
+    (["Borealis Logistics"], "Borealis Logistic", "Borealis Logistics"),
+    (["Customer 6", "Customr 7"], "Customer 7", "Customr 7"),
+])
+def test_similar_name_skips_number_series(store, stored, new, expected):
+    for name in stored:
+        store.upsert_customer(name)
+
+    assert store.similar_customer_name(new) == expected
