@@ -585,7 +585,11 @@ class SQLiteDialect:
 
     def error_for(self, exc: sqlite3.DatabaseError) -> InventoryError:
         """Wrap an SQLite error that makes the file unusable."""
-        return InventoryError(f"inventory database {self.path} cannot be used: {exc}")
+        return InventoryError(
+            f"inventory database {self.path} cannot be used: {exc}. Check it with sqlite3 "
+            f"{self.path} 'PRAGMA integrity_check', restore it from a backup (see the "
+            "collection's docs/inventory.md), or set inventory_db to another file"
+        )
 
     # -- SQL fragments ------------------------------------------------------------------
 

@@ -271,7 +271,7 @@ class WebexClient:
                 refresh_token=params.get("refresh_token"),
                 org_id=params.get("org_id"),
                 validate_certs=params.get("validate_certs", True),
-                timeout=params.get("timeout") or DEFAULT_TIMEOUT,
+                timeout=_default_if_none(params.get("timeout"), DEFAULT_TIMEOUT),
                 proxy_url=params.get("proxy_url"),
                 max_retry_wait=_default_if_none(
                     params.get("max_retry_wait"), DEFAULT_MAX_RETRY_WAIT
@@ -1082,6 +1082,8 @@ def _validate_seconds(name: str, value: Any, allow_zero: bool) -> float:
     if seconds < 0 or (seconds == 0 and not allow_zero) or math.isnan(seconds):
         bound = "zero or more" if allow_zero else "more than zero"
         raise ValueError(f"{name} must be {bound} seconds, got {value!r}")
+    if math.isinf(seconds):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
     return seconds
 
 

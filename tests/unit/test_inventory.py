@@ -981,3 +981,25 @@ def test_similar_name_skips_number_series(store, stored, new, expected):
         store.upsert_customer(name)
 
     assert store.similar_customer_name(new) == expected
+
+
+def test_truncated_file_names_fix(db_path):
+    with InventoryStore(db_path) as opened:
+        add_customer(opened)
+        full_sync(opened)
+    with open(db_path, "rb") as handle:
+        head = handle.read(8192)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db_path + suffix):
+            os.unlink(db_path + suffix)
+    with open(db_path, "wb") as handle:
+        handle.write(head)
+
+    with pytest.raises(InventoryError) as caught:
+        with InventoryStore(db_path) as opened:
+            opened.list_customers()
+
+    message = str(caught.value)
+    assert f"inventory database {db_path} cannot be used" in message
+    assert f"sqlite3 {db_path} 'PRAGMA integrity_check'" in message
+    assert "restore it from a backup" in message

@@ -291,6 +291,8 @@ def test_partial_refresh_credentials_rejected():
     [
         ({"timeout": 0}, "timeout must be more than zero seconds"),
         ({"timeout": "soon"}, "timeout must be a number of seconds"),
+        ({"timeout": "inf"}, "timeout must be a finite number of seconds, got 'inf'"),
+        ({"max_retry_wait": float("inf")}, "max_retry_wait must be a finite number"),
         ({"max_retry_wait": -1}, "max_retry_wait must be zero or more seconds"),
         ({"proxy_url": "proxy.example.com"}, "proxy_url is not a valid URL"),
     ],
@@ -329,6 +331,15 @@ def test_from_module_builds_client():
     assert client.timeout == 12.5
     assert client.max_retry_wait == 300
     assert client.validate_certs is True
+
+
+def test_from_module_rejects_zero_timeout():
+    module = FakeModule(module_params(api_url=API_URL, timeout=0))
+
+    with pytest.raises(SystemExit):
+        WebexClient.from_module(module)
+
+    assert "timeout must be more than zero seconds, got 0" in module.failure["msg"]
 
 
 def test_from_module_fails_on_bad_api_url():
