@@ -352,7 +352,8 @@ def test_upgrade_check_mode_names_stored_defaults(simulator, run_playbook, tmp_p
                        extra_env={"WEBEX_API_URL": simulator.api_url})
 
     assert run.rc == 0, run.stdout[-3000:]
-    report = run.task("ucops.webex.upgrade_21_1 : Show the upgrade report", host="borealis_logistics")["result"]["msg"]
+    report = run.task("ucops.webex.upgrade_21_1 : Show the upgrade report",
+                      host="borealis_logistics")["result"]["msg"]
     assert report[0].endswith("default subscription Sub-BOR101, default site URL "
                               "borealis-eu.webex.com"), report
     assert report[1] == ("Check mode: these defaults are not stored yet, so the licenses and "
