@@ -847,14 +847,14 @@ class WebexClient:
         return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
 
     def _find_person_by_email(self, email: str) -> Optional[dict]:
+        # Only a person who has the address counts: a license change must never reach
+        # another person that the filter happened to return.
         params = dict(self._org_params(), email=email, callingData=True)
-        candidates = []
         for person in self.iter_items("/people", params):
             emails = [address.lower() for address in person.get("emails") or []]
             if email.lower() in emails:
                 return person
-            candidates.append(person)
-        return candidates[0] if candidates else None
+        return None
 
     def _iter_page_bodies(
         self,

@@ -777,6 +777,17 @@ def test_find_person_by_email(make_client, replay):
     assert client.find_person("ann@example.com")["id"] == "P1"
 
 
+def test_find_person_other_address_ignored(client, replay):
+    replay.expect(
+        "GET",
+        "/people",
+        query={"email": "ann@example.com", "callingData": "true"},
+        body={"items": [{"id": "P2", "emails": ["anna@example.com"]}]},
+    )
+
+    assert client.find_person("ann@example.com") is None
+
+
 def test_find_person_email_not_found(client, replay):
     replay.expect(
         "GET",
