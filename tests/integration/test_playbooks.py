@@ -367,3 +367,27 @@ def test_upgrade_check_mode_names_stored_defaults(simulator, run_playbook, tmp_p
     plain = again.task("ucops.webex.upgrade_21_1 : Show the upgrade report",
                        host="borealis_logistics")["result"]["msg"]
     assert not any(line.startswith("Check mode:") for line in plain)
+
+
+def test_license_report_csv_formula_text(simulator, run_playbook, tmp_path, inventory_db):
+    """Text that a spreadsheet would run as a formula is written with a leading apostrophe."""
+    assert run_upgrade(run_playbook, simulator, limit="alpine_dental").rc == 0
+    with sqlite3.connect(inventory_db) as connection:
+        connection.execute("UPDATE licenses SET name = '=HYPERLINK(\"x\",\"y\")' "
+                           "WHERE customer = 'Alpine Dental' AND name = 'Advanced Messaging'")
+        connection.execute("UPDATE licenses SET name = '-Basic, Messaging' "
+                           "WHERE customer = 'Alpine Dental' AND name = 'Basic Messaging'")
+        connection.execute("UPDATE licenses SET total_units = -1 "
+                           "WHERE customer = 'Alpine Dental' AND name = '-Basic, Messaging'")
+    report_dir = tmp_path / "report"
+
+    run = run_report(run_playbook, report_dir, webex_report_hierarchy="Keystone")
+
+    assert run.rc == 0, run.stdout[-3000:]
+    _listing, rows = read_report(report_dir)
+    names = {row["name"]: row for row in rows}
+    assert "'=HYPERLINK(\"x\",\"y\")" in names
+    assert "'-Basic, Messaging" in names
+    assert names["'-Basic, Messaging"]["total_units"] == "-1"
+    totals = (report_dir / "totals.csv").read_text()
+    assert "'=HYPERLINK" in totals
