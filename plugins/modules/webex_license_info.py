@@ -246,12 +246,54 @@ totals:
   returned: when O(source=inventory) and O(hierarchy) is set
   type: list
   elements: dict
+  contains:
+    name:
+      description: License name.
+      type: str
+    subscription_id:
+      description: Subscription id; null for licenses without a subscription.
+      type: str
+    customers:
+      description: Names of the customers that have the license, sorted.
+      type: list
+      elements: str
+    site_urls:
+      description: Normalized site URLs of the added-up licenses, sorted; empty for
+        licenses without a site.
+      type: list
+      elements: str
+    license_count:
+      description: Number of license rows added up (one per customer and site URL).
+      type: int
+    total_units:
+      description: Units bought.
+      type: int
+    consumed_units:
+      description: Units in use.
+      type: int
+    consumed_by_users:
+      description: Units in use by people; null when no row reports it.
+      type: int
+    consumed_by_workspaces:
+      description: Units in use by workspaces; null when no row reports it.
+      type: int
+    available_units:
+      description: Sum of each row's free units (a customer's free units cannot serve
+        another customer).
+      type: int
+    utilization:
+      description: Consumed units in percent of the total; null when the total is 0.
+      type: float
   sample:
     - name: Webex Calling - Professional
       subscription_id: Sub-ALP-01
-      customers: 2
+      customers: [Alpine Dental, Cobalt Health]
+      site_urls: []
+      license_count: 2
       total_units: 300
       consumed_units: 210
+      consumed_by_users: 200
+      consumed_by_workspaces: 10
       available_units: 90
       utilization: 70.0
 level:
