@@ -157,6 +157,15 @@ def ensure_customer(
         device=choose_device(stored, params),
         dry_run=check_mode,
     )
+    if stored and stored.get("synced_at") and after and stored.get("org_id") != after.get("org_id"):
+        # The synced licenses, people and locations are those of the old org until the next
+        # sync replaces them, so reports would show them under this customer.
+        would = "would keep" if check_mode else "keeps"
+        warnings.append(
+            f"customer '{name}' {would} the licenses, people, locations and workspaces synced "
+            f"from its previous org '{stored.get('org_id') or 'of the token'}' until its next "
+            "sync: run ucops.webex.webex_license_sync for it now"
+        )
     result.update(changed=changed, before=before, customer=after, warnings=warnings)
     return result
 

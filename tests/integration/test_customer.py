@@ -373,3 +373,18 @@ def test_new_inventory_file_warns(simulator, run_playbook, inventory_db):
     )
     assert "check inventory_db or WEBEX_INVENTORY_DB" in " ".join(created["result"]["warnings"])
     assert not again["result"].get("warnings")
+
+
+def test_org_change_warns_until_sync(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"]),
+                  {"name": "sync", "ucops.webex.webex_license_sync": {
+                      "api_url": simulator.api_url, "access_token": PARTNER_TOKEN,
+                      "customer": "Borealis Logistics", "scope": ["licenses"]}}])
+
+    run = run_playbook([customer_task(simulator, "Borealis Logistics", task="move",
+                                      org_id=ALPINE["id"])])
+
+    record = run.task("move")
+    assert_ok(record)
+    warnings = " ".join(record["result"].get("warnings", []))
+    assert f"synced from its previous org '{BOREALIS['id']}' until its next sync" in warnings
