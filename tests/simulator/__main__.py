@@ -95,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
 
-    app = create_app(fixture_text, startup_faults)
+    try:
+        app = create_app(fixture_text, startup_faults)
+    except ValueError as exc:
+        print(f"Invalid fixture {args.fixture}: {exc}", file=sys.stderr)
+        return 2
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=QuietRequestHandler,
         ssl_context=tls_context,

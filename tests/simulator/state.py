@@ -113,6 +113,14 @@ class Org:
         self.email_index: dict[str, int] = {}
         for i, person in enumerate(self.people):
             for email in person.get("emails") or []:
+                other = self.email_index.get(email.lower())
+                if other is not None and other != i:
+                    # Webex keeps an email address unique without regard to case.
+                    raise ValueError(
+                        f"fixture org '{self.display_name}': people "
+                        f"'{self.people[other]['id']}' and '{person['id']}' share the email "
+                        f"address '{email}' (compared without case); give each its own"
+                    )
                 self.email_index[email.lower()] = i
 
         # Fixture counters that are null stay null in responses (a live quirk).

@@ -108,3 +108,35 @@ def test_process_many_parallel_requests():
         process.wait(timeout=10)
 
     assert results == [200] * 40
+
+
+def test_process_duplicate_email_fixture_fails(tmp_path):
+    fixture = {"organizations": [{"id": "ORG-1", "displayName": "Acme", "people": [
+        {"id": "P1", "emails": ["ann@acme.example"]},
+        {"id": "P2", "emails": ["Ann@Acme.example"]},
+    ]}]}
+    path = tmp_path / "fixture.json"
+    path.write_text(json.dumps(fixture))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.simulator", "--fixture", str(path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert f"Invalid fixture {path}" in result.stderr
+    assert "people 'P1' and 'P2' share the email address 'Ann@Acme.example'" in result.stderr
+
+
+def test_process_invalid_json_fixture_fails(tmp_path):
+    path = tmp_path / "fixture.json"
+    path.write_text('{"organizations": [')
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.simulator", "--fixture", str(path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )
+
+    assert result.returncode == 2
+    assert f"Invalid fixture {path}" in result.stderr
