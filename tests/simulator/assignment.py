@@ -145,7 +145,9 @@ def check_calling_add(
     location_id = properties.get("locationId")
     if location_id and location_id not in plan.org.location_by_id:
         return Failure(400, "Unable to find location.")
-    if not location_id and not properties.get("phoneNumber") and not plan.person.get("locationId"):
+    # The API needs locationId whenever phoneNumber is missing, even for a person who has a
+    # location already.
+    if not location_id and not properties.get("phoneNumber"):
         return missing
     return None
 

@@ -384,3 +384,22 @@ def test_put_person_min_response(client, borealis):
 
     assert response.status_code == 204
     assert response.data == b""
+
+
+def test_calling_extension_needs_location(client, borealis):
+    """Without phoneNumber the API needs locationId, even for a person with a location."""
+    pro_us = find_license(client, borealis, "Webex Calling - Professional", "Sub-BOR100")
+    pro_eu = find_license(client, borealis, "Webex Calling - Professional", "Sub-BOR101")
+    response = client.get("/v1/people", query_string={"orgId": borealis, "max": 100,
+                                                      "callingData": "true"}, headers=auth())
+    person = next(item for item in response.get_json()["items"]
+                  if pro_eu["id"] in item.get("licenses", []) and item.get("locationId"))
+
+    response = patch(client, {"orgId": borealis, "personId": person["id"], "licenses": [
+        {"id": pro_eu["id"], "operation": "remove"},
+        {"id": pro_us["id"], "operation": "add", "properties": {"extension": "4711"}}]})
+
+    # The removal is applied, the addition is not: a partial success.
+    assert response.status_code == 206
+    assert pro_us["id"] not in response.get_json()["licenses"]
+    assert pro_eu["id"] not in response.get_json()["licenses"]
