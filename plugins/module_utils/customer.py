@@ -197,6 +197,8 @@ def remove_customer(path: Optional[str], name: str, check_mode: bool) -> Dict[st
     with InventoryStore(path) as store:
         changed, before = store.delete_customer(name, dry_run=check_mode)
         similar = store.similar_customer_name(name) if before is None else None
+        if store.upgrade_message():
+            warnings.append(store.upgrade_message())
     if similar is not None:
         # Nothing to remove is a success, but with a close name stored it is most often a
         # typo that leaves the intended customer in place.
@@ -227,6 +229,7 @@ def manage_customer(
         new_file = not os.path.exists(path)
         with open_store(params["inventory_db"], check_mode) as store:
             outcome = ensure_customer(store, client_factory, params, check_mode)
+            _add_upgrade_warning(outcome, store)
         if new_file:
             # A mistyped inventory_db or WEBEX_INVENTORY_DB starts an empty inventory.
             created = "would be created" if check_mode else "was created"
@@ -251,3 +254,10 @@ def _case_hint(name: str, similar: str) -> str:
     if name.lower() == similar.lower():
         return " (customer names are case-sensitive)"
     return ""
+
+
+def _add_upgrade_warning(outcome: Dict[str, Any], store: InventoryStore) -> None:
+    """Add the store's schema upgrade message, if any, to the outcome's warnings."""
+    message = store.upgrade_message()
+    if message:
+        outcome["warnings"] = list(outcome.get("warnings") or []) + [message]

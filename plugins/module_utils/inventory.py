@@ -18,6 +18,7 @@ type).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import difflib
 import json
@@ -155,10 +156,17 @@ class InventoryStore:
             create_private_file(self.path)
 
         self._conn = self.dialect.retry_locked(self.dialect.connect)
+        # Set when this store upgraded an older file: the version it had and its copy.
+        self.upgraded_from: Optional[int] = None
+        self.upgrade_backup: Optional[str] = None
         try:
             if file_version == 0:
                 self._check_not_foreign()
             self.dialect.enable_wal(self._conn)
+            current = self.dialect.retry_locked(lambda: self.dialect.schema_version(self._conn))
+            if 0 < current < SCHEMA_VERSION:
+                self.upgrade_backup = save_copy_before_upgrade(self._conn, self.path, current)
+                self.upgraded_from = current
             self.schema_version = migrate(self.dialect, self._conn)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
@@ -212,6 +220,17 @@ class InventoryStore:
             ]
         finally:
             self._conn.execute("COMMIT")
+
+    def upgrade_message(self) -> Optional[str]:
+        """Describe the schema upgrade that opening the file made, or return None."""
+        if self.upgraded_from is None:
+            return None
+        return (
+            f"inventory database {self.path} was upgraded once from schema version "
+            f"{self.upgraded_from} to {SCHEMA_VERSION}, which older versions of the collection "
+            f"cannot open. A copy of the file as it was is {self.upgrade_backup}: keep it until "
+            "the upgraded inventory works for you"
+        )
 
     @classmethod
     def from_module(cls, module: Any, create: bool = True) -> InventoryStore:
@@ -852,6 +871,35 @@ class InventoryStore:
 
 # ---------------------------------------------------------------------------
 # Helpers
+
+
+def save_copy_before_upgrade(connection: sqlite3.Connection, path: str, version: int) -> str:
+    """Copy the inventory to ``<path>.schema-<version>.bak`` before its schema is upgraded.
+
+    The copy is made with SQLite's backup, which is consistent while other connections
+    write, into a file readable only by the user, and is renamed into place only when
+    complete. Raises InventoryError, with the file unchanged, when the copy fails.
+    """
+    target = f"{path}.schema-{version}.bak"
+    partial = f"{target}.{os.getpid()}.partial"
+    try:
+        create_private_file(partial)
+        copy = sqlite3.connect(partial)
+        try:
+            connection.backup(copy)
+        finally:
+            copy.close()
+        os.replace(partial, target)
+    except (OSError, sqlite3.Error) as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise InventoryError(
+            f"inventory database {path} has schema version {version} and must be upgraded "
+            f"once to version {SCHEMA_VERSION}, after a copy of it is saved as {target}, but "
+            f"the copy failed ({exc}). Free disk space or allow writing to "
+            f"{os.path.dirname(target) or '.'}, then run the task again"
+        ) from exc
+    return target
 
 
 def _number_pattern(name: str) -> str:

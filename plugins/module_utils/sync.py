@@ -509,6 +509,8 @@ def run_license_sync(
         raise SyncError(f"people_sample must not be negative, got {params['people_sample']}")
 
     with open_existing_store(params["inventory_db"], name) as store:
+        if store.upgrade_message():
+            warn(store.upgrade_message())
         customer = store.get_customer(name)
         if customer is None:
             raise SyncError(store.missing_customer_message(name))

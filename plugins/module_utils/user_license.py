@@ -486,6 +486,8 @@ def run_module(module: Any) -> Dict[str, Any]:
         module.fail_json(msg=str(error))
 
     with store:
+        if store.upgrade_message():
+            module.warn(store.upgrade_message())
         client = WebexClient.from_module(module)
         change = UserLicenseChange(module.params, store, client, check_mode=module.check_mode)
         try:

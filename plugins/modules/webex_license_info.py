@@ -344,6 +344,8 @@ def list_live_licenses(module: AnsibleModule) -> dict:
 def list_inventory_licenses(module: AnsibleModule) -> dict:
     params = module.params
     with InventoryStore.from_module(module, create=False) as store:
+        if store.upgrade_message():
+            module.warn(store.upgrade_message())
         return build_license_view(
             store,
             hierarchy=params["hierarchy"],

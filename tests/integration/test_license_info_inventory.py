@@ -204,3 +204,20 @@ def test_missing_inventory_file(run_playbook, tmp_path):
     assert "absent.db" in record["result"]["msg"]
     assert "webex_license_sync" in record["result"]["msg"]
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_old_inventory_upgraded_with_copy(run_playbook, inventory_db):
+    """An inventory of schema version 1 is copied, upgraded, and the task names the copy."""
+    from tests.unit.test_people_fingerprint import UPGRADE_PAGES, create_schema_1_database
+
+    create_schema_1_database(str(inventory_db), [item for page in UPGRADE_PAGES
+                                                 for item in page])
+
+    run = run_playbook([{"name": "read", "ucops.webex.webex_license_info": {
+        "source": "inventory", "customer": "Acme"}}])
+
+    record = run.task("read")
+    assert not record["failed"], record["result"].get("msg")
+    warnings = " ".join(record["result"].get("warnings", []))
+    assert f"A copy of the file as it was is {inventory_db}.schema-1.bak" in warnings
+    assert (inventory_db.parent / f"{inventory_db.name}.schema-1.bak").is_file()

@@ -8,11 +8,16 @@ was not staged changes in the inventory before the commit.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 
 import pytest
 
-from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
+    InventoryError,
+    InventoryStore,
+)
 from ansible_collections.ucops.webex.plugins.module_utils.inventory_schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -858,3 +863,55 @@ def test_store_written_meanwhile_reads_all_people(db_path, store):
     assert len(statements) == 1
     assert "fingerprint IS NULL" not in statements[0]
     assert report["summary"]["people"]["removed"] == 1
+
+
+# ---------------------------------------------------------------------------
+# Copy of the file before an upgrade
+
+
+def user_version(path):
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def test_upgrade_saves_copy_first(db_path):
+    create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
+
+    with InventoryStore(db_path, lock_timeout=10) as store:
+        message = store.upgrade_message()
+        backup = store.upgrade_backup
+
+    assert backup == f"{db_path}.schema-1.bak"
+    assert user_version(backup) == 1
+    assert user_version(db_path) == SCHEMA_VERSION
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
+    assert f"upgraded once from schema version 1 to {SCHEMA_VERSION}" in message
+    assert f"A copy of the file as it was is {backup}" in message
+    copy = sqlite3.connect(backup)
+    try:
+        assert copy.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 6
+    finally:
+        copy.close()
+    assert not [name for name in os.listdir(os.path.dirname(db_path)) if "partial" in name]
+
+    with InventoryStore(db_path, lock_timeout=10) as again:
+        assert again.upgrade_message() is None
+        assert again.upgrade_backup is None
+
+
+def test_failed_copy_leaves_file_unchanged(db_path):
+    create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
+    # A directory where the copy should go makes the rename fail.
+    os.mkdir(f"{db_path}.schema-1.bak")
+
+    with pytest.raises(InventoryError) as caught:
+        InventoryStore(db_path, lock_timeout=10)
+
+    message = str(caught.value)
+    assert f"after a copy of it is saved as {db_path}.schema-1.bak" in message
+    assert "the copy failed" in message
+    assert user_version(db_path) == 1
+    assert not [name for name in os.listdir(os.path.dirname(db_path)) if "partial" in name]
