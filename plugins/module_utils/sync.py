@@ -276,6 +276,7 @@ def stage_objects(client: WebexClient, session: SyncSession, people_page_size: i
         pages = prefetch(whole_lists(source.pages()))
     else:
         pages = prefetch(fetch_pages(client, session.scope, people_page_size))
+    read: Dict[str, int] = {}
     try:
         previous = None
         for object_type, page in pages:
@@ -283,7 +284,12 @@ def stage_objects(client: WebexClient, session: SyncSession, people_page_size: i
                 # The pages of one type come together, so the previous type is complete.
                 session.finish_type(previous)
             previous = object_type
+            read[object_type] = read.get(object_type, 0) + 1
             stagers[object_type](page)
+    except WebexApiError as error:
+        # Tells how far the listing came, for example when page 412 of the people fails.
+        error.pages_read = dict(read)
+        raise
     finally:
         if source is not None:
             # Ends a child that still reads (after an error), so the worker stops waiting.
@@ -365,6 +371,10 @@ def sync_customer_once(
             session.discard()
             raise
         message = str(error)
+        pages_read = getattr(error, "pages_read", None)
+        if pages_read:
+            listed = ", ".join(f"{count} of {kind}" for kind, count in pages_read.items())
+            message += f" (pages read before the failure: {listed})"
         if isinstance(error, sqlite3.Error):
             # For example a full disk or an I/O error. The transaction was rolled back.
             message = database_error_message(store.path, error)
@@ -381,6 +391,8 @@ def sync_customer_once(
         details: Dict[str, Any] = {"history_id": history_id}
         if isinstance(error, WebexApiError):
             details.update(status=error.status, tracking_id=error.tracking_id)
+            if getattr(error, "pages_read", None):
+                details["pages_read"] = error.pages_read
         raise SyncError(
             f"sync of customer '{name}' failed and the inventory was not changed: {message}",
             **details,

@@ -188,7 +188,9 @@ def test_interrupted_sync_keeps_store(simulator, run_playbook, inventory_db):
     assert "inventory was not changed" in message
     assert "GET /v1/people" in message
     assert "503" in message
+    assert "(pages read before the failure: 1 of licenses, 1 of roles, 1 of people)" in message
     assert record["result"]["status"] == 503
+    assert record["result"]["pages_read"] == {"licenses": 1, "roles": 1, "people": 1}
     people_statuses = [entry["status"] for entry in simulator.requests()
                        if entry["path"] == "/v1/people"]
     assert people_statuses[0] == 200
@@ -196,6 +198,7 @@ def test_interrupted_sync_keeps_store(simulator, run_playbook, inventory_db):
     assert dump_inventory(inventory_db, skip=("sync_history",)) == before
     history = query(inventory_db, "SELECT id, outcome, error FROM sync_history ORDER BY id")
     assert [row["outcome"] for row in history] == ["success", "failed"]
+    assert "1 of people)" in history[1]["error"]
     assert "503" in history[-1]["error"]
     assert record["result"]["history_id"] == history[-1]["id"]
 
