@@ -161,10 +161,15 @@ def ensure_customer(
         # The synced licenses, people and locations are those of the old org until the next
         # sync replaces them, so reports would show them under this customer.
         would = "would keep" if check_mode else "keeps"
+        previous = (
+            f"its previous org '{stored['org_id']}'"
+            if stored.get("org_id")
+            else "the token's own org (no org_id was set)"
+        )
         warnings.append(
             f"customer '{name}' {would} the licenses, people, locations and workspaces synced "
-            f"from its previous org '{stored.get('org_id') or 'of the token'}' until its next "
-            "sync: run ucops.webex.webex_license_sync for it now"
+            f"from {previous} until its next sync: run ucops.webex.webex_license_sync for it "
+            "now"
         )
     result.update(changed=changed, before=before, customer=after, warnings=warnings)
     return result

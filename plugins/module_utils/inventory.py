@@ -740,66 +740,60 @@ class InventoryStore:
         ``{"changed", "person_added", "licenses_added", "licenses_removed",
         "counted_added", "counted_removed", "rows_written"}``.
         """
-        added = list(dict.fromkeys(str(i) for i in added_license_ids))
-        removed = [i for i in dict.fromkeys(str(i) for i in removed_license_ids) if i not in added]
-
-        def target(
-            _connection: sqlite3.Connection, stored: List[str]
-        ) -> Tuple[List[str], List[str]]:
-            kept = [i for i in stored if i not in removed]
-            return kept + [i for i in added if i not in kept], stored
-
-        return self._record_person_licenses(customer, person_id, person_fields, target)
+        return self._record_person_licenses(
+            customer, person_id, added_license_ids, removed_license_ids, None, person_fields
+        )
 
     def record_user_licenses(
         self,
         customer: str,
         person_id: str,
+        added_license_ids: Iterable[str],
+        removed_license_ids: Iterable[str],
         license_ids: Iterable[str],
-        live_license_ids: Iterable[str],
         person_fields: Optional[Mapping[str, Any]] = None,
     ) -> Dict[str, Any]:
-        """Store a person's licenses as the API returned them after a change.
+        """Record a license change that the API applied to a person, in one transaction.
 
-        ``license_ids`` are the person's licenses after the change and ``live_license_ids``
-        those read from the API before it. The person's links become ``license_ids``. The
-        counters of each non-hybrid license move by one for every license the person gained
-        or lost since the counters were last right for this person:
+        ``added_license_ids`` and ``removed_license_ids`` are what the API applied, and
+        ``license_ids`` the person's licenses after the change. Only the applied licenses
+        change stored links, so an older result recorded late cannot undo a newer change.
 
-        - when the customer's people were synced with or after its licenses, against the
-          stored links (none for a person not stored, a new user). A change made in Control
-          Hub since that sync is then counted once, together with this change.
-        - otherwise (people never synced, or a later sync of the licenses alone already
-          counted changes that the stored links miss), against ``live_license_ids``, so only
-          this change moves the counters.
+        The counters of non-hybrid licenses move by one per license:
+
+        - for a stored person, per link actually added or removed when the customer's
+          people were synced with or after its licenses, because a sync that already saw
+          the change counted it. Otherwise (a later sync of the licenses alone already
+          counted changes that the links miss), per applied license;
+        - for a person not stored, who is then added with ``license_ids``: when the
+          people were synced, for every license in ``license_ids``, since a user who is
+          new since that sync was not counted; otherwise per applied license.
 
         Counters never go below 0. Returns ``{"changed", "person_added", "licenses_added",
-        "licenses_removed", "counted_added", "counted_removed", "rows_written"}``, where the
-        ``licenses_*`` lists are links written and the ``counted_*`` lists the licenses whose
-        counters moved.
+        "licenses_removed", "counted_added", "counted_removed", "rows_written"}``: links
+        written, and the licenses whose counters moved.
         """
-        resulting = list(dict.fromkeys(str(i) for i in license_ids))
-        live = list(dict.fromkeys(str(i) for i in live_license_ids))
-
-        def target(
-            connection: sqlite3.Connection, stored: List[str]
-        ) -> Tuple[List[str], List[str]]:
-            return resulting, stored if _links_match_counters(connection, customer) else live
-
-        return self._record_person_licenses(customer, person_id, person_fields, target)
+        return self._record_person_licenses(
+            customer,
+            person_id,
+            added_license_ids,
+            removed_license_ids,
+            list(license_ids),
+            person_fields,
+        )
 
     def _record_person_licenses(
         self,
         customer: str,
         person_id: str,
+        added_license_ids: Iterable[str],
+        removed_license_ids: Iterable[str],
+        resulting: Optional[List[str]],
         person_fields: Optional[Mapping[str, Any]],
-        target: Callable[[sqlite3.Connection, List[str]], Tuple[List[str], List[str]]],
     ) -> Dict[str, Any]:
-        """Set a person's links and move the license counters, in one transaction.
+        """Write the links and counters of a license change (see the two callers).
 
-        ``target`` gets the connection and the stored license ids of the person (empty when
-        the person is not stored). It returns the ids to store and the ids that the counters
-        already include for this person.
+        With ``resulting`` None every counter follows the links actually changed.
         """
         fields = dict(person_fields or {})
         unknown = sorted(set(fields) - set(PERSON_FIELDS))
@@ -808,6 +802,8 @@ class InventoryStore:
                 f"invalid person_fields {', '.join(unknown)} "
                 f"(expected some of: {', '.join(PERSON_FIELDS)})"
             )
+        added = list(dict.fromkeys(str(i) for i in added_license_ids))
+        removed = [i for i in dict.fromkeys(str(i) for i in removed_license_ids) if i not in added]
 
         def action(connection: sqlite3.Connection) -> Dict[str, Any]:
             if (
@@ -819,34 +815,30 @@ class InventoryStore:
                 raise InventoryError(f"customer '{customer}' not found in {self.path}")
             start = connection.total_changes
             key = {"customer": customer, "person_id": person_id}
-            stored = [
-                row[0]
-                for row in connection.execute(
-                    "SELECT license_id FROM person_licenses WHERE customer = :customer "
-                    "AND person_id = :person_id ORDER BY license_id",
-                    key,
-                )
-            ]
             person_added = _upsert_person(connection, customer, person_id, fields)
-            wanted, counted = target(connection, stored)
+            links_count = resulting is None or _links_match_counters(connection, customer)
+            if person_added and resulting is not None:
+                to_add = [str(i) for i in dict.fromkeys(resulting)]
+                to_remove: List[str] = []
+            else:
+                to_add, to_remove = added, removed
             done_added = [
                 license_id
-                for license_id in wanted
-                if license_id not in stored
-                and _add_person_license(connection, dict(key, license_id=license_id))
+                for license_id in to_add
+                if _add_person_license(connection, dict(key, license_id=license_id))
             ]
             done_removed = [
                 license_id
-                for license_id in stored
-                if license_id not in wanted
-                and _remove_person_license(connection, dict(key, license_id=license_id))
+                for license_id in to_remove
+                if _remove_person_license(connection, dict(key, license_id=license_id))
             ]
-            counted_added = [i for i in wanted if i not in counted]
-            counted_removed = [i for i in counted if i not in wanted]
-            for license_id in counted_added:
-                _move_consumption(connection, customer, license_id, 1)
-            for license_id in counted_removed:
-                _move_consumption(connection, customer, license_id, -1)
+            if links_count:
+                # The links tell what the counters include (see record_user_licenses).
+                up, down = done_added, done_removed
+            else:
+                up, down = added, removed
+            counted_added = [i for i in up if _move_consumption(connection, customer, i, 1)]
+            counted_removed = [i for i in down if _move_consumption(connection, customer, i, -1)]
             rows_written = connection.total_changes - start
             if rows_written:
                 # The stored fingerprint no longer describes the person: the next sync
@@ -1086,14 +1078,20 @@ def _remove_person_license(connection: sqlite3.Connection, key: Mapping[str, Any
 
 def _move_consumption(
     connection: sqlite3.Connection, customer: str, license_id: str, step: int
-) -> None:
-    """Add ``step`` (1 or -1) to a non-hybrid license's user consumption, floored at 0."""
-    connection.execute(
+) -> bool:
+    """Add ``step`` (1 or -1) to a non-hybrid license's user consumption, floored at 0.
+
+    Returns True when a counter moved: not for a hybrid or unknown license, nor for a
+    removal from counters at 0.
+    """
+    cursor = connection.execute(
         "UPDATE licenses SET "
         "consumed_units = CASE WHEN consumed_units + :step < 0 THEN 0 "
         "ELSE consumed_units + :step END, "
         "consumed_by_users = CASE WHEN COALESCE(consumed_by_users, 0) + :step < 0 THEN 0 "
         "ELSE COALESCE(consumed_by_users, 0) + :step END "
-        "WHERE customer = :customer AND id = :license_id AND hybrid = 0",
+        "WHERE customer = :customer AND id = :license_id AND hybrid = 0 "
+        "AND (:step > 0 OR consumed_units > 0 OR COALESCE(consumed_by_users, 0) > 0)",
         {"customer": customer, "license_id": license_id, "step": step},
     )
+    return cursor.rowcount > 0

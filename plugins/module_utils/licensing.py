@@ -88,9 +88,9 @@ class DefaultsDecision(NamedTuple):
     site_url_candidates: Tuple[str, ...]
     missing: Tuple[str, ...]
     unknown: Tuple[str, ...]
-    # Site URLs of the default subscription, when the org has that subscription. A configured
-    # site URL of another subscription is unknown, because none of its licenses is managed.
-    subscription_site_urls: Optional[Tuple[str, ...]] = None
+    # Every site URL of the org. The site URL candidates are only those of the default
+    # subscription when the org has that subscription (see ``effective_defaults``).
+    org_site_urls: Tuple[str, ...] = ()
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -113,9 +113,9 @@ class DefaultsDecision(NamedTuple):
                     "option": option,
                     "candidates": list(candidates),
                     "message": (
-                        f"org '{org}' has several {_KIND[option]}s ({', '.join(candidates)}) "
-                        f"and {option} is not set, so none of its {_SCOPE[option]} are "
-                        f"managed; set {option} to one of them"
+                        f"{self.holder(option, org)} has several {_KIND[option]}s "
+                        f"({', '.join(candidates)}) and {option} is not set, so none of its "
+                        f"{_SCOPE[option]} are managed; set {option} to one of them"
                     ),
                 }
             )
@@ -136,20 +136,32 @@ class DefaultsDecision(NamedTuple):
             return self.subscription_candidates
         return self.site_url_candidates
 
+    def site_urls_scoped(self) -> bool:
+        """Tell whether the site URL candidates are those of the default subscription."""
+        return self.subscription_id is not None and (
+            self.subscription_id in self.subscription_candidates
+        )
+
+    def holder(self, option: str, org: str) -> str:
+        """Name what the candidates of ``option`` belong to, for messages."""
+        if option == "default_site_url" and self.site_urls_scoped():
+            return f"subscription '{self.subscription_id}' of org '{org}'"
+        return f"org '{org}'"
+
     def not_found_message(self, option: str, value: Optional[str], org: str) -> str:
         """Say why a configured default is unknown and list the values to choose from."""
-        own = self.subscription_site_urls
-        if option == "default_site_url" and own is not None:
+        candidates = self._candidates(option)
+        if option == "default_site_url" and self.site_urls_scoped():
             site_url = normalize_site_url(value)
-            if site_url in self.site_url_candidates and site_url not in own:
+            if site_url in self.org_site_urls and site_url not in candidates:
                 return (
                     f"default_site_url '{value}' is a site URL of org '{org}' but not of its "
                     f"default subscription '{self.subscription_id}', so none of its licenses "
                     f"would be managed (site URLs of '{self.subscription_id}': "
-                    f"{', '.join(own) if own else 'none'}); set default_site_url to one of "
-                    "them or change default_subscription_id"
+                    f"{', '.join(candidates) if candidates else 'none'}); set default_site_url "
+                    "to one of them or change default_subscription_id"
                 )
-        return _not_found_message(option, value, org, self._candidates(option))
+        return _not_found_message(option, value, self.holder(option, org), candidates)
 
     def _configured(self, option: str) -> Optional[str]:
         if option == "default_subscription_id":
@@ -325,13 +337,12 @@ def effective_defaults(
 
     ``licenses`` are license rows of the org (``normalize_license`` output or inventory rows).
     A configured default is used even when the org does not have it (then it is listed in
-    ``unknown`` and manages nothing). Candidates are org-wide: every site URL of the org is a
-    candidate for ``default_site_url``, whatever its subscription. A configured site URL must
-    also be one of the default subscription's when the org has that subscription, because
-    only site licenses of the default subscription are managed.
+    ``unknown`` and manages nothing). The site URL candidates, for the choice of the only
+    one and for the check of a configured one, are the site URLs of the default
+    subscription when the org has it, and every site URL of the org otherwise.
     """
     subscriptions = tuple(distinct_subscriptions(licenses))
-    site_urls = tuple(distinct_site_urls(licenses))
+    org_site_urls = tuple(distinct_site_urls(licenses))
     missing: List[str] = []
     unknown: List[str] = []
 
@@ -344,9 +355,12 @@ def effective_defaults(
     elif subscription not in subscriptions:
         unknown.append("default_subscription_id")
 
-    own_site_urls = None
+    # Only site licenses of the default subscription are managed, so its site URLs are the
+    # candidates when the org has it. Otherwise every site URL of the org is one.
     if subscription is not None and subscription in subscriptions:
-        own_site_urls = tuple(site_urls_of_subscription(licenses, subscription))
+        site_urls = tuple(site_urls_of_subscription(licenses, subscription))
+    else:
+        site_urls = org_site_urls
 
     site_url = normalize_site_url(default_site_url)
     if site_url is None:
@@ -354,7 +368,7 @@ def effective_defaults(
             site_url = site_urls[0]
         elif len(site_urls) > 1:
             missing.append("default_site_url")
-    elif site_url not in site_urls or (own_site_urls is not None and site_url not in own_site_urls):
+    elif site_url not in site_urls:
         unknown.append("default_site_url")
 
     return DefaultsDecision(
@@ -364,7 +378,7 @@ def effective_defaults(
         site_url_candidates=site_urls,
         missing=tuple(missing),
         unknown=tuple(unknown),
-        subscription_site_urls=own_site_urls,
+        org_site_urls=org_site_urls,
     )
 
 
@@ -409,7 +423,7 @@ def validate_defaults(
             _not_found_message(
                 "default_subscription_id",
                 normalize_subscription_id(default_subscription_id),
-                org,
+                f"org '{org}'",
                 decision.subscription_candidates,
             )
         )
@@ -421,10 +435,11 @@ def validate_defaults(
 
 
 def _not_found_message(
-    option: str, value: Optional[str], org: str, candidates: Sequence[str]
+    option: str, value: Optional[str], holder: str, candidates: Sequence[str]
 ) -> str:
+    """Say that ``value`` is not among the candidates of ``holder``, such as "org 'X'"."""
     found = ", ".join(candidates) if candidates else "none"
-    return f"{option} '{value}' is not a {_KIND[option]} of org '{org}' (found: {found})"
+    return f"{option} '{value}' is not a {_KIND[option]} of {holder} (found: {found})"
 
 
 def licenses_outside_defaults(
@@ -644,9 +659,21 @@ def filter_licenses(
     return result
 
 
-def distinct_subscriptions_and_site_urls(rows: Sequence[Mapping[str, Any]]) -> Dict[str, List[str]]:
-    """Return ``{subscriptions, site_urls}``: the distinct values of the listed licenses."""
-    return {"subscriptions": distinct_subscriptions(rows), "site_urls": distinct_site_urls(rows)}
+def distinct_subscriptions_and_site_urls(rows: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+    """Return the distinct subscriptions and site URLs of the listed licenses.
+
+    ``{"subscriptions", "site_urls", "site_urls_by_subscription"}``, the last a mapping of
+    each subscription id to its sorted normalized site URLs.
+    """
+    subscriptions = distinct_subscriptions(rows)
+    return {
+        "subscriptions": subscriptions,
+        "site_urls": distinct_site_urls(rows),
+        "site_urls_by_subscription": {
+            subscription: site_urls_of_subscription(rows, subscription)
+            for subscription in subscriptions
+        },
+    }
 
 
 def normalize_license_user(user: Mapping[str, Any]) -> Dict[str, Any]:
@@ -787,7 +814,7 @@ def decide_user_license_defaults(
             _not_found_message(
                 "default_subscription_id",
                 decision.subscription_id,
-                customer,
+                f"org '{customer}'",
                 decision.subscription_candidates,
             )
             + "; fix it with ucops.webex.webex_customer or sync the customer again"
@@ -947,8 +974,9 @@ def plan_org_check(
 
     ``stored`` is the customer record (None for a new customer). An option left at None keeps
     the stored value and a blank one clears it, as ``InventoryStore.upsert_customer`` does.
-    A new org id revalidates every default the customer keeps; otherwise only changed
-    defaults are validated. Clearing a default needs no check.
+    A new org id, or a change of either default, validates both defaults the customer will
+    have, because the site URL must belong to the subscription. Clearing a default needs no
+    check.
     """
     stored = stored or {}
     stored_org = stored.get("org_id") or None
@@ -967,14 +995,9 @@ def plan_org_check(
     subscription_changed = subscription is not None and subscription != stored_subscription
     site_url_changed = site_url is not None and site_url != stored_site_url
 
-    if org_changed:
+    if org_changed or subscription_changed or site_url_changed:
         return OrgCheck(True, target_org, subscription, site_url)
-    return OrgCheck(
-        subscription_changed or site_url_changed,
-        target_org,
-        subscription if subscription_changed else None,
-        site_url if site_url_changed else None,
-    )
+    return OrgCheck(False, target_org, None, None)
 
 
 def license_label(row: Mapping[str, Any]) -> str:

@@ -118,7 +118,7 @@ class UserLicenseChange:
             applied = licensing.AppliedChanges(plan.add, plan.remove, (), ())
         if isinstance(response, WebexApiError):
             self._check_failed_request_outcome(response, applied)
-        inventory = self._record_change(after, current)
+        inventory = self._record_change(after, applied)
 
         result.update(
             self._describe_outcome(applied.added, applied.removed, resulting, managed_ids)
@@ -252,14 +252,14 @@ class UserLicenseChange:
         """Send the PATCH; return its response, or the error when the outcome is unknown.
 
         An HTTP 4xx answer means that the API rejected the change, so nothing changed and
-        the task fails here. After a timeout, a lost connection or an HTTP 5xx the change
-        may still have been applied, so the error is returned and the caller reads the user
-        again to find out.
+        the task fails here. After a timeout, a lost connection, an HTTP 5xx or a success
+        whose body cannot be read, the change may have been applied, so the error is
+        returned and the caller reads the user again to find out.
         """
         try:
             return self.client.assign_licenses(person_id=person["id"], licenses=changes)
         except WebexApiError as error:
-            if error.status is None or error.status >= 500:
+            if error.status is None or not 400 <= error.status < 500:
                 return error
             raise UserLicenseError(
                 f"the license change for user '{self.params['user']}' was rejected and "
@@ -338,10 +338,12 @@ class UserLicenseChange:
             if change["operation"] == "add" and location:
                 after["locationId"] = location
         body = response.json
+        source = "the licenses that the change request returned"
         if isinstance(body, dict) and isinstance(body.get("licenses"), list):
             after["licenses"] = [str(license_id) for license_id in body["licenses"]]
         elif response.status == 200:
             after["licenses"] = list(planned)
+            source = "the planned licenses, which the API accepted in full (HTTP 200)"
         else:
             raise UserLicenseError(
                 f"the Webex API applied part of the license change for user "
@@ -355,13 +357,12 @@ class UserLicenseChange:
             ) from read_error
         self.warnings.append(
             f"the licenses of user '{self.params['user']}' were changed, but reading the user "
-            f"again failed ({read_error}); the inventory records the licenses that the change "
-            "request returned"
+            f"again failed ({read_error}), so the inventory records {source}"
         )
         return after
 
     def _record_change(
-        self, person: Mapping[str, Any], live_before: Sequence[str]
+        self, person: Mapping[str, Any], applied: licensing.AppliedChanges
     ) -> Dict[str, Any]:
         emails = person.get("emails") or []
         fields = {
@@ -373,8 +374,9 @@ class UserLicenseChange:
             return self.store.record_user_licenses(
                 self.customer_name,
                 str(person["id"]),
+                added_license_ids=applied.added,
+                removed_license_ids=applied.removed,
                 license_ids=[str(i) for i in person.get("licenses") or []],
-                live_license_ids=live_before,
                 person_fields=fields,
             )
         except (InventoryError, sqlite3.Error) as error:

@@ -239,6 +239,12 @@ site_urls:
   type: list
   elements: str
   sample: [borealis-eu.webex.com, borealis-us.webex.com]
+site_urls_by_subscription:
+  description: The meeting site URLs of the listed licenses of each subscription (the
+    candidates for the default site URL once that subscription is the default).
+  returned: always
+  type: dict
+  sample: {Sub-BOR-2024: [borealis-us.webex.com], Sub-BOR-2025: [borealis-eu.webex.com]}
 totals:
   description:
     - Units added up per license name and subscription over every listed customer.

@@ -106,10 +106,11 @@ notes:
     resulting licenses and location in the inventory. When that read fails, the task
     records the licenses that the change request returned and warns. A partial change
     (HTTP 206) that cannot be read back fails with changed set and the inventory unchanged.
-  - The inventory stores the user's licenses as the API returns them. The usage counters
-    move by each license the user gained or lost since the last sync of the customer's
-    people, or by this change alone when the licenses were synced later than the people
-    or the people were never synced.
+  - The usage counters move by one for each license added or removed. When the customer's
+    people were synced with or after its licenses, a license that the last sync already
+    recorded for the user is not counted again. A user not in the inventory is added with
+    the licenses the API returns, and after a sync of the people all of them are counted,
+    because the sync did not count that user.
   - A license for workspaces (Webex Calling - Workspaces) cannot be assigned to a user.
   - The Webex API refuses some combinations, for example Webex Calling Professional and
     Standard together (error code 400404). The task then fails with the API's message.

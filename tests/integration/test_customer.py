@@ -6,6 +6,8 @@ import contextlib
 import json
 import sqlite3
 
+import pytest
+
 from tests.integration.conftest import DEMO_FIXTURE
 
 PARTNER_TOKEN = "demo-partner-token"
@@ -155,7 +157,9 @@ def test_invalid_site_url_lists_valid(simulator, run_playbook, inventory_db):
     assert record["failed"]
     message = record["result"]["msg"]
     assert "default_site_url 'alpinedental.webex.com'" in message
-    assert "borealis-eu.webex.com, borealis.webex.com" in message
+    # The candidates are the site URLs of the default subscription.
+    assert "of subscription 'Sub-BOR100' of org 'Borealis Logistics' (found: " in message
+    assert "(found: borealis.webex.com)" in message
     assert record["result"]["site_urls"] == ["borealis-eu.webex.com", "borealis.webex.com"]
     assert dump_inventory(inventory_db) == before
 
@@ -388,3 +392,23 @@ def test_org_change_warns_until_sync(simulator, run_playbook, inventory_db):
     assert_ok(record)
     warnings = " ".join(record["result"].get("warnings", []))
     assert f"synced from its previous org '{BOREALIS['id']}' until its next sync" in warnings
+
+
+@pytest.mark.parametrize("change", [
+    {"default_site_url": "borealis-eu.webex.com"},
+    {"default_subscription_id": "Sub-BOR101"},
+])
+def test_one_default_changed_checks_pair(simulator, run_playbook, inventory_db, change):
+    """Changing one default checks it against the other one the customer keeps."""
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"],
+                                default_subscription_id="Sub-BOR100",
+                                default_site_url="borealis.webex.com")])
+    before = dump_inventory(inventory_db)
+
+    run = run_playbook([customer_task(simulator, "Borealis Logistics", task="change",
+                                      **change)])
+
+    record = run.task("change")
+    assert record["failed"]
+    assert "not of its default subscription" in record["result"]["msg"]
+    assert dump_inventory(inventory_db) == before

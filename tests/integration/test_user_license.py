@@ -449,3 +449,17 @@ def test_server_error_without_change_unchanged(simulator, borealis, license_task
     assert record["result"]["status"] == 500
     assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
     assert MESSAGING_US not in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
+
+
+def test_unreadable_success_body_rereads(simulator, borealis, license_task, inventory_db):
+    """A 200 answer whose body is cut off: the change was made, so the user is read again."""
+    borealis(**US_DEFAULTS)
+    simulator.set_faults(rules=[{"method": "PATCH", "path": "/v1/licenses/users",
+                                 "status": 200, "body": "truncated", "times": 1}])
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Advanced Messaging"])
+
+    assert not record["failed"], record["result"].get("msg")
+    assert record["changed"] is True
+    assert MESSAGING_US in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
+    assert_counts_match(simulator, inventory_db, [MESSAGING_US])

@@ -438,15 +438,21 @@ def test_defaults_change_recomputes_managed(store):
     full_sync(store)
     assert [r["id"] for r in store.license_rows(customer="Acme", managed_only=True)] == []
 
+    # Sub-A100 has one site URL, so its site license is managed too.
     store.upsert_customer("Acme", default_subscription_id="Sub-A100")
     managed = {r["id"] for r in store.license_rows(customer="Acme", managed_only=True)}
-    assert managed == {"C-A", "HYB"}
+    assert managed == {"C-A", "HYB", "M-A"}
 
     store.upsert_customer("Acme", default_site_url="https://ACME-A.webex.com")
     managed = {r["id"] for r in store.license_rows(customer="Acme", managed_only=True)}
     assert managed == {"C-A", "HYB", "M-A"}
 
     store.upsert_customer("Acme", default_subscription_id="Sub-B200", default_site_url="")
+    managed = {r["id"] for r in store.license_rows(customer="Acme", managed_only=True)}
+    assert managed == {"C-B", "M-B"}
+
+    # A site URL of another subscription manages no site license.
+    store.upsert_customer("Acme", default_site_url="acme-a.webex.com")
     managed = {r["id"] for r in store.license_rows(customer="Acme", managed_only=True)}
     assert managed == {"C-B"}
 
@@ -567,7 +573,7 @@ def test_diff_does_not_write(db_path, store):
     report = session.diff()
     session.discard()
     assert report["summary"]["licenses"]["added"] == 6
-    assert {r["id"] for r in report["licenses"]["added"] if r["managed"]} == {"C-A", "HYB"}
+    assert {r["id"] for r in report["licenses"]["added"] if r["managed"]} == {"C-A", "HYB", "M-A"}
     assert written_rows(db_path) == 0
     assert store.sync_history("Acme") == []
 
@@ -887,74 +893,92 @@ def licenses_sync(store, licenses):
         session.commit()
 
 
-def test_record_counts_changes_since_sync(store):
-    """People and licenses synced together: the stored links are the base of the counters,
-    so a license gained in Control Hub since the sync is counted with this change."""
+def consumed_units(store):
+    return {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
+
+
+def test_record_counts_applied_links(store):
+    """People and licenses synced together: a stored person's applied changes count once."""
     add_customer(store, default_subscription_id="Sub-A100")
     full_sync(store)
     assert store.find_person("Acme", "P00001")["license_ids"] == ["C-A", "MSG"]
-    consumed = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
+    before = consumed_units(store)
 
-    # Live before the change: M-A was added in Control Hub after the sync. The change
-    # removed MSG and added X-NEW, a license the inventory does not list.
     result = store.record_user_licenses(
-        "Acme", "P00001", ["C-A", "M-A", "X-NEW"], live_license_ids=["C-A", "MSG", "M-A"]
+        "Acme", "P00001", ["M-A", "HYB", "X-NEW"], ["MSG"], ["C-A", "M-A", "HYB", "X-NEW"]
     )
 
-    assert result["counted_added"] == ["M-A", "X-NEW"]
+    # HYB is hybrid and X-NEW unknown to the inventory: linked, but no counter moves.
+    assert result["licenses_added"] == ["M-A", "HYB", "X-NEW"]
+    assert result["counted_added"] == ["M-A"]
     assert result["counted_removed"] == ["MSG"]
-    after = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
-    assert after["M-A"] == consumed["M-A"] + 1
-    assert after["MSG"] == consumed["MSG"] - 1
-    assert after["C-A"] == consumed["C-A"]
-    assert store.find_person("Acme", "P00001")["license_ids"] == ["C-A", "M-A", "X-NEW"]
+    after = consumed_units(store)
+    assert after["M-A"] == before["M-A"] + 1
+    assert after["MSG"] == before["MSG"] - 1
+    assert after["HYB"] == before["HYB"]
+    assert store.find_person("Acme", "P00001")["license_ids"] == ["C-A", "HYB", "M-A", "X-NEW"]
 
-    repeat = store.record_user_licenses(
-        "Acme", "P00001", ["C-A", "M-A", "X-NEW"], live_license_ids=["C-A", "M-A", "X-NEW"]
-    )
+    repeat = store.record_user_licenses("Acme", "P00001", ["M-A"], ["MSG"], ["C-A", "M-A"])
     assert repeat["changed"] is False
-    assert {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")} == after
+    assert consumed_units(store) == after
+
+
+def test_record_late_result_keeps_newer(store):
+    """Two changes of one user recorded in the other order: each only adds its own."""
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    before = consumed_units(store)
+
+    store.record_user_licenses("Acme", "P00001", ["C-B"], [], ["C-A", "MSG", "M-A", "C-B"])
+    store.record_user_licenses("Acme", "P00001", ["M-A"], [], ["C-A", "MSG", "M-A"])
+
+    assert store.find_person("Acme", "P00001")["license_ids"] == ["C-A", "C-B", "M-A", "MSG"]
+    after = consumed_units(store)
+    assert after["C-B"] == before["C-B"] + 1
+    assert after["M-A"] == before["M-A"] + 1
 
 
 def test_record_new_person_synced_customer(store):
     add_customer(store, default_subscription_id="Sub-A100")
     full_sync(store)
-    consumed = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
+    before = consumed_units(store)
 
     result = store.record_user_licenses(
-        "Acme", "P-NEW", ["C-A", "M-A"], live_license_ids=["C-A"],
+        "Acme", "P-NEW", ["M-A"], [], ["C-A", "M-A"],
         person_fields={"email": "new@acme.example"},
     )
 
     # Not listed by the sync, so none of the person's licenses was counted yet.
     assert result["person_added"] is True
     assert result["counted_added"] == ["C-A", "M-A"]
-    after = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
-    assert after["C-A"] == consumed["C-A"] + 1
-    assert after["M-A"] == consumed["M-A"] + 1
+    after = consumed_units(store)
+    assert after["C-A"] == before["C-A"] + 1
+    assert after["M-A"] == before["M-A"] + 1
+    assert store.find_person("Acme", "new@acme.example")["license_ids"] == ["C-A", "M-A"]
 
 
 @pytest.mark.parametrize("people_synced", [False, True])
 def test_record_after_licenses_only_sync(store, people_synced):
-    """Counters newer than the stored links (or no links at all): only the change counts."""
+    """Counters newer than the stored links, or no links at all: only the change counts."""
     add_customer(store, default_subscription_id="Sub-A100")
     if people_synced:
         full_sync(store)
     licenses_sync(store, LICENSES)
-    consumed = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
+    before = consumed_units(store)
 
-    # M-B was added in Control Hub after the people sync, and the licenses sync counted it.
+    # M-B was added in Control Hub after the people sync, and the licenses sync counted
+    # it. Removing it now must lower its counter although no stored link has it.
     result = store.record_user_licenses(
-        "Acme", "P00001", ["C-A", "M-A"], live_license_ids=["C-A", "MSG", "M-B"]
+        "Acme", "P00001", ["M-A"], ["MSG", "M-B"], ["C-A", "M-A"]
     )
 
     assert result["counted_added"] == ["M-A"]
     assert result["counted_removed"] == ["MSG", "M-B"]
-    after = {row["id"]: row["consumed_units"] for row in store.list_licenses("Acme")}
-    assert after["M-A"] == consumed["M-A"] + 1
-    assert after["MSG"] == consumed["MSG"] - 1
-    assert after["M-B"] == consumed["M-B"] - 1
-    assert after["C-A"] == consumed["C-A"]
+    after = consumed_units(store)
+    assert after["M-A"] == before["M-A"] + 1
+    assert after["MSG"] == before["MSG"] - 1
+    assert after["M-B"] == before["M-B"] - 1
+    assert after["C-A"] == before["C-A"]
     assert store.find_person("Acme", "P00001")["license_ids"] == ["C-A", "M-A"]
 
 

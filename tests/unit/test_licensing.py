@@ -310,7 +310,8 @@ def test_site_url_of_other_subscription_unknown():
     decision = licensing.effective_defaults(BOREALIS, "Sub-B200", "borealis-a.webex.com")
 
     assert decision.unknown == ("default_site_url",)
-    assert decision.subscription_site_urls == ("borealis-b.webex.com",)
+    assert decision.site_url_candidates == ("borealis-b.webex.com",)
+    assert decision.org_site_urls == ("borealis-a.webex.com", "borealis-b.webex.com")
     assert licensing.managed_license_ids(BOREALIS, decision) == ["C-B"]
     message = decision.warnings("Borealis")[0]["message"]
     assert "'borealis-a.webex.com' is a site URL of org 'Borealis'" in message
@@ -325,14 +326,42 @@ def test_site_url_check_needs_known_subscription():
     decision = licensing.effective_defaults(BOREALIS, "Sub-X", "borealis-a.webex.com")
 
     assert decision.unknown == ("default_subscription_id",)
-    assert decision.subscription_site_urls is None
+    assert decision.site_url_candidates == ("borealis-a.webex.com", "borealis-b.webex.com")
 
 
 def test_effective_defaults_subscription_only():
+    # Sub-B200 has one site URL, so that one is the default site URL.
     decision = licensing.effective_defaults(BOREALIS, "Sub-B200")
+    assert decision.missing == ()
+    assert decision.site_url == "borealis-b.webex.com"
+    assert decision.site_url_candidates == ("borealis-b.webex.com",)
+    assert licensing.managed_license_ids(BOREALIS, decision) == ["M-B", "C-B"]
+
+
+def test_subscription_with_several_sites_needs_one():
+    rows = BOREALIS + [licensing.normalize_license(
+        api_license("M-B2", "Meeting - Webex Meeting Center", "Sub-B200", "borealis-c.webex.com"))]
+    decision = licensing.effective_defaults(rows, "Sub-B200")
+
     assert decision.missing == ("default_site_url",)
+    assert decision.site_url_candidates == ("borealis-b.webex.com", "borealis-c.webex.com")
+    message = decision.warnings("Borealis")[0]["message"]
+    assert message.startswith("subscription 'Sub-B200' of org 'Borealis' has several site URLs "
+                              "(borealis-b.webex.com, borealis-c.webex.com)")
     # Non-site licenses of the default subscription are managed; site licenses are not.
-    assert licensing.managed_license_ids(BOREALIS, decision) == ["C-B"]
+    assert licensing.managed_license_ids(rows, decision) == ["C-B"]
+
+
+def test_subscription_without_sites():
+    rows = BOREALIS + [licensing.normalize_license(
+        api_license("C-D", "Webex Calling - Professional", "Sub-D400"))]
+    decision = licensing.effective_defaults(rows, "Sub-D400")
+
+    assert decision.site_url is None
+    assert decision.missing == ()
+    assert decision.site_url_candidates == ()
+    with pytest.raises(licensing.DefaultsError, match=r"site URLs of 'Sub-D400': none"):
+        licensing.validate_defaults("Borealis", rows, "Sub-D400", "borealis-a.webex.com")
 
 
 def test_effective_defaults_unknown_configured_value():

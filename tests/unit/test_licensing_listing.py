@@ -147,6 +147,8 @@ def test_distinct_values_of_rows():
     assert result == {
         "subscriptions": ["Sub-A100", "Sub-B200"],
         "site_urls": ["borealis-a.webex.com", "borealis-b.webex.com"],
+        "site_urls_by_subscription": {"Sub-A100": ["borealis-a.webex.com"],
+                                      "Sub-B200": ["borealis-b.webex.com"]},
     }
 
 
@@ -162,12 +164,12 @@ def test_distinct_values_merge_site_spellings():
 def test_distinct_values_skip_none():
     rows = [{"subscription_id": None, "site_url": None}]
     result = licensing.distinct_subscriptions_and_site_urls(rows)
-    assert result == {"subscriptions": [], "site_urls": []}
+    assert result == {"subscriptions": [], "site_urls": [], "site_urls_by_subscription": {}}
 
 
 def test_distinct_values_empty_input():
     result = licensing.distinct_subscriptions_and_site_urls([])
-    assert result == {"subscriptions": [], "site_urls": []}
+    assert result == {"subscriptions": [], "site_urls": [], "site_urls_by_subscription": {}}
 
 
 # ---------------------------------------------------------------------------
@@ -294,13 +296,14 @@ def test_org_check_same_subscription_spaces():
 
 
 def test_org_check_changed_subscription():
+    # The kept site URL is checked too: it must belong to the new subscription.
     check = licensing.plan_org_check(STORED, default_subscription_id="Sub-B200")
-    assert check == OrgCheck(True, "ORG-1", "Sub-B200", None)
+    assert check == OrgCheck(True, "ORG-1", "Sub-B200", "borealis-a.webex.com")
 
 
 def test_org_check_changed_site_url():
     check = licensing.plan_org_check(STORED, default_site_url="https://Borealis-B.webex.com/")
-    assert check == OrgCheck(True, "ORG-1", None, "borealis-b.webex.com")
+    assert check == OrgCheck(True, "ORG-1", "Sub-A100", "borealis-b.webex.com")
 
 
 def test_org_check_new_org_revalidates_kept():
