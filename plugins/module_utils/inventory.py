@@ -163,11 +163,7 @@ class InventoryStore:
             if file_version == 0:
                 self._check_not_foreign()
             self.dialect.enable_wal(self._conn)
-            current = self.dialect.retry_locked(lambda: self.dialect.schema_version(self._conn))
-            if 0 < current < SCHEMA_VERSION:
-                self.upgrade_backup = save_copy_before_upgrade(self._conn, self.path, current)
-                self.upgraded_from = current
-            self.schema_version = migrate(self.dialect, self._conn)
+            self.schema_version = migrate(self.dialect, self._conn, self._save_copy)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             if isinstance(exc, sqlite3.OperationalError) and self.dialect.is_lock_error(exc):
@@ -220,6 +216,19 @@ class InventoryStore:
             ]
         finally:
             self._conn.execute("COMMIT")
+
+    def _save_copy(self, version: int) -> None:
+        """Copy the file before the upgrade from ``version``; called under the write lock.
+
+        The copy reads through a second connection, which sees the last committed state
+        while this connection holds the lock.
+        """
+        reader = self.dialect.connect()
+        try:
+            self.upgrade_backup = save_copy_before_upgrade(reader, self.path, version)
+        finally:
+            reader.close()
+        self.upgraded_from = version
 
     def upgrade_message(self) -> Optional[str]:
         """Describe the schema upgrade that opening the file made, or return None."""

@@ -620,15 +620,36 @@ def create_private_file(path: str) -> None:
     os.close(descriptor)
 
 
-def migrate(dialect: SQLiteDialect, connection: sqlite3.Connection) -> int:
-    """Apply the pending migrations, each in one write transaction; return the version."""
+def migrate(
+    dialect: SQLiteDialect,
+    connection: sqlite3.Connection,
+    before_upgrade: Optional[Callable[[int], None]] = None,
+) -> int:
+    """Apply the pending migrations, each in one write transaction; return the version.
+
+    ``before_upgrade`` is called with the file's version before the first migration that
+    this call applies to a file that has a schema already, inside that migration's write
+    transaction, so no other process can change the file meanwhile.
+    """
+    first = [True]
+
+    def step() -> Optional[int]:
+        hook = before_upgrade if first[0] else None
+        version = _apply_next_migration(dialect, connection, hook)
+        first[0] = False
+        return version
+
     while True:
-        version = dialect.retry_locked(lambda: _apply_next_migration(dialect, connection))
+        version = dialect.retry_locked(step)
         if version is None:
             return dialect.retry_locked(lambda: dialect.schema_version(connection))
 
 
-def _apply_next_migration(dialect: SQLiteDialect, connection: sqlite3.Connection) -> Optional[int]:
+def _apply_next_migration(
+    dialect: SQLiteDialect,
+    connection: sqlite3.Connection,
+    before_upgrade: Optional[Callable[[int], None]] = None,
+) -> Optional[int]:
     connection.execute(dialect.begin_write_sql)
     try:
         current = dialect.schema_version(connection)
@@ -637,6 +658,8 @@ def _apply_next_migration(dialect: SQLiteDialect, connection: sqlite3.Connection
         if not pending:
             connection.execute("COMMIT")
             return None
+        if before_upgrade is not None and current > 0:
+            before_upgrade(current)
         version, statements = pending[0]
         for statement in statements:
             connection.execute(statement)

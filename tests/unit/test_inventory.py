@@ -298,7 +298,7 @@ def test_readonly_old_schema_names_upgrade(db_path, monkeypatch):
     connection.commit()
     connection.close()
 
-    def readonly(_dialect, _connection):
+    def readonly(_dialect, _connection, _before_upgrade=None):
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
     # Root ignores file permissions, so the read-only file is simulated at the migration.

@@ -14,6 +14,7 @@ import stat
 
 import pytest
 
+from ansible_collections.ucops.webex.plugins.module_utils import inventory as inventory_module
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryError,
     InventoryStore,
@@ -915,3 +916,29 @@ def test_failed_copy_leaves_file_unchanged(db_path):
     assert "the copy failed" in message
     assert user_version(db_path) == 1
     assert not [name for name in os.listdir(os.path.dirname(db_path)) if "partial" in name]
+
+
+def test_copy_made_under_write_lock(db_path, monkeypatch):
+    """No other process can upgrade or write the file while the copy is taken."""
+    create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
+    real_copy = inventory_module.save_copy_before_upgrade
+    seen = []
+
+    def copy_and_probe(connection, path, version):
+        other = sqlite3.connect(path, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            seen.append("writable")
+            other.execute("ROLLBACK")
+        except sqlite3.OperationalError as error:
+            seen.append(str(error))
+        finally:
+            other.close()
+        return real_copy(connection, path, version)
+
+    monkeypatch.setattr(inventory_module, "save_copy_before_upgrade", copy_and_probe)
+    with InventoryStore(db_path, lock_timeout=10) as store:
+        assert store.upgraded_from == 1
+
+    assert seen == ["database is locked"]
+    assert user_version(f"{db_path}.schema-1.bak") == 1
