@@ -662,7 +662,9 @@ class InventoryStore:
         message = f"customer '{name}' is not in the inventory {self.path}"
         close = self.similar_customer_name(name)
         if close:
-            message += f"; did you mean '{close}'? Customer names are case-sensitive"
+            message += f"; did you mean '{close}'?"
+            if close.lower() == name.lower():
+                message += " Customer names are case-sensitive"
         message += f" (customers: {licensing.format_names(known)}). Correct the name, "
         message += "or add the customer with ucops.webex.webex_customer"
         return message

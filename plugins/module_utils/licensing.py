@@ -559,7 +559,7 @@ def resolve_license_names(
             else:
                 names = sorted({str(row.get("name")) for row in managed})
                 problems.append(
-                    f"license '{request}' was not found{where} "
+                    f"license '{request}' was not found{where.replace(' of org', ' in org')} "
                     f"(managed licenses: {', '.join(names) if names else 'none'})"
                 )
 
@@ -574,7 +574,10 @@ def _unmanaged_message(request: str, rows: Sequence[Mapping[str, Any]], where: s
     )
     site_urls = sorted({row.get("site_url") for row in rows if row.get("site_url")})
     if not subscriptions:
-        return f"license '{request}'{where} has no subscription and is never managed"
+        return (
+            f"license '{request}'{where} has no subscription and is never managed, so this "
+            "module does not assign or remove it: remove it from licenses"
+        )
     text = (
         f"license '{request}'{where} is only in licenses outside the defaults "
         f"(subscriptions: {', '.join(subscriptions)}"

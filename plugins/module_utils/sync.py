@@ -107,14 +107,22 @@ def caller_gone(fd: int = 1) -> bool:
     return any(event & (select.POLLERR | select.POLLHUP) for _fd, event in events)
 
 
-def open_existing_store(path: Optional[str], customer: str) -> InventoryStore:
+CHECK_MODE_HINT = (
+    ". In check mode webex_customer adds no customer, so a new customer can be synced only "
+    "after a run without --check"
+)
+
+
+def open_existing_store(
+    path: Optional[str], customer: str, check_mode: bool = False
+) -> InventoryStore:
     """Open an existing inventory; a missing file means the customer was never added."""
     resolved = resolve_inventory_path(path)
     if not os.path.exists(resolved):
         raise SyncError(
             f"customer '{customer}' not found: the inventory {resolved} does not exist. Add "
             "the customer with ucops.webex.webex_customer first, or set inventory_db to the "
-            "inventory that contains it"
+            "inventory that contains it" + (CHECK_MODE_HINT if check_mode else "")
         )
     return InventoryStore(resolved, create=False)
 
@@ -520,12 +528,14 @@ def run_license_sync(
     if params["people_sample"] < 0:
         raise SyncError(f"people_sample must not be negative, got {params['people_sample']}")
 
-    with open_existing_store(params["inventory_db"], name) as store:
+    with open_existing_store(params["inventory_db"], name, check_mode) as store:
         if store.upgrade_message():
             warn(store.upgrade_message())
         customer = store.get_customer(name)
         if customer is None:
-            raise SyncError(store.missing_customer_message(name))
+            # A run with --check adds no customer, so a later sync task finds none.
+            hint = CHECK_MODE_HINT if check_mode else ""
+            raise SyncError(store.missing_customer_message(name) + hint)
         org_id = resolve_org_id(customer, params["org_id"])
         if org_id and not customer.get("org_id"):
             check_org_unclaimed(store, name, org_id)

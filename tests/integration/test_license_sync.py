@@ -358,6 +358,18 @@ def test_unknown_customer(simulator, run_playbook, inventory_db):
     assert "customer 'Nobody Inc' is not in the inventory" in message
     assert "Alpine Dental" in message
     assert "ucops.webex.webex_customer" in message
+    assert "In check mode" not in message
+
+
+def test_unknown_customer_check_mode_hint(simulator, run_playbook, inventory_db):
+    add_customer(run_playbook, simulator, ALPINE)
+
+    run = run_playbook([sync_task(simulator, "Alpine Dentistry")], check=True)
+
+    message = run.task("sync")["result"]["msg"]
+    assert "did you mean 'Alpine Dental'?" in message
+    assert "case-sensitive" not in message
+    assert "In check mode webex_customer adds no customer" in message
 
 
 def test_unknown_customer_without_inventory(simulator, run_playbook, inventory_db):
@@ -367,6 +379,10 @@ def test_unknown_customer_without_inventory(simulator, run_playbook, inventory_d
     assert record["failed"]
     assert "ucops.webex.webex_customer" in record["result"]["msg"]
     assert not inventory_db.exists()
+
+    checked = run_playbook([sync_task(simulator, "Nobody Inc")], check=True)
+    assert "In check mode webex_customer adds no customer" in (
+        checked.task("sync")["result"]["msg"])
 
 
 def test_missing_access_token(simulator, run_playbook, inventory_db):

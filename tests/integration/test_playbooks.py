@@ -319,15 +319,25 @@ def test_license_report_threshold_names(simulator, run_playbook, tmp_path, inven
         assert connection.total_changes == 1
     report_dir = tmp_path / "report"
 
-    run = run_report(run_playbook, report_dir, webex_report_customer="Alpine Dental",
-                     webex_max_utilization=99,
-                     webex_min_available_units_by_name={"webex calling - PROFESSIONAL": 10,
-                                                        "Advanced Messagin": 1})
+    thresholds = {"webex_report_customer": "Alpine Dental", "webex_max_utilization": 99,
+                  "webex_min_available_units_by_name": {"webex calling - PROFESSIONAL": 10,
+                                                        "Advanced Messagin": 1}}
+
+    typo = run_report(run_playbook, report_dir, **thresholds)
+
+    assert typo.rc != 0
+    failure = typo.task("Fail on threshold license names that match no license at this level")
+    assert "(customer Alpine Dental) is named Advanced Messagin, so" in failure["result"]["msg"]
+    assert "webex_report_allow_unknown_names=true" in failure["result"]["msg"]
+    assert not report_dir.exists()
+
+    run = run_report(run_playbook, report_dir, webex_report_allow_unknown_names=True,
+                     **thresholds)
 
     assert run.rc != 0
     unknown = run.task("Name the threshold license names that match no license at this level")
     assert "not found at this level" in unknown["result"]["msg"]
-    assert "Advanced Messagin." in unknown["result"]["msg"]
+    assert unknown["result"]["msg"].endswith("allows: Advanced Messagin")
     message = run.task("Fail when a managed license is outside a threshold")["result"]["msg"]
     assert ("Alpine Dental / Webex Calling - Professional [Sub-ALP100]: available_units 6 "
             "below the minimum 10") in message
