@@ -296,6 +296,8 @@ def test_license_report_customer_and_location_level(simulator, run_playbook, tmp
      'webex_min_available_units_by_name["Advanced Messaging"] is "ten"'),
     ({"webex_max_utilization_by_name": ["Advanced Messaging"]},
      "webex_max_utilization_by_name is [\"Advanced Messaging\"], which is not a mapping"),
+    ({"webex_min_available_units_by_name": {"Advanced Messaging": 1, "advanced messaging": 2}},
+     'names "Advanced Messaging" and "advanced messaging", which differ only in case'),
 ])
 def test_license_report_invalid_threshold(run_playbook, tmp_path, extra_vars, expected):
     report_dir = tmp_path / "report"
