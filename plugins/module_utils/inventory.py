@@ -163,7 +163,12 @@ class InventoryStore:
             if file_version == 0:
                 self._check_not_foreign()
             self.dialect.enable_wal(self._conn)
-            self.schema_version = migrate(self.dialect, self._conn, self._save_copy)
+            try:
+                self.schema_version = migrate(self.dialect, self._conn, self._save_copy)
+            except BaseException:
+                # The upgrade was rolled back, so the copy would only repeat the file.
+                self._discard_copy()
+                raise
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             if isinstance(exc, sqlite3.OperationalError) and self.dialect.is_lock_error(exc):
@@ -229,6 +234,13 @@ class InventoryStore:
         finally:
             reader.close()
         self.upgraded_from = version
+
+    def _discard_copy(self) -> None:
+        if self.upgrade_backup is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.upgrade_backup)
+        self.upgrade_backup = None
+        self.upgraded_from = None
 
     def upgrade_message(self) -> Optional[str]:
         """Describe the schema upgrade that opening the file made, or return None."""
@@ -768,7 +780,10 @@ class InventoryStore:
 
         ``added_license_ids`` and ``removed_license_ids`` are what the API applied, and
         ``license_ids`` the person's licenses after the change. Only the applied licenses
-        change stored links, so an older result recorded late cannot undo a newer change.
+        change stored links, so an older result recorded late cannot undo a newer change of
+        other licenses. Two runs that add and remove the same license of one person at once
+        can still leave that link and counter wrong until the next sync, and so can one
+        change recorded twice when the licenses were synced after the people.
 
         The counters of non-hybrid licenses move by one per license:
 

@@ -625,47 +625,34 @@ def migrate(
     connection: sqlite3.Connection,
     before_upgrade: Optional[Callable[[int], None]] = None,
 ) -> int:
-    """Apply the pending migrations, each in one write transaction; return the version.
+    """Apply every pending migration in one write transaction; return the version.
 
-    ``before_upgrade`` is called with the file's version before the first migration that
-    this call applies to a file that has a schema already, inside that migration's write
-    transaction, so no other process can change the file meanwhile.
+    Another process therefore sees the file either before or after the whole upgrade, never
+    between two versions. ``before_upgrade`` is called with the file's version before the
+    migrations of a file that has a schema already, inside the transaction, so no other
+    process can change the file meanwhile.
     """
-    first = [True]
-
-    def step() -> Optional[int]:
-        hook = before_upgrade if first[0] else None
-        version = _apply_next_migration(dialect, connection, hook)
-        first[0] = False
-        return version
-
-    while True:
-        version = dialect.retry_locked(step)
-        if version is None:
-            return dialect.retry_locked(lambda: dialect.schema_version(connection))
+    dialect.retry_locked(lambda: _apply_pending_migrations(dialect, connection, before_upgrade))
+    return dialect.retry_locked(lambda: dialect.schema_version(connection))
 
 
-def _apply_next_migration(
+def _apply_pending_migrations(
     dialect: SQLiteDialect,
     connection: sqlite3.Connection,
     before_upgrade: Optional[Callable[[int], None]] = None,
-) -> Optional[int]:
+) -> None:
     connection.execute(dialect.begin_write_sql)
     try:
         current = dialect.schema_version(connection)
         dialect.check_version(current)
         pending = [item for item in MIGRATIONS if item[0] > current]
-        if not pending:
-            connection.execute("COMMIT")
-            return None
-        if before_upgrade is not None and current > 0:
+        if pending and before_upgrade is not None and current > 0:
             before_upgrade(current)
-        version, statements = pending[0]
-        for statement in statements:
-            connection.execute(statement)
-        dialect.set_schema_version(connection, version)
+        for version, statements in pending:
+            for statement in statements:
+                connection.execute(statement)
+            dialect.set_schema_version(connection, version)
         connection.execute("COMMIT")
-        return version
     except BaseException:
         if connection.in_transaction:
             connection.execute("ROLLBACK")

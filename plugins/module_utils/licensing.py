@@ -158,8 +158,13 @@ class DefaultsDecision(NamedTuple):
                     f"default_site_url '{value}' is a site URL of org '{org}' but not of its "
                     f"default subscription '{self.subscription_id}', so none of its licenses "
                     f"would be managed (site URLs of '{self.subscription_id}': "
-                    f"{', '.join(candidates) if candidates else 'none'}); set default_site_url "
-                    "to one of them or change default_subscription_id"
+                    f"{', '.join(candidates) if candidates else 'none'}); "
+                    + (
+                        "set default_site_url to one of them"
+                        if candidates
+                        else "clear default_site_url (an empty string)"
+                    )
+                    + " or change default_subscription_id"
                 )
         return _not_found_message(option, value, self.holder(option, org), candidates)
 

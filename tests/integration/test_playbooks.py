@@ -403,3 +403,36 @@ def test_license_report_csv_formula_text(simulator, run_playbook, tmp_path, inve
     assert names["'-Basic, Messaging"]["total_units"] == "-1"
     totals = (report_dir / "totals.csv").read_text()
     assert "'=HYPERLINK" in totals
+
+
+def test_upgrade_to_subscription_without_sites(start_simulator, run_playbook, tmp_path,
+                                               inventory_db):
+    """Moving a customer to a subscription without meeting sites clears its site URL."""
+    fixture = json.loads(DEMO_FIXTURE.read_text())
+    borealis_org = next(org for org in fixture["organizations"]
+                        if org["displayName"] == "Borealis Logistics")
+    borealis_org["licenses"].append({
+        "id": "Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvYm9yMTAyLWNhbGxpbmc",
+        "name": "Webex Calling - Professional", "totalUnits": 10, "consumedUnits": 0,
+        "consumedByUsers": 0, "consumedByWorkspaces": 0, "subscriptionId": "Sub-BOR102"})
+    fixture_path = tmp_path / "fixture.json"
+    fixture_path.write_text(json.dumps(fixture))
+    simulator = start_simulator(fixture_path)
+    assert run_upgrade(run_playbook, simulator, limit="borealis_logistics").rc == 0
+
+    inventory = tmp_path / "inventory"
+    shutil.copytree(DEMO_INVENTORY, inventory)
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
+    borealis = hosts["webex_customers"]["children"]["reseller_north"]["hosts"]["borealis_logistics"]
+    borealis["webex_default_subscription_id"] = "Sub-BOR102"
+    del borealis["webex_default_site_url"]
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+
+    run = run_upgrade(run_playbook, simulator, inventory=inventory, limit="borealis_logistics")
+
+    assert run.rc == 0, run.stdout[-3000:]
+    with sqlite3.connect(inventory_db) as connection:
+        stored = connection.execute(
+            "SELECT default_subscription_id, default_site_url FROM customers "
+            "WHERE name = 'Borealis Logistics'").fetchone()
+    assert stored == ("Sub-BOR102", None)

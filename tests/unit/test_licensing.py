@@ -360,8 +360,10 @@ def test_subscription_without_sites():
     assert decision.site_url is None
     assert decision.missing == ()
     assert decision.site_url_candidates == ()
-    with pytest.raises(licensing.DefaultsError, match=r"site URLs of 'Sub-D400': none"):
+    with pytest.raises(licensing.DefaultsError) as caught:
         licensing.validate_defaults("Borealis", rows, "Sub-D400", "borealis-a.webex.com")
+    assert "(site URLs of 'Sub-D400': none)" in str(caught.value)
+    assert "clear default_site_url (an empty string)" in str(caught.value)
 
 
 def test_effective_defaults_unknown_configured_value():

@@ -15,6 +15,7 @@ import stat
 import pytest
 
 from ansible_collections.ucops.webex.plugins.module_utils import inventory as inventory_module
+from ansible_collections.ucops.webex.plugins.module_utils import inventory_schema
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryError,
     InventoryStore,
@@ -942,3 +943,19 @@ def test_copy_made_under_write_lock(db_path, monkeypatch):
 
     assert seen == ["database is locked"]
     assert user_version(f"{db_path}.schema-1.bak") == 1
+
+
+def test_failed_upgrade_keeps_version_drops_copy(db_path, monkeypatch):
+    """Every pending migration runs in one transaction, so a failing one leaves the old
+    version, and the copy of the unchanged file is removed."""
+    create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
+    broken = (SCHEMA_VERSION + 1, ("CREATE TABLE broken (",))
+    monkeypatch.setattr(inventory_schema, "MIGRATIONS", inventory_schema.MIGRATIONS + [broken])
+    monkeypatch.setattr(inventory_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+
+    with pytest.raises(InventoryError):
+        InventoryStore(db_path, lock_timeout=10)
+
+    assert user_version(db_path) == 1
+    assert "fingerprint" not in person_columns(db_path)
+    assert not os.path.exists(f"{db_path}.schema-1.bak")
