@@ -63,7 +63,8 @@ options:
   default_site_url:
     description:
       - Meeting site whose licenses are managed, for example V(borealis.webex.com).
-      - Needed when the org has several meeting sites; with one site that one is the default.
+      - Needed when the default subscription has several meeting sites (the org, while no
+        default subscription is known); with one site that one is the default.
       - It must be a site URL of the default subscription when the org has that
         subscription, because only site licenses of the default subscription are managed.
       - Compared without case, scheme or trailing slash, and stored in that form. An empty
