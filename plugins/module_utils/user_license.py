@@ -259,7 +259,10 @@ class UserLicenseChange:
         try:
             return self.client.assign_licenses(person_id=person["id"], licenses=changes)
         except WebexApiError as error:
-            if error.status is None or not 400 <= error.status < 500:
+            # A failed token refresh (a POST) means the API answered the change request with
+            # 401, which applies nothing.
+            unknown = error.status is None or not 400 <= error.status < 500
+            if unknown and error.method == "PATCH":
                 return error
             raise UserLicenseError(
                 f"the license change for user '{self.params['user']}' was rejected and "

@@ -546,3 +546,24 @@ def test_timeout_with_partial_change(store):
     assert "applied only part of the change" in caught.value.message
     assert "not assigned: Webex Calling - Professional (Sub-A100)" in caught.value.message
     assert consumed(store, "ADV-A") == 1
+
+
+class RefreshFailsAfter401(FakeClient):
+    """The PATCH gets 401 and the token refresh then fails without an answer."""
+
+    def assign_licenses(self, **arguments):
+        self.patches.append(list(arguments["licenses"]))
+        raise WebexApiError("the connection to the token endpoint failed", "POST",
+                            "/v1/access_token")
+
+
+def test_failed_refresh_after_401_unchanged(store):
+    client = RefreshFailsAfter401(PERSON)
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store, client)
+
+    with pytest.raises(UserLicenseError) as caught:
+        change.run()
+
+    assert caught.value.changed is False
+    assert "was rejected and nothing was changed" in caught.value.message
+    assert consumed(store, "ADV-A") == 0
