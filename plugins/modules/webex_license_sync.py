@@ -20,9 +20,9 @@ description:
     the sync history records the failure.
   - Licenses of the customer's default subscription and default site URL are marked as
     managed. When the org has several subscriptions, or the default subscription several
-    meeting sites, and the customer has no default for them, the task warns, lists the candidates in RV(defaults_required), and no
-    license of that kind is managed until the default is set with
-    M(ucops.webex.webex_customer).
+    meeting sites, and the customer has no default for them, the task warns, lists the
+    candidates in RV(defaults_required), and no license of that kind is managed until the
+    default is set with M(ucops.webex.webex_customer).
 author:
   - ucops.webex contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -69,7 +69,8 @@ options:
   warn_missing_defaults:
     description:
       - Warn when the org has several subscriptions, or the default subscription several
-        site URLs, and the customer has no default for them. RV(defaults_required) is returned either way.
+        site URLs, and the customer has no default for them. RV(defaults_required) is
+        returned either way.
       - Set it to V(false) for a sync that runs before the defaults are applied, as the first
         step of the upgrade role does.
     type: bool
