@@ -136,7 +136,7 @@ def ensure_customer(
         try:
             licensing.validate_defaults(name, rows, check.subscription_id, check.site_url)
         except licensing.DefaultsError as error:
-            message = f"{error}. Nothing was saved; set a value from the list."
+            message = f"{error}. Nothing was saved."
             if check.org_id is None:
                 message += (
                     " No org_id is set for this customer, so the values were read from the "

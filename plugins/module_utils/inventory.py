@@ -894,11 +894,19 @@ class InventoryStore:
 def save_copy_before_upgrade(connection: sqlite3.Connection, path: str, version: int) -> str:
     """Copy the inventory to ``<path>.schema-<version>.bak`` before its schema is upgraded.
 
+    When that file exists already, the copy takes the first free name of the form
+    ``<path>.schema-<version>-<n>.bak``.
+
     The copy is made with SQLite's backup, which is consistent while other connections
     write, into a file readable only by the user, and is renamed into place only when
     complete. Raises InventoryError, with the file unchanged, when the copy fails.
     """
     target = f"{path}.schema-{version}.bak"
+    number = 2
+    while os.path.lexists(target):
+        # An older copy (or a file of the user's) is kept: the new copy takes a free name.
+        target = f"{path}.schema-{version}-{number}.bak"
+        number += 1
     partial = f"{target}.{os.getpid()}.partial"
     try:
         create_private_file(partial)

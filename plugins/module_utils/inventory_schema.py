@@ -585,6 +585,13 @@ class SQLiteDialect:
 
     def error_for(self, exc: sqlite3.DatabaseError) -> InventoryError:
         """Wrap an SQLite error that makes the file unusable."""
+        if "readonly" in str(exc):
+            return InventoryError(
+                f"inventory database {self.path} cannot be used: {exc}. The modules write to "
+                "the file and create FILE-wal and FILE-shm next to it, even to read, so give "
+                "write access to the file and its directory, or copy the file to a writable "
+                "place and set inventory_db to the copy"
+            )
         return InventoryError(
             f"inventory database {self.path} cannot be used: {exc}. Check it with sqlite3 "
             f"{self.path} 'PRAGMA integrity_check', restore it from a backup (see the "

@@ -102,6 +102,10 @@ def test_upgrade_customer_without_default_fails_alone(simulator, run_playbook, t
     assert counters["borealis_logistics"]["rescued"] == 1
     assert counters["alpine_dental"]["rescued"] == 0
     assert counters["cobalt_health"]["rescued"] == 0
+    # The recap marks the customer that failed, not the host that printed the summary.
+    assert counters["borealis_logistics"]["failed"] == 1
+    assert counters["alpine_dental"]["failed"] == 0
+    assert counters["cobalt_health"]["failed"] == 0
     failure = run.task("Record the failure", host="borealis_logistics")
     outcome = failure["result"]["ansible_facts"]["upgrade_21_1_outcome"]
     assert "Sub-BOR100, Sub-BOR101" in outcome["message"]
@@ -330,6 +334,15 @@ def test_license_report_threshold_names(simulator, run_playbook, tmp_path, inven
     assert typo.rc != 0
     failure = typo.task("Fail on threshold license names that match no license at this level")
     assert "(customer Alpine Dental) is named Advanced Messagin, so" in failure["result"]["msg"]
+    assert "No managed license at this level" in failure["result"]["msg"]
+
+    # Basic Messaging has no subscription, so it is never managed and never checked.
+    unmanaged = run_report(run_playbook, tmp_path / "unmanaged",
+                           webex_report_customer="Alpine Dental",
+                           webex_min_available_units_by_name={"Basic Messaging": 1000})
+    assert unmanaged.rc != 0
+    assert "is named Basic Messaging, so" in unmanaged.task(
+        "Fail on threshold license names that match no license at this level")["result"]["msg"]
     assert "webex_report_allow_unknown_names=true" in failure["result"]["msg"]
     assert not report_dir.exists()
 

@@ -1027,3 +1027,12 @@ def test_truncated_file_names_fix(db_path):
     assert f"inventory database {db_path} cannot be used" in message
     assert f"sqlite3 {db_path} 'PRAGMA integrity_check'" in message
     assert "restore it from a backup" in message
+
+
+def test_readonly_error_names_write_access(db_path):
+    dialect = inventory_schema.SQLiteDialect(db_path, lock_timeout=1)
+
+    error = dialect.error_for(sqlite3.OperationalError("attempt to write a readonly database"))
+
+    assert "give write access to the file and its directory" in str(error)
+    assert "integrity_check" not in str(error)

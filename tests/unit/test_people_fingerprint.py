@@ -904,10 +904,26 @@ def test_upgrade_saves_copy_first(db_path):
         assert again.upgrade_backup is None
 
 
-def test_failed_copy_leaves_file_unchanged(db_path):
+def test_existing_copy_is_kept(db_path):
     create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
-    # A directory where the copy should go makes the rename fail.
-    os.mkdir(f"{db_path}.schema-1.bak")
+    with open(f"{db_path}.schema-1.bak", "w", encoding="utf-8") as handle:
+        handle.write("an older copy")
+
+    with InventoryStore(db_path, lock_timeout=10) as store:
+        assert store.upgrade_backup == f"{db_path}.schema-1-2.bak"
+
+    with open(f"{db_path}.schema-1.bak", encoding="utf-8") as handle:
+        assert handle.read() == "an older copy"
+    assert user_version(f"{db_path}.schema-1-2.bak") == 1
+
+
+def test_failed_copy_leaves_file_unchanged(db_path, monkeypatch):
+    create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
+
+    def full_disk(_source, _target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(inventory_module.os, "replace", full_disk)
 
     with pytest.raises(InventoryError) as caught:
         InventoryStore(db_path, lock_timeout=10)
