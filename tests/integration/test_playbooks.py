@@ -81,15 +81,24 @@ def test_upgrade_demo_then_rerun_unchanged(simulator, run_playbook):
         assert counter["changed"] == 0, host
 
 
-def inventory_without_borealis_defaults(tmp_path):
+def inventory_with_borealis_vars(tmp_path, **host_vars):
+    """Copy the demo inventory with Borealis's host vars changed; None removes a var."""
     inventory = tmp_path / "inventory"
     shutil.copytree(DEMO_INVENTORY, inventory)
     hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
     borealis = hosts["webex_customers"]["children"]["reseller_north"]["hosts"]["borealis_logistics"]
-    del borealis["webex_default_subscription_id"]
-    del borealis["webex_default_site_url"]
+    for name, value in host_vars.items():
+        if value is None:
+            del borealis[name]
+        else:
+            borealis[name] = value
     (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
     return inventory
+
+
+def inventory_without_borealis_defaults(tmp_path):
+    return inventory_with_borealis_vars(tmp_path, webex_default_subscription_id=None,
+                                        webex_default_site_url=None)
 
 
 def test_upgrade_customer_without_default_fails_alone(simulator, run_playbook, tmp_path):
@@ -364,13 +373,9 @@ def test_upgrade_check_mode_names_stored_defaults(simulator, run_playbook, tmp_p
     """A check-mode upgrade that would change the defaults says that its lists follow the
     stored defaults, which it cannot change."""
     assert run_upgrade(run_playbook, simulator, limit="borealis_logistics").rc == 0
-    inventory = tmp_path / "inventory"
-    shutil.copytree(DEMO_INVENTORY, inventory)
-    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
-    borealis = hosts["webex_customers"]["children"]["reseller_north"]["hosts"]["borealis_logistics"]
-    borealis["webex_default_subscription_id"] = "Sub-BOR101"
-    borealis["webex_default_site_url"] = "borealis-eu.webex.com"
-    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    inventory = inventory_with_borealis_vars(tmp_path,
+                                             webex_default_subscription_id="Sub-BOR101",
+                                             webex_default_site_url="borealis-eu.webex.com")
 
     run = run_playbook(playbook=PLAYBOOKS / "upgrade_21_1.yml", inventory=inventory,
                        limit="borealis_logistics", check=True,
@@ -433,13 +438,9 @@ def test_upgrade_to_subscription_without_sites(start_simulator, run_playbook, tm
     simulator = start_simulator(fixture_path)
     assert run_upgrade(run_playbook, simulator, limit="borealis_logistics").rc == 0
 
-    inventory = tmp_path / "inventory"
-    shutil.copytree(DEMO_INVENTORY, inventory)
-    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
-    borealis = hosts["webex_customers"]["children"]["reseller_north"]["hosts"]["borealis_logistics"]
-    borealis["webex_default_subscription_id"] = "Sub-BOR102"
-    del borealis["webex_default_site_url"]
-    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    inventory = inventory_with_borealis_vars(tmp_path,
+                                             webex_default_subscription_id="Sub-BOR102",
+                                             webex_default_site_url=None)
 
     run = run_upgrade(run_playbook, simulator, inventory=inventory, limit="borealis_logistics")
 
