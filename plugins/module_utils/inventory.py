@@ -223,9 +223,9 @@ class InventoryStore:
             self._conn.execute("COMMIT")
 
     def _save_copy(self, version: int) -> None:
-        """Copy the file before the upgrade from ``version``; called under the write lock.
+        """Copy the file before the upgrade from ``version``. Called under the write lock.
 
-        The copy reads through a second connection, which sees the last committed state
+        The copy reads through a second connection, which reads the last committed state
         while this connection holds the lock.
         """
         reader = self.dialect.connect()
@@ -781,8 +781,8 @@ class InventoryStore:
         ``added_license_ids`` and ``removed_license_ids`` are what the API applied, and
         ``license_ids`` the person's licenses after the change. Only the applied licenses
         change stored links, so an older result recorded late cannot undo a newer change of
-        other licenses. Two runs that add and remove the same license of one person at once
-        can still leave that link and counter wrong until the next sync, and so can one
+        other licenses. NOTE: two runs that add and remove the same license of one person at
+        once can still leave that link and counter wrong until the next sync, and so can one
         change recorded twice when the licenses were synced after the people.
 
         The counters of non-hybrid licenses move by one per license:
@@ -859,7 +859,7 @@ class InventoryStore:
                 if _remove_person_license(connection, dict(key, license_id=license_id))
             ]
             if links_count:
-                # The links tell what the counters include (see record_user_licenses).
+                # The links show what the counters include (see record_user_licenses).
                 up, down = done_added, done_removed
             else:
                 up, down = added, removed

@@ -632,10 +632,10 @@ def migrate(
     connection: sqlite3.Connection,
     before_upgrade: Optional[Callable[[int], None]] = None,
 ) -> int:
-    """Apply every pending migration in one write transaction; return the version.
+    """Apply every pending migration in one write transaction and return the version.
 
-    Another process therefore sees the file either before or after the whole upgrade, never
-    between two versions. ``before_upgrade`` is called with the file's version before the
+    Another process therefore reads the file either before or after the whole upgrade,
+    never between two versions. ``before_upgrade`` is called with the file's version before the
     migrations of a file that has a schema already, inside the transaction, so no other
     process can change the file meanwhile.
     """

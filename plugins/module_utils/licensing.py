@@ -250,6 +250,8 @@ def available_units(total_units: int, consumed_units: int) -> int:
 
 def utilization(total_units: int, consumed_units: int) -> Optional[float]:
     """Return consumed units in percent of the total (one decimal), None when total is 0."""
+    # NOTE: whether a negative totalUnits (for example -1) means "unlimited" is not stated
+    # in the API descriptions, so it is used as is and gives a negative utilization.
     if not total_units:
         return None
     return round(consumed_units * 100.0 / total_units, 1)

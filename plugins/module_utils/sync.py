@@ -144,7 +144,11 @@ def resolve_org_id(customer: Mapping[str, Any], requested: Optional[str]) -> Opt
 
 
 def check_org_unclaimed(store: InventoryStore, name: str, org_id: str) -> None:
-    """Raise SyncError when another customer has ``org_id``, so one org is one customer."""
+    """Raise SyncError when another customer has ``org_id``, so one org is one customer.
+
+    NOTE: a customer without org_id stores none after such a sync, so two customers without
+    org_id that read the same org (through WEBEX_ORG_ID) are not detected.
+    """
     owner = store.customer_of_org(org_id)
     if owner is not None and owner != name:
         raise SyncError(
@@ -295,7 +299,7 @@ def stage_objects(client: WebexClient, session: SyncSession, people_page_size: i
             read[object_type] = read.get(object_type, 0) + 1
             stagers[object_type](page)
     except WebexApiError as error:
-        # Tells how far the listing came, for example when page 412 of the people fails.
+        # Records how far the listing came, for example when page 412 of the people fails.
         error.pages_read = dict(read)
         raise
     finally:

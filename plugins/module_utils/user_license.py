@@ -108,16 +108,18 @@ class UserLicenseChange:
         # Apply through the API, then record in the inventory what the API applied.
         response = self._send_change(person, license_changes)
         if isinstance(response, WebexApiError):
+            # The outcome is unknown: the user read again shows what was applied.
             after = self._person_after_failed_request(person, response)
+            resulting = [str(license_id) for license_id in after.get("licenses") or []]
+            applied = licensing.split_applied_changes(plan.add, plan.remove, resulting)
+            self._check_failed_request_outcome(response, applied)
         else:
             after = self._person_after_change(person, response, planned, license_changes)
-        resulting = [str(license_id) for license_id in after.get("licenses") or []]
-        if isinstance(response, WebexApiError) or response.status == 206:
-            applied = licensing.split_applied_changes(plan.add, plan.remove, resulting)
-        else:
-            applied = licensing.AppliedChanges(plan.add, plan.remove, (), ())
-        if isinstance(response, WebexApiError):
-            self._check_failed_request_outcome(response, applied)
+            resulting = [str(license_id) for license_id in after.get("licenses") or []]
+            if response.status == 206:
+                applied = licensing.split_applied_changes(plan.add, plan.remove, resulting)
+            else:
+                applied = licensing.AppliedChanges(plan.add, plan.remove, (), ())
         inventory = self._record_change(after, applied)
 
         result.update(
@@ -249,18 +251,18 @@ class UserLicenseChange:
     def _send_change(
         self, person: Mapping[str, Any], changes: Sequence[Mapping[str, Any]]
     ) -> Union[WebexResponse, WebexApiError]:
-        """Send the PATCH; return its response, or the error when the outcome is unknown.
+        """Send the PATCH and return its response, or the error when the outcome is unknown.
 
-        An HTTP 4xx answer means that the API rejected the change, so nothing changed and
+        An HTTP 4xx response means that the API rejected the change, so nothing changed and
         the task fails here. After a timeout, a lost connection, an HTTP 5xx or a success
-        whose body cannot be read, the change may have been applied, so the error is
-        returned and the caller reads the user again to find out.
+        whose body cannot be read, the change may have been applied. The error is then
+        returned, and the caller reads the user again to find out.
         """
         try:
             return self.client.assign_licenses(person_id=person["id"], licenses=changes)
         except WebexApiError as error:
-            # A failed token refresh (a POST) means the API answered the change request with
-            # 401, which applies nothing.
+            # A failed token refresh (a POST) follows a 401 response to the change request,
+            # and a 401 applies nothing.
             unknown = error.status is None or not 400 <= error.status < 500
             if unknown and error.method == "PATCH":
                 return error
@@ -300,7 +302,7 @@ class UserLicenseChange:
     def _check_failed_request_outcome(
         self, error: WebexApiError, applied: licensing.AppliedChanges
     ) -> None:
-        """Fail unchanged when the user read again shows nothing applied, else warn."""
+        """Fail unchanged when the user read again has nothing applied, else warn."""
         user = self.params["user"]
         if not (applied.added or applied.removed):
             raise UserLicenseError(

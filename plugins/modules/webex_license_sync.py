@@ -299,7 +299,8 @@ tracking_id:
   sample: ROUTER_66F2A1E2-8C3B-4B2B-A8C0-2F61E7C0A1D4
 pages_read:
   description: Pages of each object type read before a listing request failed, so that
-    the failed page is the next one of the last type. The message says the same.
+    the failed page is the next one of the last type. The message contains the same
+    counts.
   returned: when a listing request failed
   type: dict
   sample: {licenses: 1, roles: 1, people: 412}

@@ -370,8 +370,8 @@ def test_license_report_threshold_names(simulator, run_playbook, tmp_path, inven
 
 
 def test_upgrade_check_mode_names_stored_defaults(simulator, run_playbook, tmp_path):
-    """A check-mode upgrade that would change the defaults says that its lists follow the
-    stored defaults, which it cannot change."""
+    """A check-mode upgrade that would change the defaults reports that its lists follow
+    the stored defaults, which check mode does not change."""
     assert run_upgrade(run_playbook, simulator, limit="borealis_logistics").rc == 0
     inventory = inventory_with_borealis_vars(tmp_path,
                                              webex_default_subscription_id="Sub-BOR101",

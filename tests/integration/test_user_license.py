@@ -418,7 +418,7 @@ def test_workspace_license_rejected_for_user(simulator, borealis, license_task, 
 
 
 def test_lost_response_after_change_recorded(simulator, borealis, license_task, inventory_db):
-    """A gateway error after Webex applied the change: the user read again tells."""
+    """A gateway error after Webex applied the change: reading the user again finds it."""
     borealis(**US_DEFAULTS)
     simulator.set_faults(rules=[{"method": "PATCH", "path": "/v1/licenses/users",
                                  "status": 504, "after_handler": True, "times": 1}])
@@ -452,7 +452,7 @@ def test_server_error_without_change_unchanged(simulator, borealis, license_task
 
 
 def test_unreadable_success_body_rereads(simulator, borealis, license_task, inventory_db):
-    """A 200 answer whose body is cut off: the change was made, so the user is read again."""
+    """A 200 response whose body is cut off: the change was made, so the user is read again."""
     borealis(**US_DEFAULTS)
     simulator.set_faults(rules=[{"method": "PATCH", "path": "/v1/licenses/users",
                                  "status": 200, "body": "truncated", "times": 1}])

@@ -324,6 +324,14 @@ def test_change_present_is_idempotent(store):
     assert {item["id"]: item["reason"] for item in result["kept"]}["C-B"] == "outside_defaults"
 
 
+def messaging_and_calling_change(store, client):
+    """Return a change that adds Advanced Messaging and Webex Calling - Professional."""
+    return UserLicenseChange(
+        params(licenses=["Advanced Messaging", "Webex Calling - Professional"], extension="1"),
+        store, client,
+    )
+
+
 def test_partial_success_records_applied(store):
     client = FakeClient(dict(PERSON, licenses=["MSG"]), failing_ids={"C-A"})
     change = UserLicenseChange(
@@ -447,10 +455,7 @@ def test_failed_reread_records_change(store, body_licenses):
 def test_failed_reread_partial_asks_sync(store):
     client = ReadFailsAfterPatch(dict(PERSON, licenses=["MSG"]), body_licenses=False,
                                  failing_ids={"C-A"})
-    change = UserLicenseChange(
-        params(licenses=["Advanced Messaging", "Webex Calling - Professional"], extension="1"),
-        store, client,
-    )
+    change = messaging_and_calling_change(store, client)
 
     with pytest.raises(UserLicenseError) as caught:
         change.run()
@@ -534,10 +539,7 @@ def test_timeout_and_failed_read_unknown(store):
 
 def test_timeout_with_partial_change(store):
     client = PatchOutcomeUnknown(dict(PERSON, licenses=["MSG"]), failing_ids={"C-A"})
-    change = UserLicenseChange(
-        params(licenses=["Advanced Messaging", "Webex Calling - Professional"], extension="1"),
-        store, client,
-    )
+    change = messaging_and_calling_change(store, client)
 
     with pytest.raises(UserLicenseError) as caught:
         change.run()
@@ -549,7 +551,7 @@ def test_timeout_with_partial_change(store):
 
 
 class RefreshFailsAfter401(FakeClient):
-    """The PATCH gets 401 and the token refresh then fails without an answer."""
+    """The PATCH gets 401, and the token refresh then fails without a response."""
 
     def assign_licenses(self, **arguments):
         self.patches.append(list(arguments["licenses"]))
