@@ -1115,15 +1115,16 @@ def _move_consumption(
 ) -> bool:
     """Add ``step`` (1 or -1) to a non-hybrid license's user consumption, floored at 0.
 
-    Returns True when a counter moved: not for a hybrid or unknown license, nor for a
-    removal from counters at 0.
+    A count that the API left null (not reported) stays null, so the next sync of an
+    unchanged org finds nothing to correct. Returns True when a counter moved: not for a
+    hybrid or unknown license, nor for a removal from counters at 0.
     """
     cursor = connection.execute(
         "UPDATE licenses SET "
         "consumed_units = CASE WHEN consumed_units + :step < 0 THEN 0 "
         "ELSE consumed_units + :step END, "
-        "consumed_by_users = CASE WHEN COALESCE(consumed_by_users, 0) + :step < 0 THEN 0 "
-        "ELSE COALESCE(consumed_by_users, 0) + :step END "
+        "consumed_by_users = CASE WHEN consumed_by_users + :step < 0 THEN 0 "
+        "ELSE consumed_by_users + :step END "
         "WHERE customer = :customer AND id = :license_id AND hybrid = 0 "
         "AND (:step > 0 OR consumed_units > 0 OR COALESCE(consumed_by_users, 0) > 0)",
         {"customer": customer, "license_id": license_id, "step": step},

@@ -861,6 +861,27 @@ def test_apply_user_license_change_adds_and_removes(db_path, store):
     assert license_row(store, "M-A")["consumed_units"] == 4
 
 
+def test_user_license_change_keeps_an_unreported_user_count(db_path, store):
+    """A license whose users' count the API leaves null keeps null: a change moves only the
+    counters that the API reports, so the next sync finds nothing to correct."""
+    add_customer(store, default_subscription_id="Sub-A100")
+    licenses = [dict(item) for item in LICENSES]
+    for item in licenses:
+        if item["id"] in ("C-A", "M-A"):
+            item["consumedByUsers"] = None
+    full_sync(store, licenses=licenses)
+
+    store.apply_user_license_change("Acme", "P00001", ["M-A"], [])
+    assert license_row(store, "M-A")["consumed_units"] == 4
+    assert license_row(store, "M-A")["consumed_by_users"] is None
+
+    store.apply_user_license_change("Acme", "P00001", [], ["C-A", "M-A"])
+    assert license_row(store, "M-A")["consumed_units"] == 3
+    assert license_row(store, "C-A")["consumed_units"] == 3
+    assert license_row(store, "M-A")["consumed_by_users"] is None
+    assert license_row(store, "C-A")["consumed_by_users"] is None
+
+
 def test_apply_user_license_change_creates_person(store):
     add_customer(store)
     full_sync(store, pages=[])
