@@ -467,22 +467,28 @@ def licenses_outside_defaults(
 
 
 def aggregate_license_rows(rows: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    """Total license rows per (name, subscription_id); never merges two subscriptions.
+    """Total license rows per (name, subscription_id, site_url).
 
+    Never merges two subscriptions, nor two meeting sites: the units of one site cannot
+    serve another, and a customer's default site may be managed while its other site of
+    the same subscription is not. ``site_url`` is the normalized site URL (None for
+    licenses without a site); ``site_urls`` lists it too, for readers of the list form.
     Unsubscribed licenses form their own group per name (``subscription_id`` None).
     ``available_units`` is the sum of each row's available units, because free units of
     one customer cannot serve another. A ``consumed_by_*`` total is None when every row of
-    the group has None there. Groups are sorted by name, then subscription id.
+    the group has None there. Groups are sorted by name, subscription id and site URL.
     """
-    groups: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    groups: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
     for row in rows:
         subscription = normalize_subscription_id(row.get("subscription_id"))
-        key = (str(row.get("name") or ""), subscription or "")
+        site_url = normalize_site_url(row.get("site_url"))
+        key = (str(row.get("name") or ""), subscription or "", site_url or "")
         group = groups.get(key)
         if group is None:
             group = {
                 "name": key[0],
                 "subscription_id": subscription,
+                "site_url": site_url,
                 "total_units": 0,
                 "consumed_units": 0,
                 "consumed_by_users": None,
@@ -504,7 +510,6 @@ def aggregate_license_rows(rows: Iterable[Mapping[str, Any]]) -> List[Dict[str, 
                 group[field] = (group[field] or 0) + int(row[field])
         if row.get("customer"):
             group["customers"].add(row["customer"])
-        site_url = normalize_site_url(row.get("site_url"))
         if site_url:
             group["site_urls"].add(site_url)
 

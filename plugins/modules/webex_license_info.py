@@ -17,8 +17,12 @@ description:
     a O(hierarchy) prefix (provider or reseller level), one O(customer), or one O(location) of a
     customer (site level).
   - At site level the consumed units are those of the users and workspaces in that location.
-  - At provider and reseller level the result also has totals per license name and
-    subscription. Licenses of different subscriptions are never added together.
+    People and workspaces without a location count for the customer but for no location,
+    so the locations of a customer can add up to less than the customer's consumed units.
+    Hybrid services licenses are not listed at site level.
+  - At provider and reseller level, and with neither O(hierarchy) nor O(customer) (all
+    customers), the result also has totals per license name, subscription and site URL.
+    Licenses of different subscriptions or different meeting sites are never added together.
 author:
   - ucops.webex contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -76,8 +80,9 @@ options:
     type: bool
     default: false
 notes:
-  - Hybrid services licenses (names starting with C(Hybrid -)) are listed, but their usage is
-    not counted, so their consumed units are reported as 0.
+  - Hybrid services licenses (names starting with C(Hybrid -)) are listed at provider,
+    reseller and customer level, but their usage is not counted, so their consumed units
+    are reported as 0. At site level they are left out.
 seealso:
   - module: ucops.webex.webex_license_sync
   - module: ucops.webex.webex_customer
@@ -115,7 +120,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 licenses:
-  description: One row per license, sorted by customer, name, subscription and site URL.
+  description:
+    - One row per license. Rows are sorted by hierarchy, customer, license name,
+      subscription and site URL; at site level by location name before the license name.
+    - Live listings (O(source=live)) keep the order of the API.
   returned: always
   type: list
   elements: dict
@@ -247,9 +255,11 @@ site_urls_by_subscription:
   sample: {Sub-BOR-2024: [borealis-us.webex.com], Sub-BOR-2025: [borealis-eu.webex.com]}
 totals:
   description:
-    - Units added up per license name and subscription over every listed customer.
-    - Returned at provider and reseller level (O(source=inventory) with O(hierarchy)).
-  returned: when O(source=inventory) and O(hierarchy) is set
+    - Units added up per license name, subscription and site URL over every listed
+      customer. Two meeting sites are two rows, since the units of one site cannot serve
+      the other and only the default site is managed.
+    - Returned at provider and reseller level, and when all customers are listed.
+  returned: when O(source=inventory) and O(customer) is not set
   type: list
   elements: dict
   contains:
@@ -263,13 +273,16 @@ totals:
       description: Names of the customers that have the license, sorted.
       type: list
       elements: str
+    site_url:
+      description: Normalized site URL of the added-up licenses; null for licenses without
+        a site.
+      type: str
     site_urls:
-      description: Normalized site URLs of the added-up licenses, sorted; empty for
-        licenses without a site.
+      description: RV(totals[].site_url) as a list, empty for licenses without a site.
       type: list
       elements: str
     license_count:
-      description: Number of license rows added up (one per customer and site URL).
+      description: Number of license rows added up (one per customer).
       type: int
     total_units:
       description: Units bought.
@@ -294,6 +307,7 @@ totals:
     - name: Webex Calling - Professional
       subscription_id: Sub-ALP-01
       customers: [Alpine Dental, Cobalt Health]
+      site_url: null
       site_urls: []
       license_count: 2
       total_units: 300

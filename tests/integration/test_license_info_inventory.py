@@ -77,17 +77,24 @@ def test_provider_level_totals_per_subscription(synced):
     assert len(result["licenses"]) == len(expected)
     assert {row["customer"] for row in result["licenses"]} == set(HIERARCHY)
 
-    totals = {(row["name"], row["subscription_id"]): row for row in result["totals"]}
+    totals = {(row["name"], row["subscription_id"], row["site_url"]): row
+              for row in result["totals"]}
+    assert len(totals) == len(result["totals"])
     expected_totals: dict = defaultdict(lambda: {"total": 0, "consumed": 0})
     for lic in expected:
         if lic["name"].startswith("Hybrid"):
             continue
-        key = (lic["name"], lic.get("subscriptionId"))
+        site_url = lic.get("siteUrl")
+        key = (lic["name"], lic.get("subscriptionId"), site_url.lower() if site_url else None)
         expected_totals[key]["total"] += lic["totalUnits"]
         expected_totals[key]["consumed"] += lic["consumedUnits"]
     for key, value in expected_totals.items():
         assert totals[key]["total_units"] == value["total"], key
         assert totals[key]["consumed_units"] == value["consumed"], key
+    # One total per license name, subscription and site URL, hybrid licenses included.
+    assert set(totals) == {
+        (lic["name"], lic.get("subscriptionId"),
+         lic["siteUrl"].lower() if lic.get("siteUrl") else None) for lic in expected}
     calling = [key for key in totals if key[0] == "Webex Calling - Professional"]
     assert sorted(key[1] for key in calling) == ["Sub-ALP100", "Sub-BOR100", "Sub-BOR101",
                                                  "Sub-COB100"]

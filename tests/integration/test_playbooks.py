@@ -215,8 +215,15 @@ def test_license_report_files_at_provider_level(simulator, run_playbook, tmp_pat
     with open(report_dir / "totals.csv", newline="", encoding="utf-8") as handle:
         totals = list(csv.DictReader(handle))
     assert len(totals) == len(listing["totals"])
+    assert [(row["name"], row["subscription_id"], row["site_url"]) for row in totals] == [
+        (total["name"], total["subscription_id"] or "", total["site_url"] or "")
+        for total in listing["totals"]]
     table = (report_dir / "licenses.txt").read_text()
     assert "Licenses at hierarchy level (hierarchy Keystone)" in table
+    totals_header = table.split("Totals per license, subscription and site URL")[1]
+    assert totals_header.split("\n")[1].split() == [
+        "License", "Subscription", "Site", "URL", "Customers", "Total", "Used", "Available",
+        "Used", "%"]
     printed = run.task("Print the license table")["result"]["msg"]
     assert printed == table.strip().split("\n")
     header = printed[1]
@@ -297,6 +304,17 @@ def test_license_report_customer_and_location_level(simulator, run_playbook, tmp
     assert {row["location_name"] for row in location_rows} == {location}
     table = (tmp_path / "location" / "licenses.txt").read_text()
     assert f"location {location}" in table
+
+    # Units are pooled per org: a location's thresholds check every managed license of the
+    # customer, also those that nobody in the location uses.
+    threshold_run = run_report(run_playbook, tmp_path / "threshold",
+                               webex_report_customer="Cobalt Health",
+                               webex_report_location=location, webex_min_available_units=10**6)
+    assert threshold_run.rc != 0
+    offenders = read_report(tmp_path / "threshold")[0]["threshold_offenders"]
+    managed = {row["id"] for row in customer_listing["licenses"] if row["managed"]}
+    assert {item["license_id"] for item in offenders} == managed
+    assert managed - {row["id"] for row in location_listing["licenses"]}
 
 
 @pytest.mark.parametrize("extra_vars, expected", [

@@ -510,6 +510,28 @@ def test_aggregate_license_rows_per_name_and_subscription():
     assert totals[2]["utilization"] is None
     assert totals[2]["consumed_by_users"] is None
     assert totals[2]["site_urls"] == ["c.webex.com"]
+    assert totals[2]["site_url"] == "c.webex.com"
+    assert s1["site_url"] is None and s1["site_urls"] == []
+
+
+def test_aggregate_license_rows_keeps_meeting_sites_apart():
+    """Two sites of one subscription are two pools: a default site may be managed while the
+    other is not, so their free units are never added up."""
+    def meeting(customer, site_url, total, consumed):
+        return {"customer": customer, "name": "Meeting", "subscription_id": "S1",
+                "site_url": site_url, "total_units": total, "consumed_units": consumed}
+
+    totals = licensing.aggregate_license_rows([
+        meeting("A", "a.webex.com", 10, 4),
+        meeting("A", "https://A-EU.webex.com/", 5, 1),
+        meeting("B", "a.webex.com", 3, 1),
+    ])
+    assert [(t["site_url"], t["total_units"], t["available_units"], t["customers"])
+            for t in totals] == [
+        ("a-eu.webex.com", 5, 4, ["A"]),
+        ("a.webex.com", 13, 8, ["A", "B"]),
+    ]
+    assert [t["site_urls"] for t in totals] == [["a-eu.webex.com"], ["a.webex.com"]]
 
 
 def test_aggregate_license_rows_empty():
