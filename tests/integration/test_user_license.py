@@ -342,6 +342,29 @@ def test_rejected_change_reports_error_code(simulator, borealis, license_task, i
     assert_counts_match(simulator, inventory_db, [STANDARD_US, PROFESSIONAL_US])
 
 
+def test_missing_prerequisite_reports_error_code(simulator, borealis, license_task,
+                                                inventory_db):
+    """Webex Attendant Console needs Webex Calling Professional: the API refuses it with
+    400408, and the task names the code and changes nothing."""
+    borealis(**US_DEFAULTS)
+    console = license_id("Webex Attendant Console", "Sub-BOR100")
+    stored = inventory_consumed_units(inventory_db, CUSTOMER)
+    person_before = inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Webex Attendant Console"])
+
+    assert record["failed"]
+    assert record["changed"] is False
+    result = record["result"]
+    assert result["status"] == 400
+    assert result["error_codes"] == [400408]
+    assert "errorCode: 400408" in result["msg"]
+    assert "Webex Calling Professional" in result["msg"]
+    assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
+    assert inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER) == person_before
+    assert_counts_match(simulator, inventory_db, [console])
+
+
 def test_fault_rule_error_changes_nothing(simulator, borealis, license_task, inventory_db):
     borealis(**US_DEFAULTS)
     stored = inventory_consumed_units(inventory_db, CUSTOMER)

@@ -260,6 +260,7 @@ def api_routes() -> Blueprint:
             display_name=request.args.get("displayName") or None,
             location_id=location_id,
             role_ids=roles,
+            presence=not bool_param("excludeStatus"),
         )
         body = b'{"items":[' + b",".join(page.items) + b"]"
         if ids is not None:
@@ -269,6 +270,12 @@ def api_routes() -> Blueprint:
         if page.next_position is not None:
             headers["Link"] = next_link("after", encode_cursor(PEOPLE_CURSOR, page.next_position))
         return Response(body, status=200, headers=headers, content_type=JSON_TYPE)
+
+    @api.get("/people/me")
+    def get_me():
+        token = authenticate()
+        body = simulator().state.get_token_person(token, bool_param("callingData"))
+        return Response(body, status=200, content_type=JSON_TYPE)
 
     @api.get("/people/<person_id>")
     def get_person(person_id: str):

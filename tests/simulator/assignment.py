@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from .errors import ApiError, bad_request, error_detail
 from .state import (
+    ATTENDANT_CONSOLE,
     CALLING_PROFESSIONAL,
     CALLING_STANDARD,
+    CX_ESSENTIALS,
     Org,
     format_timestamp,
     is_hybrid,
@@ -28,6 +30,10 @@ FAILURE_MESSAGES = {
     400118: "License management not supported",
     400216: "Invalid site URL",
     400404: "License conflict",
+    400406: "License conflict",
+    400407: "License conflict",
+    400408: "License prerequisite missing",
+    400410: "License downgrade not allowed",
     400411: "License properties missing",
     700006: "License removal not allowed",
     None: "License assignment failed",
@@ -85,20 +91,35 @@ class LicensePlan:
                 return lic_id
         return None
 
+    def keeps_name(self, name: str, removing: set) -> bool:
+        """Tell whether the person holds a license of that name that the request keeps."""
+        return any(
+            self.org.license_by_id.get(lic_id, {}).get("name") == name
+            for lic_id in self.held
+            if lic_id not in removing
+        )
+
     def units_left(self, lic: dict) -> int:
         return self.org.units_left(lic) - self.added.count(lic["id"])
 
 
 def check_add(
-    plan: LicensePlan, lic: dict, properties: dict | None, removing: set
+    plan: LicensePlan, lic: dict, properties: dict | None, removing: set, adding: set = frozenset()
 ) -> Failure | None:
-    """Return why `lic` cannot be added to the plan, or None when it can."""
+    """Return why `lic` cannot be added to the plan, or None when it can.
+
+    ``removing`` and ``adding`` are the license ids that the whole request removes and adds.
+    """
     lic_id = lic["id"]
     if is_messenger(lic):
         return Failure(400118, f"User management of Messenger license {lic_id} is not supported")
 
     if is_user_calling(lic):
         failure = check_calling_add(plan, lic, properties, removing)
+        if failure is not None:
+            return failure
+    elif lic.get("name") in (ATTENDANT_CONSOLE, CX_ESSENTIALS):
+        failure = check_calling_addon(plan, lic, removing, adding)
         if failure is not None:
             return failure
 
@@ -111,19 +132,71 @@ def check_add(
     return None
 
 
+def check_calling_addon(
+    plan: LicensePlan, lic: dict, removing: set, adding: set
+) -> Failure | None:
+    """Attendant Console and CX Essentials: no Calling Standard beside them, and Attendant
+    Console needs Calling Professional (held and kept, or added by the same request)."""
+    lic_id = lic["id"]
+    if plan.keeps_name(CALLING_STANDARD, removing):
+        if lic["name"] == ATTENDANT_CONSOLE:
+            return Failure(
+                400406,
+                "User cannot have both Webex Calling Standard and Webex Attendant Console "
+                "licenses together. The following license(s) could not be applied as "
+                f"requested: {lic_id}",
+            )
+        return Failure(
+            400407,
+            "User cannot have both Webex Calling Standard and CX Essential licenses together. "
+            f"The following license(s) could not be applied as requested: {lic_id}",
+        )
+    professional_added = any(
+        plan.org.license_by_id.get(added_id, {}).get("name") == CALLING_PROFESSIONAL
+        for added_id in adding
+    )
+    if lic["name"] == ATTENDANT_CONSOLE and not (
+        plan.keeps_name(CALLING_PROFESSIONAL, removing) or professional_added
+    ):
+        return Failure(
+            400408,
+            "User needs Webex Calling Professional license to be assigned before assigning "
+            f"Webex Attendant Console: {lic_id}",
+        )
+    return None
+
+
 def check_calling_add(
     plan: LicensePlan, lic: dict, properties: dict | None, removing: set
 ) -> Failure | None:
     lic_id = lic["id"]
-    if lic["name"] == CALLING_STANDARD and any(
-        plan.org.license_by_id[held_id]["name"] == CALLING_PROFESSIONAL
+    downgraded = {
+        plan.org.license_by_id[held_id]["name"]
         for held_id in plan.original & removing
-    ):
+        if held_id in plan.org.license_by_id
+    }
+    if lic["name"] == CALLING_STANDARD and CALLING_PROFESSIONAL in downgraded:
         return Failure(
             400112,
             "Changing a user's Webex Calling license from Professional to Standard is not "
             f"allowed. The following license(s) could not be applied as requested: {lic_id}",
         )
+    if lic["name"] == CALLING_STANDARD and CX_ESSENTIALS in downgraded:
+        return Failure(
+            400410,
+            "Changing a user's license from CX Essential to Webex Calling Standard is not "
+            f"allowed. The following license(s) could not be applied as requested: {lic_id}",
+        )
+    if lic["name"] == CALLING_STANDARD:
+        for addon, code in ((ATTENDANT_CONSOLE, 400406), (CX_ESSENTIALS, 400407)):
+            if plan.keeps_name(addon, removing):
+                other = "Webex Attendant Console" if addon == ATTENDANT_CONSOLE else "CX Essential"
+                return Failure(
+                    code,
+                    f"User cannot have both Webex Calling Standard and {other} licenses "
+                    "together. The following license(s) could not be applied as requested: "
+                    f"{lic_id}",
+                )
     other_name = CALLING_STANDARD if lic["name"] == CALLING_PROFESSIONAL else CALLING_PROFESSIONAL
     other_id = plan.holds_name(other_name)
     if other_id is not None and other_id not in removing:
@@ -270,6 +343,7 @@ def assign_licenses(org: Org, body: dict) -> tuple[int, dict]:
     person = org.people[position]
     plan = LicensePlan(org, person)
     removing = {e["id"] for e in license_requests if e.get("operation", "add") == "remove"}
+    adding = {e["id"] for e in license_requests if e.get("operation", "add") == "add"}
     failures: list[Failure] = []
     succeeded = 0
 
@@ -280,7 +354,7 @@ def assign_licenses(org: Org, body: dict) -> tuple[int, dict]:
             continue
         if entry.get("operation", "add") == "add":
             failure = None if lic["id"] in plan.held else check_add(
-                plan, lic, entry.get("properties"), removing
+                plan, lic, entry.get("properties"), removing, adding
             )
             if failure is None and lic["id"] not in plan.held:
                 plan.add(lic["id"], entry.get("properties") if is_user_calling(lic) else None)
@@ -308,7 +382,7 @@ def assign_licenses(org: Org, body: dict) -> tuple[int, dict]:
         succeeded += 1
 
     # A refused downgrade refuses the whole change, including the removal that came with it.
-    if failures and (not succeeded or any(f.code == 400112 for f in failures)):
+    if failures and (not succeeded or any(f.code in (400112, 400410) for f in failures)):
         raise ApiError(
             400, FAILURE_MESSAGES.get(failures[0].code, "License assignment failed"),
             [failure.detail() for failure in failures],
@@ -374,10 +448,10 @@ def replace_person(org: Org, position: int, body: dict) -> dict:
         if lic_id in plan.held:
             continue
         lic = org.license_by_id[lic_id]
-        failure = check_add(plan, lic, properties, set(plan.removed))
+        failure = check_add(plan, lic, properties, set(plan.removed), set(requested_ids))
         if failure is None:
             plan.add(lic_id, properties if is_user_calling(lic) else None)
-        elif failure.code in (400, 400112, 400404, 400411):
+        elif failure.code in (400, 400112, 400404, 400406, 400407, 400408, 400410, 400411):
             raise ApiError(400, FAILURE_MESSAGES[failure.code], [failure.detail()])
 
     old_emails = list(person.get("emails") or [])

@@ -19,6 +19,9 @@ HYBRID_PREFIX = "Hybrid -"
 CALLING_PROFESSIONAL = "Webex Calling - Professional"
 CALLING_STANDARD = "Webex Calling - Standard"
 USER_CALLING_LICENSES = (CALLING_PROFESSIONAL, CALLING_STANDARD)
+# Add-ons to Webex Calling with their own assignment rules (see assignment.check_calling_addon).
+ATTENDANT_CONSOLE = "Webex Attendant Console"
+CX_ESSENTIALS = "Customer Experience Essentials"
 ACCESS_TOKEN_LIFETIME = 1209599  # 14 days less a second, as integration tokens report it
 REFRESH_TOKEN_LIFETIME = 7776000  # 90 days
 
@@ -26,6 +29,8 @@ REFRESH_TOKEN_LIFETIME = 7776000  # 90 days
 CALLING_ONLY_FIELDS = ("locationId",)
 # Presence fields are left out when people are looked up by id.
 PRESENCE_FIELDS = ("status", "lastActivity")
+# Fields that GET /people?id= leaves out (the API returns them through GET /people/{id}).
+ID_LOOKUP_OMITS = ("licenses", "roles")
 
 
 def is_hybrid(license_obj: dict) -> bool:
@@ -144,7 +149,7 @@ class Org:
                     self.workspace_counts[lic_id] += 1
 
         self.site_urls = sorted({lic["siteUrl"] for lic in self.licenses if lic.get("siteUrl")})
-        self._person_cache: dict[tuple[int, bool], bytes] = {}
+        self._person_cache: dict[tuple[int, bool, bool], bytes] = {}
 
     # -- licenses ------------------------------------------------------------------------
 
@@ -182,24 +187,31 @@ class Org:
 
     # -- people --------------------------------------------------------------------------
 
-    def person_json(self, position: int, calling_data: bool) -> bytes:
-        """Return the serialized person, cached until the person changes."""
-        key = (position, calling_data)
+    def person_json(self, position: int, calling_data: bool, presence: bool = True) -> bytes:
+        """Return the serialized person, cached until the person changes.
+
+        ``presence`` False leaves out the presence fields, as ``excludeStatus=true`` asks.
+        """
+        key = (position, calling_data, presence)
         cached = self._person_cache.get(key)
         if cached is None:
-            cached = dump_json(self.person_view(self.people[position], calling_data))
+            cached = dump_json(self.person_view(self.people[position], calling_data, presence))
             self._person_cache[key] = cached
         return cached
 
     @staticmethod
-    def person_view(person: dict, calling_data: bool) -> dict:
-        if calling_data:
+    def person_view(person: dict, calling_data: bool, presence: bool = True) -> dict:
+        if calling_data and presence:
             return person
-        return {key: value for key, value in person.items() if key not in CALLING_ONLY_FIELDS}
+        dropped = (() if calling_data else CALLING_ONLY_FIELDS) + (
+            () if presence else PRESENCE_FIELDS
+        )
+        return {key: value for key, value in person.items() if key not in dropped}
 
     def forget_person_json(self, position: int) -> None:
-        self._person_cache.pop((position, True), None)
-        self._person_cache.pop((position, False), None)
+        for calling_data in (True, False):
+            for presence in (True, False):
+                self._person_cache.pop((position, calling_data, presence), None)
 
     def find_person(self, person_id: str | None, email: str | None) -> int | None:
         if person_id:
@@ -391,14 +403,18 @@ class SimulatorState:
         display_name: str | None = None,
         location_id: str | None = None,
         role_ids: list[str] | None = None,
+        presence: bool = True,
     ) -> PeoplePage:
-        """Return one page of people; `position` indexes the org's people list."""
+        """Return one page of people; `position` indexes the org's people list.
+
+        ``presence`` False leaves out the presence fields (``excludeStatus=true``).
+        """
         with self.lock:
             if ids is not None:
                 return self._people_by_ids(org, ids, calling_data)
             if email is not None:
                 found = org.email_index.get(email.lower())
-                items = [] if found is None else [org.person_json(found, calling_data)]
+                items = [] if found is None else [org.person_json(found, calling_data, presence)]
                 return PeoplePage(items, None, [])
 
             filters = []
@@ -413,12 +429,14 @@ class SimulatorState:
 
             if not filters:
                 end = min(position + max_items, len(org.people))
-                items = [org.person_json(i, calling_data) for i in range(position, end)]
+                items = [org.person_json(i, calling_data, presence) for i in range(position, end)]
                 return PeoplePage(items, end if end < len(org.people) else None, [])
-            return self._scan_people(org, filters, calling_data, max_items, position)
+            return self._scan_people(org, filters, calling_data, max_items, position, presence)
 
     @staticmethod
-    def _scan_people(org: Org, filters, calling_data: bool, max_items: int, position: int):
+    def _scan_people(
+        org: Org, filters, calling_data: bool, max_items: int, position: int, presence: bool
+    ):
         items: list[bytes] = []
         i = position
         total = len(org.people)
@@ -427,7 +445,7 @@ class SimulatorState:
             if all(match(person) for match in filters):
                 if len(items) == max_items:
                     return PeoplePage(items, i, [])
-                items.append(org.person_json(i, calling_data))
+                items.append(org.person_json(i, calling_data, presence))
             i += 1
         return PeoplePage(items, None, [])
 
@@ -440,8 +458,10 @@ class SimulatorState:
             if position is None:
                 not_found_ids.append(person_id)
                 continue
-            view = org.person_view(org.people[position], calling_data)
-            items.append(dump_json({k: v for k, v in view.items() if k not in PRESENCE_FIELDS}))
+            # A lookup by id omits presence and the admin fields (licenses and roles), which
+            # the API describes for GET /people/{id} only.
+            view = org.person_view(org.people[position], calling_data, presence=False)
+            items.append(dump_json({k: v for k, v in view.items() if k not in ID_LOOKUP_OMITS}))
         return PeoplePage(items, None, not_found_ids)
 
     def find_person(self, token: Token, person_id: str) -> tuple[Org, int]:
@@ -450,6 +470,21 @@ class SimulatorState:
             if position is not None:
                 return org, position
         raise not_found(f"Person {person_id} not found.")
+
+    def get_token_person(self, token: Token, calling_data: bool) -> bytes:
+        """Return the person of the access token (``GET /people/me``).
+
+        Fixtures name no owner of a token, so the owner is the first person of the token's
+        own org who holds an admin role, or else its first person.
+        """
+        with self.lock:
+            org = self.own_org(token)
+            if not org.people:
+                raise not_found(f"Organization {org.id} of the access token has no people.")
+            position = next(
+                (i for i, person in enumerate(org.people) if person.get("roles")), 0
+            )
+            return org.person_json(position, calling_data)
 
     def get_person(self, token: Token, person_id: str, calling_data: bool) -> bytes:
         with self.lock:

@@ -248,6 +248,86 @@ def test_downgrade_professional_400112(client, borealis):
     assert pro["id"] in get_person(client, holder["id"])["licenses"]
 
 
+@pytest.fixture()
+def cobalt(client):
+    return org_ids(client)["Cobalt Health"]
+
+
+def holder_of(client, org_id, lic, *without) -> dict:
+    """A person who holds ``lic`` and none of the licenses ``without``."""
+    return next(p for p in people_of(client, org_id)
+                if lic["id"] in p["licenses"] and not set(without) & set(p["licenses"]))
+
+
+def test_attendant_console_with_standard_400406(client, cobalt):
+    std = find_license(client, cobalt, "Webex Calling - Standard")
+    console = find_license(client, cobalt, "Webex Attendant Console")
+    holder = holder_of(client, cobalt, std, console["id"])
+
+    response = patch(client, {"orgId": cobalt, "personId": holder["id"],
+                              "licenses": [{"id": console["id"]}]})
+
+    assert response.status_code == 400
+    assert error_codes(response) == [400406]
+    assert response.get_json()["message"] == "License conflict"
+    assert console["id"] not in get_person(client, holder["id"])["licenses"]
+
+
+def test_cx_essentials_with_standard_400407(client, cobalt):
+    std = find_license(client, cobalt, "Webex Calling - Standard")
+    cx = find_license(client, cobalt, "Customer Experience Essentials")
+    holder = holder_of(client, cobalt, std, cx["id"])
+
+    response = patch(client, {"orgId": cobalt, "personId": holder["id"],
+                              "licenses": [{"id": cx["id"]}]})
+
+    assert response.status_code == 400
+    assert error_codes(response) == [400407]
+
+
+def test_standard_beside_cx_essentials_400407_and_downgrade_400410(client, cobalt):
+    pro = find_license(client, cobalt, "Webex Calling - Professional")
+    std = find_license(client, cobalt, "Webex Calling - Standard")
+    cx = find_license(client, cobalt, "Customer Experience Essentials")
+    person = person_without(client, cobalt, pro["id"], std["id"], cx["id"])
+    location = client.get("/v1/locations", query_string={"orgId": cobalt},
+                          headers=auth()).get_json()["items"][0]["id"]
+    standard = {"id": std["id"], "properties": {"locationId": location, "extension": "4711"}}
+    assert patch(client, {"orgId": cobalt, "personId": person["id"],
+                          "licenses": [{"id": cx["id"]}]}).status_code == 200
+
+    beside = patch(client, {"orgId": cobalt, "personId": person["id"], "licenses": [standard]})
+    downgrade = patch(client, {"orgId": cobalt, "personId": person["id"], "licenses": [
+        {"id": cx["id"], "operation": "remove"}, standard]})
+
+    assert beside.status_code == 400
+    assert error_codes(beside) == [400407]
+    assert downgrade.status_code == 400
+    assert error_codes(downgrade) == [400410]
+    assert downgrade.get_json()["message"] == "License downgrade not allowed"
+    held = get_person(client, person["id"])["licenses"]
+    assert cx["id"] in held and std["id"] not in held
+
+
+def test_attendant_console_needs_professional_400408(client, cobalt):
+    pro = find_license(client, cobalt, "Webex Calling - Professional")
+    std = find_license(client, cobalt, "Webex Calling - Standard")
+    console = find_license(client, cobalt, "Webex Attendant Console")
+    without_calling = person_without(client, cobalt, pro["id"], std["id"], console["id"])
+    professional = holder_of(client, cobalt, pro, console["id"])
+
+    refused = patch(client, {"orgId": cobalt, "personId": without_calling["id"],
+                             "licenses": [{"id": console["id"]}]})
+    with_professional = patch(client, {"orgId": cobalt, "personId": professional["id"],
+                                       "licenses": [{"id": console["id"]}]})
+
+    assert refused.status_code == 400
+    assert error_codes(refused) == [400408]
+    assert refused.get_json()["message"] == "License prerequisite missing"
+    assert with_professional.status_code == 200
+    assert console["id"] in with_professional.get_json()["licenses"]
+
+
 def test_screen_share_removal_700006(client, borealis):
     screen_share = find_license(client, borealis, "Free screen share")
     person = people_of(client, borealis)[0]

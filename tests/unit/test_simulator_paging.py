@@ -123,6 +123,33 @@ def test_people_by_ids_reports_not_found(client, cobalt):
     assert [p["id"] for p in body["items"]] == known
     assert body["notFoundIds"] == ["bm8tc3VjaC1pZA"]
     assert all("status" not in p for p in body["items"])
+    # Licenses and roles come with GET /people/{id}, not with a lookup by id.
+    assert all("licenses" not in p and "roles" not in p for p in body["items"])
+    single = client.get(f"/v1/people/{known[0]}", headers=auth()).get_json()
+    assert "licenses" in single and "roles" in single
+
+
+def test_people_exclude_status_drops_presence_only(client, cobalt):
+    query = {"orgId": cobalt, "max": 50, "callingData": "true"}
+    full = client.get("/v1/people", query_string=query, headers=auth()).get_json()["items"]
+    lean = client.get("/v1/people", query_string=dict(query, excludeStatus="true"),
+                      headers=auth()).get_json()["items"]
+
+    assert any("status" in p for p in full)
+    assert all("status" not in p and "lastActivity" not in p for p in lean)
+    assert [{k: v for k, v in p.items() if k not in ("status", "lastActivity")} for p in full] \
+        == lean
+
+
+def test_people_me_is_the_token_admin(client):
+    me = client.get("/v1/people/me", headers=auth("demo-alpine-token"))
+    other = client.get("/v1/people/me", headers=auth("not-a-token"))
+
+    assert me.status_code == 200
+    body = me.get_json()
+    assert body["orgId"] == org_ids(client)["Alpine Dental"]
+    assert body["roles"]
+    assert other.status_code == 401
 
 
 def test_people_too_many_ids_rejected(client, cobalt):
