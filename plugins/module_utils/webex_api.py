@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import json as jsonlib
 import math
 import os
 import random
@@ -24,7 +25,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any, Callable, Iterator, Mapping, Optional
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
@@ -47,6 +48,8 @@ DEFAULT_MAX_RETRY_WAIT = 300.0
 # cap on one Retry-After value so a bogus header cannot stall a run for hours.
 DEFAULT_RETRY_AFTER = 5.0
 MAX_RETRY_AFTER = 300.0
+# Minimum wait before the third and later retries of one request that got 429 each time.
+REPEATED_429_MIN_WAIT = 1.0
 
 # Reads (GET) are retried on these statuses and on connection errors, after these delays
 # in seconds, each stretched by up to RETRY_JITTER (a fraction) of random jitter.
@@ -518,6 +521,7 @@ class WebexClient:
         self, method: str, url: str, query: list, body: Any, decode: bool = True
     ) -> WebexResponse:
         transient_retries = 0
+        rate_limited = 0
         while True:
             if self.access_token is None:
                 self._refresh_access_token()
@@ -531,7 +535,8 @@ class WebexClient:
 
             status = response.status_code
             if status == 429:
-                self._wait_for_rate_limit(method, url, response)
+                rate_limited += 1
+                self._wait_for_rate_limit(method, url, response, rate_limited)
                 continue
 
             if method == "GET" and status in GET_RETRY_STATUSES:
@@ -549,6 +554,9 @@ class WebexClient:
             # Any response below 500 other than 401 shows that the token was accepted.
             if status < 500:
                 self._refresh_unconfirmed = False
+
+            if 300 <= status < 400:
+                raise self._build_redirect_error(method, url, response)
 
             if status >= 400:
                 hint = _retry_hint(transient_retries)
@@ -574,6 +582,9 @@ class WebexClient:
             timeout=self.timeout,
             verify=self._verify,
             proxies=self._proxies,
+            # A redirect could lead the request, and the next ones, to another host; the
+            # API does not redirect, so a redirect is reported (see _build_redirect_error).
+            allow_redirects=False,
         )
 
     def _prepare_retry_after_exception(
@@ -590,8 +601,18 @@ class WebexClient:
             raise self._build_exception_error(method, url, exc, hint) from None
         self._sleep(delay)
 
-    def _wait_for_rate_limit(self, method: str, url: str, response: Any) -> None:
+    def _wait_for_rate_limit(
+        self, method: str, url: str, response: Any, attempt: int = 1
+    ) -> None:
+        """Sleep for the Retry-After time before the ``attempt``-th retry of one request.
+
+        A server that keeps answering 429 with Retry-After 0 (or a past date) would be
+        asked again at once without end, since such waits never use up max_retry_wait. From
+        the third 429 in a row on one request, the wait is at least REPEATED_429_MIN_WAIT.
+        """
         delay = parse_retry_after(response.headers.get("Retry-After"))
+        if attempt >= 3:
+            delay = max(delay, REPEATED_429_MIN_WAIT)
         if not self._reserve_wait(delay):
             raise self._build_response_error(method, url, response, self._budget_hint(delay))
         self._sleep(delay)
@@ -645,20 +666,43 @@ class WebexClient:
         }
         self._refresh_unconfirmed = True
         self.stats["refreshes"] += 1
-        try:
-            response = self.session.post(
-                url,
-                data=form,
-                headers={"TrackingID": TRACKING_ID_PREFIX + str(uuid.uuid4())},
-                timeout=self.timeout,
-                verify=self._verify,
-                proxies=self._proxies,
-            )
-        except requests.exceptions.RequestException as exc:
-            raise self._build_exception_error("POST", url, exc, None) from None
+        rate_limited = server_errors = 0
+        while True:
+            try:
+                response = self.session.post(
+                    url,
+                    data=form,
+                    headers={"TrackingID": TRACKING_ID_PREFIX + str(uuid.uuid4())},
+                    timeout=self.timeout,
+                    verify=self._verify,
+                    proxies=self._proxies,
+                    allow_redirects=False,
+                )
+            except requests.exceptions.RequestException as exc:
+                raise self._build_exception_error("POST", url, exc, None) from None
+            # A busy or failing token service tells nothing about the credentials, so it
+            # gets the waits and retries of other requests.
+            if response.status_code == 429:
+                rate_limited += 1
+                self._wait_for_rate_limit("POST", url, response, rate_limited)
+                continue
+            if response.status_code in GET_RETRY_STATUSES and server_errors < len(
+                GET_RETRY_DELAYS
+            ):
+                self._wait_for_server_error("POST", url, response, server_errors)
+                server_errors += 1
+                continue
+            break
 
-        if response.status_code != 200:
+        if response.status_code in (400, 401):
             raise self._build_refresh_error(url, response)
+        if response.status_code != 200:
+            hint = (
+                "The token service did not answer the refresh, which says nothing about the "
+                "credentials. Run again later."
+            )
+            hint = " ".join(filter(None, [_retry_hint(server_errors), hint]))
+            raise self._build_response_error("POST", url, response, hint, WebexAuthError)
 
         tokens = self._parse_json("POST", url, response)
         new_token = tokens.get("access_token") if isinstance(tokens, dict) else None
@@ -680,7 +724,7 @@ class WebexClient:
             return None
 
         try:
-            return response.json()
+            return decode_json(response.content, response.encoding)
         except ValueError:
             raise WebexApiError(
                 self._describe_invalid_json(response),
@@ -692,6 +736,22 @@ class WebexClient:
                 body=self._body_snippet(response),
             ) from None
 
+    def _build_redirect_error(self, method: str, url: str, response: Any) -> WebexApiError:
+        location = response.headers.get("Location") or ""
+        target = urlsplit(urljoin(url, location))
+        target_text = urlunsplit((target.scheme, target.netloc, target.path, "", "")) or "nowhere"
+        return WebexApiError(
+            f"the server responded with a redirect (HTTP {response.status_code}) to {target_text}, "
+            "which the client does not follow, so that the access token reaches no other "
+            "address. Check api_url: it must be the API's own address, for example the one "
+            "the redirect names if you trust it",
+            method,
+            _url_path(url),
+            response.status_code,
+            response.reason,
+            tracking_id=response.headers.get("Trackingid"),
+        )
+
     def _build_response_error(
         self,
         method: str,
@@ -701,7 +761,7 @@ class WebexClient:
         error_class: type = WebexApiError,
     ) -> WebexApiError:
         try:
-            body = response.json() if response.content else None
+            body = decode_json(response.content, response.encoding) if response.content else None
         except ValueError:
             body = None
 
@@ -911,7 +971,7 @@ class WebexClient:
                 items_read += len(items)
             yield url, response, items
 
-            next_url = self._next_link_url(response, first_query)
+            next_url = self._next_link_url(response, _page_url(url, query), first_query)
             linked = linked or next_url is not None
             # An API that sent a next link on an earlier page marks the last page by its
             # absence, so offsets are only a fallback for lists that never link.
@@ -965,17 +1025,20 @@ class WebexClient:
             message, "GET", _url_path(url), response.status, tracking_id=tracking_id
         )
 
-    def _next_link_url(self, response: WebexResponse, first_query: list) -> Optional[str]:
+    def _next_link_url(
+        self, response: WebexResponse, page_url: str, first_query: list
+    ) -> Optional[str]:
         """Return the repaired rel="next" URL of a page, or None on the last page.
 
+        A relative link is resolved against ``page_url``, the URL of the page (RFC 3986).
         The API has sent next links with max=null and links that dropped filters of the
         first request. max=null is removed and dropped parameters are added back.
         """
-        link = (response.links.get("next") or {}).get("url")
+        link = next_link_target(response.headers)
         if not link:
             return None
 
-        url = self._rebase_url(link)
+        url = self._rebase_url(urljoin(page_url, link))
         parts = urlsplit(url)
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         kept = [(key, value) for key, value in pairs if not (key == "max" and value == "null")]
@@ -988,6 +1051,50 @@ class WebexClient:
         if len(kept) == len(pairs) and not missing:
             return url
         return urlunsplit(parts._replace(query=urlencode(kept + missing)))
+
+
+def next_link_target(headers: Mapping[str, str]) -> Optional[str]:
+    """Return the target of the Link header's next relation, or None.
+
+    A link may carry several relation types in one rel ("next last"), and relation types
+    compare without case (RFC 8288), so a plain lookup of rel "next" is not enough.
+    """
+    value = headers.get("Link") if headers is not None else None
+    if not value:
+        return None
+    for link in requests.utils.parse_header_links(value):
+        relations = str(link.get("rel") or "").lower().split()
+        if "next" in relations and link.get("url"):
+            return link["url"]
+    return None
+
+
+def _page_url(url: str, query: list) -> str:
+    """Return the URL that a page request went to: ``url`` with ``query`` encoded."""
+    if not query:
+        return url
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True) + list(query)
+    return urlunsplit(parts._replace(query=urlencode(pairs)))
+
+
+def decode_json(content: bytes, charset: Optional[str] = None) -> Any:
+    """Decode a JSON body from its bytes.
+
+    JSON travels as UTF-8 (RFC 8259; UTF-16 and UTF-32 are recognised too). So the charset
+    of Content-Type is used only for a body that is not valid Unicode. Otherwise a server
+    that labels a UTF-8 body ISO-8859-1 would garble every non-ASCII name. A byte order
+    mark is skipped. Raises ValueError for a body that is not JSON.
+    """
+    try:
+        return jsonlib.loads(content)
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = content.decode(charset or "latin-1")
+    except (LookupError, UnicodeDecodeError):
+        text = content.decode("latin-1")
+    return jsonlib.loads(text)
 
 
 def _session_headers() -> dict:

@@ -538,6 +538,30 @@ def test_paging_keeps_link_cursor_as_sent(client, replay):
     assert sent_url(replay, 1) == link
 
 
+@pytest.mark.parametrize("link", [
+    '<{url}>; rel="next last"',
+    '<{url}>; rel="NEXT"',
+    '<{first}>; rel="prev", <{url}>; rel=next',
+    '<people?max=2&after=c2>; rel="next"',
+    '<?max=2&after=c2>; rel="next"',
+    '</v1/people?max=2&after=c2>; rel="next"',
+], ids=["several-relations", "upper-case", "two-links", "relative-path", "relative-query",
+        "absolute-path"])
+def test_paging_reads_every_form_of_next_link(client, replay, link):
+    """A next relation among several, in any case, or as a relative reference (resolved
+    against the page's URL, RFC 3986 and 8288) continues the paging."""
+    header = link.format(url=f"{API_URL}/people?max=2&after=c2", first=f"{API_URL}/people?max=2")
+    replay.expect("GET", "/people", query={"max": "2"}, body={"items": [{"id": "a"}]},
+                  headers={"Link": header})
+    replay.expect("GET", "/people", query={"max": "2", "after": "c2"},
+                  body={"items": [{"id": "b"}]})
+
+    pages = list(client.iter_pages("/people", {"max": 2}))
+
+    assert [[person["id"] for person in page] for page in pages] == [["a"], ["b"]]
+    assert urlsplit(sent_url(replay, 1)).path == urlsplit(API_URL).path + "/people"
+
+
 def test_paging_rebases_foreign_next_link(client, replay):
     replay.expect(
         "GET",
@@ -910,6 +934,35 @@ def test_429_default_wait(client, replay, sleeps, headers, expected):
     assert sleeps == [expected]
 
 
+def test_repeated_429_without_wait_ends_within_the_budget(make_client, replay, sleeps):
+    """A server that answers 429 with Retry-After 0 again and again is not asked again at
+    once forever: from the third 429 in a row the client waits, so max_retry_wait ends it."""
+    client = make_client(max_retry_wait=3)
+    for _ in range(6):
+        replay.expect("GET", "/roles", status=429, headers={"Retry-After": "0"})
+
+    with pytest.raises(WebexApiError, match="429"):
+        client.list_roles()
+
+    assert sleeps == [0.0, 0.0, 1.0, 1.0, 1.0]
+    assert client.stats["waited_seconds"] == 3.0
+
+
+@pytest.mark.parametrize("location", [
+    "http://evil.invalid:9443/v1/roles", "https://127.0.0.1:9444/v1/roles", "/v2/roles"])
+def test_redirect_is_reported_not_followed(client, replay, location):
+    replay.expect("GET", "/roles", status=302, headers={"Location": location})
+
+    with pytest.raises(WebexApiError) as raised:
+        client.list_roles()
+
+    message = str(raised.value)
+    assert "redirect (HTTP 302)" in message
+    assert urlsplit(location).path in message
+    assert "Check api_url" in message
+    assert len(replay.sent) == 1
+
+
 def test_429_long_retry_after_capped(make_client, replay, sleeps):
     client = make_client(max_retry_wait=1000)
     replay.expect("GET", "/roles", status=429, headers={"Retry-After": "86400"})
@@ -1274,6 +1327,36 @@ def test_refresh_failing(make_client, replay):
     assert REFRESH_TOKEN not in repr(raised.value)
 
 
+def test_refresh_waits_on_rate_limit(make_client, replay, sleeps):
+    client = refresh_client(make_client)
+    replay.expect("GET", "/roles", status=401, body=error_body("Invalid access token"))
+    replay.expect("POST", "/access_token", status=429, headers={"Retry-After": "2"})
+    replay.expect("POST", "/access_token",
+                  body={"access_token": NEW_TOKEN, "expires_in": 1209599})
+    replay.expect("GET", "/roles", body={"items": [{"id": "R1"}]})
+
+    assert client.list_roles() == [{"id": "R1"}]
+    assert sleeps == [2.0]
+    assert sent_header(replay, 3, "Authorization") == f"Bearer {NEW_TOKEN}"
+
+
+def test_refresh_outage_is_not_blamed_on_credentials(make_client, replay, sleeps):
+    client = refresh_client(make_client)
+    replay.expect("GET", "/roles", status=401, body=error_body("Invalid access token"))
+    for _ in range(5):
+        replay.expect("POST", "/access_token", status=503,
+                      body=error_body("Service unavailable"))
+
+    with pytest.raises(WebexAuthError) as raised:
+        client.list_roles()
+
+    message = str(raised.value)
+    assert "POST /v1/access_token failed with HTTP 503" in message
+    assert "says nothing about the credentials" in message
+    assert "authorize the integration again" not in message
+    assert len(sleeps) == 4
+
+
 def test_refresh_response_without_token(make_client, replay):
     client = refresh_client(make_client)
     replay.expect("GET", "/roles", status=401, body=error_body("Invalid access token"))
@@ -1407,7 +1490,10 @@ PAGE_BODY = '{"items": [{"id": "p1", "displayName": "Jos\u00e9 M\u00fcller"}]}'
     ({"Content-Type": "application/json; charset=x-unknown"}, PAGE_BODY.encode("latin-1")),
     ({"Content-Type": "application/json"}, PAGE_BODY.encode("utf-8")),
     ({}, PAGE_BODY.encode("utf-16")),
-], ids=["latin-1", "unknown-charset", "utf-8", "utf-16"])
+    ({"Content-Type": "application/json; charset=ISO-8859-1"}, PAGE_BODY.encode("utf-8")),
+    ({"Content-Type": "application/json"}, b"\xef\xbb\xbf" + PAGE_BODY.encode("utf-8")),
+], ids=["latin-1", "unknown-charset", "utf-8", "utf-16", "utf-8-labelled-latin-1",
+        "utf-8-with-bom"])
 def test_page_content_decoded_like_response(headers, content):
     client = WebexClient("http://127.0.0.1:9/v1", access_token="token",
                          session=requests.Session())
@@ -1422,3 +1508,5 @@ def test_page_content_decoded_like_response(headers, content):
     expected = client._parse_json("GET", url, response)["items"]
 
     assert client.read_page_content(page) == expected
+    # JSON is UTF-8: a body that is valid UTF-8 is read as such, whatever the label says.
+    assert expected[0]["displayName"] == "Jos\u00e9 M\u00fcller"
