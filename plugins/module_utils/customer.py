@@ -94,7 +94,14 @@ def read_org_licenses(client: WebexClient, customer: str, org_id: Optional[str])
             status=error.status,
             tracking_id=error.tracking_id,
         ) from error
-    return [licensing.normalize_license(item) for item in items]
+    try:
+        return [licensing.normalize_license(item) for item in items]
+    except licensing.LicensingError as error:
+        raise CustomerError(
+            f"the Webex API returned an invalid license for customer '{customer}', so "
+            f"nothing was saved: {error}. Report it to Webex support with the license id, "
+            "or run the task again later"
+        ) from error
 
 
 def ensure_customer(

@@ -35,6 +35,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
     WebexAuthError,
     WebexClient,
+    check_page_is_new,
 )
 
 # A list to read: (object type, API path, query parameters, offset paging).
@@ -105,12 +106,17 @@ class PageProcess:
         Raises the error that ended the child's reading, as the same type and message as
         in this process, or a WebexApiError when the child ended without finishing.
         """
+        previous_ids: dict = {}
         while True:
             message = self._receive()
             kind = message[0]
             if kind == "page":
                 _kind, object_type, page, _state = message
-                yield object_type, self._client.read_page_content(page)
+                items = self._client.read_page_content(page)
+                previous_ids[object_type] = check_page_is_new(
+                    previous_ids.get(object_type, ()), items, page["url"], page["page"]
+                )
+                yield object_type, items
             elif kind == "end":
                 return
             elif kind == "error":

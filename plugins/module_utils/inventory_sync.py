@@ -631,6 +631,8 @@ class SyncSession:
         self._known_people = DigestSet()
         self._people_seen = array("q")
         self._people_staged: set = set()
+        # People listed with a "licenses" field; see _check_licenses_visible.
+        self._people_with_licenses = 0
         self._people_seen_sorted: Optional[array] = None
         self._people_data_version: Optional[int] = None
         self._conn = self._dialect.retry_locked(self._dialect.connect)
@@ -678,12 +680,15 @@ class SyncSession:
         # Every person is converted before any state changes, so an invalid person (no id)
         # leaves the session as it was.
         prepared = []
+        with_licenses = 0
         for item in items:
             row = person_row(item)
+            with_licenses += "licenses" in item
             license_ids = sorted({str(i) for i in item.get("licenses") or []})
             role_ids = sorted({str(i) for i in item.get("roles") or []})
             prepared.append((row, license_ids, role_ids))
         listed = len(prepared)
+        self._people_with_licenses += with_licenses
         prepared = _last_copies(prepared, lambda entry: entry[0]["id"])
         rows = []
         # Flat lists of (owner seq, target code) pairs.
@@ -870,6 +875,7 @@ class SyncSession:
         """
         self._check_open()
         self._end_staging()
+        self._check_licenses_visible()
         customer = self.store.get_customer(self.customer)
         if customer is None:
             raise InventoryError(f"customer '{self.customer}' was deleted during the sync")
@@ -888,6 +894,7 @@ class SyncSession:
         """
         self._check_open()
         self._end_staging()
+        self._check_licenses_visible()
 
         def transaction() -> Dict[str, Any]:
             self._conn.execute(self._dialect.begin_write_sql)
@@ -1081,6 +1088,24 @@ class SyncSession:
                 "during the sync (a license assignment or another sync). Run the sync again"
             )
         return removed
+
+    def _check_licenses_visible(self) -> None:
+        """Raise InventoryError when people were listed but none with a licenses field.
+
+        Webex shows the licenses of people to administrators only. Read as "no licenses",
+        such a listing would remove every license link of the customer. A single person
+        without the field (the API leaves out some empty fields) still counts as holding
+        none.
+        """
+        listed = len(self._people_seen)
+        if "people" not in self.scope or not listed or self._people_with_licenses:
+            return
+        raise InventoryError(
+            f"none of the {listed} people that GET /people returned has a 'licenses' field, "
+            "so the sync cannot tell their licenses and changed nothing. Webex shows the "
+            "licenses of people to administrators only: use the token of a full or "
+            "read-only administrator of the org (scope spark-admin:people_read)"
+        )
 
     def _finish_staging(self, spec: TableSpec) -> None:
         """Index the staged rows of one type by id and keep the last copy of a repeated object.

@@ -297,21 +297,34 @@ def normalize_license(item: Mapping[str, Any]) -> LicenseRow:
     )
 
 
+# The largest count the inventory stores (SQLite INTEGER is a signed 64-bit number).
+MAX_COUNT = 2**63 - 1
+
+
 def _count(item: Mapping[str, Any], field: str, license_id: Any) -> Optional[int]:
     value = item.get(field)
     if value is None:
         return None
     if isinstance(value, bool):
         raise LicensingError(f"license '{license_id}' has an invalid {field}: {value!r}")
+    count: Optional[int] = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise LicensingError(
-        f"license '{license_id}' has an invalid {field}: {value!r} (expected a whole number)"
-    )
+        count = value
+    elif isinstance(value, float) and value.is_integer():
+        count = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        count = int(value.strip())
+    if count is None:
+        raise LicensingError(
+            f"license '{license_id}' has an invalid {field}: {value!r} (expected a whole "
+            "number)"
+        )
+    if abs(count) > MAX_COUNT:
+        raise LicensingError(
+            f"license '{license_id}' has {field} {count}, more than the inventory can store "
+            f"({MAX_COUNT})"
+        )
+    return count
 
 
 # ---------------------------------------------------------------------------

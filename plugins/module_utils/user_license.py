@@ -116,10 +116,12 @@ class UserLicenseChange:
         else:
             after = self._person_after_change(person, response, planned, license_changes)
             resulting = [str(license_id) for license_id in after.get("licenses") or []]
-            if response.status == 206:
-                applied = licensing.split_applied_changes(plan.add, plan.remove, resulting)
-            else:
-                applied = licensing.AppliedChanges(plan.add, plan.remove, (), ())
+            # Even an HTTP 200 is checked: a change that its response (or, without a
+            # license list there, the user read again) does not show was not applied. The
+            # response comes first, since a read may lag behind it.
+            returned = _returned_licenses(response)
+            shown_ids = returned if response.status == 200 and returned is not None else resulting
+            applied = licensing.split_applied_changes(plan.add, plan.remove, shown_ids)
         inventory = self._record_change(after, applied)
 
         result.update(
@@ -167,6 +169,15 @@ class UserLicenseChange:
             raise UserLicenseError(
                 f"user '{user}' was not found in org {org} of customer "
                 f"'{self.customer_name}'; check the email address or person id"
+            )
+        if not isinstance(person.get("licenses"), list):
+            # Read as "no licenses", a removal would report nothing to do and "exact" would
+            # assign everything again.
+            raise UserLicenseError(
+                f"the Webex API returned user '{user}' without a 'licenses' list, so the "
+                "user's licenses cannot be managed. Webex shows the licenses of people to "
+                "administrators only: use the token of a full or user administrator of the "
+                "org"
             )
         return person
 
@@ -342,10 +353,9 @@ class UserLicenseChange:
             location = (change.get("properties") or {}).get("locationId")
             if change["operation"] == "add" and location:
                 after["locationId"] = location
-        body = response.json
         source = "the licenses that the change request returned"
-        if isinstance(body, dict) and isinstance(body.get("licenses"), list):
-            after["licenses"] = [str(license_id) for license_id in body["licenses"]]
+        if _returned_licenses(response) is not None:
+            after["licenses"] = _returned_licenses(response)
         elif response.status == 200:
             after["licenses"] = list(planned)
             source = "the planned licenses, which the API accepted in full (HTTP 200)"
@@ -450,6 +460,12 @@ class UserLicenseChange:
                 f"the license change request for user '{user}' failed ({response}), and "
                 "reading the user again shows that Webex applied only part of the change"
             ]
+        elif not applied.added and not applied.removed:
+            body = response.json
+            parts = [
+                f"the Webex API answered HTTP {response.status} but applied none of the "
+                f"license change for user '{user}'"
+            ]
         else:
             body = response.json
             parts = [
@@ -518,3 +534,12 @@ def run_module(module: Any) -> Dict[str, Any]:
             module.fail_json(msg=database_error_message(module.params["inventory_db"], error))
     result["api_requests"] = dict(client.stats)
     return result
+
+
+def _returned_licenses(response: Any) -> Optional[List[str]]:
+    """Return the license ids that a change response lists (UserLicensesResponse.licenses),
+    or None when its body has no such list."""
+    body = response.json
+    if isinstance(body, dict) and isinstance(body.get("licenses"), list):
+        return [str(license_id) for license_id in body["licenses"]]
+    return None

@@ -48,7 +48,7 @@ DEFAULT_MAX_RETRY_WAIT = 300.0
 # cap on one Retry-After value so a bogus header cannot stall a run for hours.
 DEFAULT_RETRY_AFTER = 5.0
 MAX_RETRY_AFTER = 300.0
-# Minimum wait before the third and later retries of one request that got 429 each time.
+# Minimum wait for a 429 of a request after two shorter waits for 429s in a row.
 REPEATED_429_MIN_WAIT = 1.0
 
 # Reads (GET) are retried on these statuses and on connection errors, after these delays
@@ -521,7 +521,7 @@ class WebexClient:
         self, method: str, url: str, query: list, body: Any, decode: bool = True
     ) -> WebexResponse:
         transient_retries = 0
-        rate_limited = 0
+        short_waits = 0
         while True:
             if self.access_token is None:
                 self._refresh_access_token()
@@ -535,8 +535,8 @@ class WebexClient:
 
             status = response.status_code
             if status == 429:
-                rate_limited += 1
-                self._wait_for_rate_limit(method, url, response, rate_limited)
+                asked = self._wait_for_rate_limit(method, url, response, short_waits)
+                short_waits = short_waits + 1 if asked < REPEATED_429_MIN_WAIT else 0
                 continue
 
             if method == "GET" and status in GET_RETRY_STATUSES:
@@ -602,20 +602,21 @@ class WebexClient:
         self._sleep(delay)
 
     def _wait_for_rate_limit(
-        self, method: str, url: str, response: Any, attempt: int = 1
-    ) -> None:
-        """Sleep for the Retry-After time before the ``attempt``-th retry of one request.
+        self, method: str, url: str, response: Any, short_waits: int = 0
+    ) -> float:
+        """Sleep for the Retry-After time of a 429 and return the time the server asked for.
 
         A server that keeps answering 429 with Retry-After 0 (or a past date) would be
-        asked again at once without end, since such waits never use up max_retry_wait. From
-        the third 429 in a row on one request, the wait is at least REPEATED_429_MIN_WAIT.
+        asked again at once without end, since such waits never use up max_retry_wait.
+        After ``short_waits`` (two or more) waits shorter than REPEATED_429_MIN_WAIT in a
+        row on one request, the wait is at least REPEATED_429_MIN_WAIT.
         """
-        delay = parse_retry_after(response.headers.get("Retry-After"))
-        if attempt >= 3:
-            delay = max(delay, REPEATED_429_MIN_WAIT)
+        asked = parse_retry_after(response.headers.get("Retry-After"))
+        delay = max(asked, REPEATED_429_MIN_WAIT) if short_waits >= 2 else asked
         if not self._reserve_wait(delay):
             raise self._build_response_error(method, url, response, self._budget_hint(delay))
         self._sleep(delay)
+        return asked
 
     def _wait_for_server_error(
         self, method: str, url: str, response: Any, retries_done: int
@@ -666,7 +667,7 @@ class WebexClient:
         }
         self._refresh_unconfirmed = True
         self.stats["refreshes"] += 1
-        rate_limited = server_errors = 0
+        short_waits = server_errors = 0
         while True:
             try:
                 response = self.session.post(
@@ -683,8 +684,8 @@ class WebexClient:
             # A busy or failing token service tells nothing about the credentials, so it
             # gets the waits and retries of other requests.
             if response.status_code == 429:
-                rate_limited += 1
-                self._wait_for_rate_limit("POST", url, response, rate_limited)
+                asked = self._wait_for_rate_limit("POST", url, response, short_waits)
+                short_waits = short_waits + 1 if asked < REPEATED_429_MIN_WAIT else 0
                 continue
             if response.status_code in GET_RETRY_STATUSES and server_errors < len(
                 GET_RETRY_DELAYS
@@ -960,6 +961,7 @@ class WebexClient:
         items_read = 0
         linked = False
 
+        previous_ids: tuple = ()
         for page_number in itertools.count(1):
             fetched_urls.add(_canonical_url(url, query))
             response = self._send_with_retries("GET", url, query, None, decode=decode)
@@ -968,6 +970,7 @@ class WebexClient:
                 items = self._read_page_items(response, url, item_key, page_number, items_optional)
                 if offset_paging:
                     _check_offset_page_is_new(items, first_item_ids, url, page_number)
+                previous_ids = check_page_is_new(previous_ids, items, url, page_number)
                 items_read += len(items)
             yield url, response, items
 
@@ -1016,7 +1019,16 @@ class WebexClient:
                 f"{type(body[item_key]).__name__}, expected a list"
             )
         else:
-            return body[item_key]
+            items = body[item_key]
+            position = next(
+                (index for index, item in enumerate(items) if not isinstance(item, dict)), None
+            )
+            if position is None:
+                return items
+            message = (
+                f"item {position + 1} of page {page_number} of the list is "
+                f"{_json_type(items[position])}, not an object"
+            )
 
         tracking_id = body.get("trackingId") if isinstance(body, dict) else None
         if not isinstance(tracking_id, str):
@@ -1067,6 +1079,32 @@ def next_link_target(headers: Mapping[str, str]) -> Optional[str]:
         if "next" in relations and link.get("url"):
             return link["url"]
     return None
+
+
+def check_page_is_new(previous_ids: tuple, items: list, url: str, page_number: int) -> tuple:
+    """Return the ids of a page's items; raise WebexApiError when they repeat the page before.
+
+    A server that ignores the paging position sends new next links with the same items
+    again; without this check the paging would never end.
+    """
+    ids = tuple(item.get("id") for item in items)
+    if ids and ids == previous_ids:
+        raise WebexApiError(
+            f"page {page_number} of the list repeats every item of page {page_number - 1}: "
+            "the API ignored the paging position in the next link, so paging stopped to "
+            "avoid a loop. Run again later, and report this to Webex support if it repeats",
+            "GET",
+            _url_path(url),
+        )
+    return ids
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", str: "a string", int: "a number", float: "a number",
+             list: "a list"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _page_url(url: str, query: list) -> str:

@@ -422,6 +422,8 @@ def main() -> None:
             listing = list_inventory_licenses(module)
     except WebexApiError as error:
         module.fail_json(msg=str(error), status=error.status, tracking_id=error.tracking_id)
+    except licensing.LicensingError as error:
+        module.fail_json(msg=f"the Webex API returned an invalid license: {error}")
     except InventoryError as error:
         module.fail_json(msg=str(error))
     except sqlite3.Error as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
@@ -236,3 +237,35 @@ def test_inventory_options_rejected_live(simulator, run_playbook, option):
     record = run.task("list licenses")
     assert record["failed"]
     assert "source=inventory" in record["result"]["msg"]
+
+
+@pytest.mark.parametrize("total", [12.5, 2**64])
+def test_invalid_license_from_the_api_fails_cleanly(start_simulator, run_playbook, tmp_path,
+                                                    total, inventory_db):
+    """A license the API returns with a total that is no whole number, or too large to
+    store, fails both modules that read the org with a message naming the license; the
+    customer is not saved."""
+    fixture = json.loads(DEMO_FIXTURE.read_text())
+    alpine = next(org for org in fixture["organizations"] if org["id"] == ALPINE["id"])
+    bad = next(item for item in alpine["licenses"] if item["name"] == "Advanced Messaging")
+    bad["totalUnits"] = total
+    path = tmp_path / "fixture.json"
+    path.write_text(json.dumps(fixture))
+    simulator = start_simulator(path)
+    customer = {"name": "add", "ignore_errors": True, "ucops.webex.webex_customer": {
+        "api_url": simulator.api_url, "access_token": PARTNER_TOKEN, "name": "Alpine Dental",
+        "org_id": ALPINE["id"], "default_subscription_id": "Sub-ALP100"}}
+
+    run = run_playbook([info_task(simulator, org_id=ALPINE["id"]), customer])
+
+    for task in ("list licenses", "add"):
+        record = run.task(task)
+        assert record["failed"]
+        message = record["result"]["msg"]
+        # An exception the module did not handle shows as "Module failed" (ansible-core
+        # 2.19) or "MODULE FAILURE" (older releases).
+        assert "Module failed" not in message and "MODULE FAILURE" not in message, message
+        assert f"license '{bad['id']}' has" in message
+        assert "totalUnits" in message
+    listed = sqlite3.connect(inventory_db).execute("SELECT name FROM customers").fetchall()
+    assert listed == []

@@ -386,8 +386,8 @@ def test_second_attempt_refreshes_expired_token(simulator, borealis_db, monkeypa
 def test_other_child_error_matches_in_process(simulator, borealis_db, monkeypatch):
     next_link_url = WebexClient._next_link_url
 
-    def broken_second_link(self, response, first_query):
-        url = next_link_url(self, response, first_query)
+    def broken_second_link(self, response, page_url, first_query):
+        url = next_link_url(self, response, page_url, first_query)
         if url and "/people" in url:
             raise ValueError("Invalid IPv6 URL")
         return url

@@ -380,6 +380,29 @@ def test_fault_rule_error_changes_nothing(simulator, borealis, license_task, inv
     assert MESSAGING_US not in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
 
 
+def test_success_status_without_the_change_is_not_recorded(simulator, borealis, license_task,
+                                                           inventory_db):
+    """An HTTP 200 whose user, read again, lacks the change did not apply it: the task fails
+    unchanged and the inventory records nothing."""
+    borealis(**US_DEFAULTS)
+    stored = inventory_consumed_units(inventory_db, CUSTOMER)
+    person_before = inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)
+    # An empty 200 that the simulator sends without applying the change.
+    simulator.set_faults(rules=[{"method": "PATCH", "path": "/v1/licenses/users",
+                                 "status": 200, "body": "empty", "times": 1}])
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Advanced Messaging"])
+
+    assert record["failed"]
+    assert record["changed"] is False
+    message = record["result"]["msg"]
+    assert "answered HTTP 200 but applied none of the license change" in message
+    assert "not assigned: Advanced Messaging (Sub-BOR100)" in message
+    assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
+    assert inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER) == person_before
+    assert MESSAGING_US not in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
+
+
 def test_failed_reread_records_change(simulator, borealis, license_task, inventory_db):
     """The change is made once the PATCH succeeds, so a failed read of the user after it
     must not report 'unchanged', and the inventory must record the change."""

@@ -12,6 +12,7 @@ import sqlite3
 import pytest
 
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
+    InventoryError,
     InventoryStore,
 )
 from ansible_collections.ucops.webex.plugins.module_utils.inventory_schema import (
@@ -643,3 +644,33 @@ def test_dropped_code_listed_again_later(db_path, store):
     assert stored_person(db_path, "P001")[1] == ["C-A"]
     assert stored_person(db_path, "P009")[1] == ["C-A", "NEW"]
     assert link_target_ids(db_path) == ["C-A", "NEW"]
+
+
+def without_licenses(page):
+    return [{key: value for key, value in item.items() if key not in ("licenses", "roles")}
+            for item in page]
+
+
+def test_people_listed_without_licenses_change_nothing(db_path, store):
+    """A token that cannot see licenses gets people without the field: read as "no
+    licenses", the sync would remove every link. It fails instead, in check mode too."""
+    commit_sync(store)
+    before = [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)]
+    hidden = [without_licenses(page) for page in PAGES]
+
+    with pytest.raises(InventoryError, match="none of the 6 people .* 'licenses' field"):
+        diff_sync(store, pages=hidden)
+    with pytest.raises(InventoryError, match="use the token of a full or read-only admin"):
+        commit_sync(store, pages=hidden)
+
+    assert [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)] == before
+
+
+def test_one_person_without_licenses_holds_none(db_path, store):
+    commit_sync(store)
+    pages = [PAGES[0], without_licenses(PAGES[1][:1]) + PAGES[1][1:]]
+
+    commit_sync(store, pages=pages)
+
+    assert stored_person(db_path, "P004")[1] == []
+    assert stored_person(db_path, "P005")[1] == ["C-A", "C-B"]

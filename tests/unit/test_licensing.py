@@ -231,6 +231,13 @@ def test_normalize_license_rejects_bad_counters(value):
         licensing.normalize_license({"id": "L", "name": "X", "totalUnits": value})
 
 
+@pytest.mark.parametrize("value", [2**63, -(2**63), "99999999999999999999"])
+def test_normalize_license_rejects_counts_beyond_the_inventory(value):
+    with pytest.raises(LicensingError, match="license 'L' has totalUnits .* more than the "
+                                             "inventory can store"):
+        licensing.normalize_license({"id": "L", "name": "X", "totalUnits": value})
+
+
 def test_normalize_license_requires_id():
     with pytest.raises(LicensingError, match="without id"):
         licensing.normalize_license({"name": "X"})

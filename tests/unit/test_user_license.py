@@ -569,3 +569,18 @@ def test_failed_refresh_after_401_unchanged(store):
     assert caught.value.changed is False
     assert "was rejected and nothing was changed" in caught.value.message
     assert consumed(store, "ADV-A") == 0
+
+
+@pytest.mark.parametrize("state", ["absent", "exact"])
+def test_user_without_licenses_field_fails_before_any_change(store, state):
+    """A user returned without a licenses list (a token that is no administrator's) cannot
+    be managed: read as "no licenses", absent would do nothing and exact would add again."""
+    client = FakeClient(PERSON)
+    client.person.pop("licenses")
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"], state=state),
+                               store, client)
+
+    with pytest.raises(UserLicenseError, match="without a 'licenses' list"):
+        change.run()
+
+    assert client.patches == []

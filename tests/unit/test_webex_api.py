@@ -30,6 +30,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
     WebexAuthError,
     WebexClient,
+    check_page_is_new,
     parse_retry_after,
     webex_argument_spec,
 )
@@ -633,6 +634,36 @@ def test_paging_link_back_to_first_page_raises(client, replay):
     assert "already fetched" in str(raised.value)
 
 
+def test_paging_item_that_is_not_an_object_raises(client, replay):
+    replay.expect("GET", "/people", query={"max": "2"},
+                  body={"items": [{"id": "a"}, None]})
+
+    with pytest.raises(WebexApiError, match="item 2 of page 1 of the list is null, not an "
+                                            "object") as raised:
+        list(client.iter_pages("/people", {"max": 2}))
+
+    assert raised.value.path == "/v1/people"
+
+
+def test_paging_page_repeating_the_previous_one_raises(client, replay):
+    """A server that ignores the cursor sends new next links with the same items: the
+    paging stops at the first repeat instead of running forever."""
+    for after in ("c1", "c2"):
+        replay.expect("GET", "/people", query={"max": "2"} if after == "c1" else
+                      {"max": "2", "after": "c1"},
+                      body={"items": [{"id": "a"}, {"id": "b"}]},
+                      headers=next_link(f"{API_URL}/people?max=2&after={after}"))
+
+    with pytest.raises(WebexApiError, match="page 2 of the list repeats every item of page 1"):
+        list(client.iter_pages("/people", {"max": 2}))
+
+
+def test_check_page_is_new_accepts_overlap_and_empty_pages():
+    first = check_page_is_new((), [{"id": "a"}, {"id": "b"}], "u", 1)
+    assert check_page_is_new(first, [{"id": "b"}, {"id": "c"}], "u", 2) == ("b", "c")
+    assert check_page_is_new((), [], "u", 3) == ()
+
+
 def test_paging_missing_items_raises(client, replay):
     replay.expect(
         "GET",
@@ -961,6 +992,19 @@ def test_redirect_is_reported_not_followed(client, replay, location):
     assert urlsplit(location).path in message
     assert "Check api_url" in message
     assert len(replay.sent) == 1
+
+
+def test_429_waits_as_asked_after_longer_waits(make_client, replay, sleeps):
+    """Only short waits in a row raise the wait: after waits of a second, a 429 with
+    Retry-After 0 is retried at once."""
+    client = make_client(max_retry_wait=10)
+    for seconds in ("1", "1", "0"):
+        replay.expect("GET", "/roles", status=429, headers={"Retry-After": seconds})
+    replay.expect("GET", "/roles", body={"items": []})
+
+    client.list_roles()
+
+    assert sleeps == [1.0, 1.0, 0.0]
 
 
 def test_429_long_retry_after_capped(make_client, replay, sleeps):
