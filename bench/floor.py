@@ -1,7 +1,8 @@
 """Floor contender: fetch the pages of a full sync with one requests.Session, decode, discard.
 
 Usage: python bench/floor.py API_URL TOKEN. Page sizes are those of webex_license_sync:
-people max=100 with callingData=true, locations max=500, workspaces max=100.
+people max=100 with callingData=true and excludeStatus=true, locations max=500,
+workspaces max=100.
 """
 
 import json
@@ -29,7 +30,8 @@ def main() -> None:
     counts = {
         "licenses": fetch_all(session, f"{api_url}/licenses", {}),
         "roles": fetch_all(session, f"{api_url}/roles", {}),
-        "people": fetch_all(session, f"{api_url}/people", {"max": 100, "callingData": "true"}),
+        "people": fetch_all(session, f"{api_url}/people",
+                            {"max": 100, "callingData": "true", "excludeStatus": "true"}),
         "locations": fetch_all(session, f"{api_url}/locations", {"max": 500}),
         "workspaces": fetch_all(session, f"{api_url}/workspaces", {"max": 100}),
     }

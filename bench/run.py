@@ -93,7 +93,11 @@ class Simulator:
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
         for org_id in org_ids:
+            # The sync and the floor ask without presence (excludeStatus), the SDKs with it:
+            # the simulator caches each form of a person apart.
             for path, params in (("people", {"max": 100, "callingData": "true"}),
+                                 ("people", {"max": 100, "callingData": "true",
+                                             "excludeStatus": "true"}),
                                  ("workspaces", {"max": 100})):
                 url = f"{self.api_url}/{path}"
                 query = dict(params, **({"orgId": org_id} if org_id else {}))
