@@ -167,7 +167,7 @@ def list_requests(
     known: Dict[str, Tuple[str, Dict[str, Any], bool]] = {
         "licenses": ("/licenses", dict(org), False),
         "roles": ("/roles", dict(org), False),
-        # excludeStatus: the sync stores no presence, and the API answers faster without it.
+        # excludeStatus: the sync stores no presence, and the API responds faster without it.
         "people": (
             "/people", dict(max=people_max, callingData=True, excludeStatus=True, **org), False
         ),
