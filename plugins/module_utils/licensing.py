@@ -297,8 +297,10 @@ def normalize_license(item: Mapping[str, Any]) -> LicenseRow:
     )
 
 
-# The largest count the inventory stores (SQLite INTEGER is a signed 64-bit number).
-MAX_COUNT = 2**63 - 1
+# The counts the inventory stores (SQLite INTEGER is a signed 64-bit number).
+MIN_COUNT, MAX_COUNT = -(2**63), 2**63 - 1
+# A count sent as text: ASCII digits only (str.isdigit also accepts "²", which int rejects).
+_COUNT_TEXT = re.compile(r"-?[0-9]+")
 
 
 def _count(item: Mapping[str, Any], field: str, license_id: Any) -> Optional[int]:
@@ -312,17 +314,17 @@ def _count(item: Mapping[str, Any], field: str, license_id: Any) -> Optional[int
         count = value
     elif isinstance(value, float) and value.is_integer():
         count = int(value)
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    elif isinstance(value, str) and _COUNT_TEXT.fullmatch(value.strip()):
         count = int(value.strip())
     if count is None:
         raise LicensingError(
             f"license '{license_id}' has an invalid {field}: {value!r} (expected a whole "
             "number)"
         )
-    if abs(count) > MAX_COUNT:
+    if not MIN_COUNT <= count <= MAX_COUNT:
         raise LicensingError(
-            f"license '{license_id}' has {field} {count}, more than the inventory can store "
-            f"({MAX_COUNT})"
+            f"license '{license_id}' has {field} {count}, beyond what the inventory can store "
+            f"({MIN_COUNT} to {MAX_COUNT})"
         )
     return count
 

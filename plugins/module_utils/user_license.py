@@ -116,12 +116,9 @@ class UserLicenseChange:
         else:
             after = self._person_after_change(person, response, planned, license_changes)
             resulting = [str(license_id) for license_id in after.get("licenses") or []]
-            # Even an HTTP 200 is checked: a change that its response (or, without a
-            # license list there, the user read again) does not show was not applied. The
-            # response comes first, since a read may lag behind it.
-            returned = _returned_licenses(response)
-            shown_ids = returned if response.status == 200 and returned is not None else resulting
-            applied = licensing.split_applied_changes(plan.add, plan.remove, shown_ids)
+            # Even an HTTP 200 is checked: a change that the user's licenses after it do not
+            # show was not applied.
+            applied = licensing.split_applied_changes(plan.add, plan.remove, resulting)
         inventory = self._record_change(after, applied)
 
         result.update(
@@ -339,15 +336,21 @@ class UserLicenseChange:
     ) -> Dict[str, Any]:
         """Return the user after an accepted change: read again, else from the response.
 
-        The change is made already, so a failed read must not end the task as unchanged.
-        The licenses then come from the response body (UserLicensesResponse.licenses), and
-        without them, after a complete change (HTTP 200), from the plan. A partial change
+        The licenses come from the response body (UserLicensesResponse.licenses) when it
+        has them, since a read right after the change may lag behind it; the read gives
+        the other fields (the location a calling license set). The change is made already,
+        so a failed read must not end the task as unchanged: without licenses in the body,
+        after a complete change (HTTP 200) they come from the plan, and a partial change
         (HTTP 206) whose result cannot be read fails with changed=True.
         """
         try:
-            return dict(self.client.get_person(person["id"]))
+            after = dict(self.client.get_person(person["id"]))
         except WebexApiError as error:
             read_error = error
+        else:
+            if _returned_licenses(response) is not None:
+                after["licenses"] = _returned_licenses(response)
+            return after
         after = dict(person)
         for change in changes:
             location = (change.get("properties") or {}).get("locationId")

@@ -606,7 +606,7 @@ class WebexClient:
     ) -> float:
         """Sleep for the Retry-After time of a 429 and return the time the server asked for.
 
-        A server that keeps answering 429 with Retry-After 0 (or a past date) would be
+        A server that keeps responding 429 with Retry-After 0 (or a past date) would be
         asked again at once without end, since such waits never use up max_retry_wait.
         After ``short_waits`` (two or more) waits shorter than REPEATED_429_MIN_WAIT in a
         row on one request, the wait is at least REPEATED_429_MIN_WAIT.
@@ -681,7 +681,7 @@ class WebexClient:
                 )
             except requests.exceptions.RequestException as exc:
                 raise self._build_exception_error("POST", url, exc, None) from None
-            # A busy or failing token service tells nothing about the credentials, so it
+            # A busy or failing token service is no sign of wrong credentials, so it
             # gets the waits and retries of other requests.
             if response.status_code == 429:
                 asked = self._wait_for_rate_limit("POST", url, response, short_waits)
@@ -695,6 +695,8 @@ class WebexClient:
                 continue
             break
 
+        if 300 <= response.status_code < 400:
+            raise self._build_redirect_error("POST", url, response)
         if response.status_code in (400, 401):
             raise self._build_refresh_error(url, response)
         if response.status_code != 200:
@@ -738,14 +740,19 @@ class WebexClient:
             ) from None
 
     def _build_redirect_error(self, method: str, url: str, response: Any) -> WebexApiError:
-        location = response.headers.get("Location") or ""
-        target = urlsplit(urljoin(url, location))
-        target_text = urlunsplit((target.scheme, target.netloc, target.path, "", "")) or "nowhere"
+        location = (response.headers.get("Location") or "").strip()
+        if location:
+            target = urlsplit(urljoin(url, location))
+            target_text = urlunsplit((target.scheme, target.netloc, target.path, "", ""))
+            where = f"to {target_text}"
+            fix = "for example the one the redirect names if you trust it"
+        else:
+            where = "without a Location header"
+            fix = "the one that the API's documentation gives"
         return WebexApiError(
-            f"the server responded with a redirect (HTTP {response.status_code}) to {target_text}, "
+            f"the server responded with a redirect (HTTP {response.status_code}) {where}, "
             "which the client does not follow, so that the access token reaches no other "
-            "address. Check api_url: it must be the API's own address, for example the one "
-            "the redirect names if you trust it",
+            f"address. Check api_url: it must be the API's own address, {fix}",
             method,
             _url_path(url),
             response.status_code,
@@ -1074,11 +1081,58 @@ def next_link_target(headers: Mapping[str, str]) -> Optional[str]:
     value = headers.get("Link") if headers is not None else None
     if not value:
         return None
-    for link in requests.utils.parse_header_links(value):
-        relations = str(link.get("rel") or "").lower().split()
-        if "next" in relations and link.get("url"):
-            return link["url"]
+    for target, parameters in parse_link_header(value):
+        relations = (parameters.get("rel") or "").lower().split()
+        if "next" in relations and target:
+            return target
     return None
+
+
+_LINK_TOKEN = re.compile(r'\s*(?:<([^>]*)>|"((?:[^"\\]|\\.)*)"|([^,;="<\s]+)|([,;=]))')
+
+
+def parse_link_header(value: str) -> list:
+    """Return ``[(target, {parameter: value})]`` of a Link header (RFC 8288).
+
+    Parameter names are lower case; a parameter without a value maps to "". Quoted values
+    may contain commas and semicolons, and unknown parameters (``title``, a bare
+    ``crossorigin``) do not hide the ones after them. The first occurrence of a
+    parameter wins, as RFC 8288 specifies for ``rel``.
+    """
+    links: list = []
+    target: Optional[str] = None
+    parameters: dict = {}
+    name: Optional[str] = None
+    expect_value = False
+    for match in _LINK_TOKEN.finditer(value):
+        uri, quoted, word, separator = match.groups()
+        if uri is not None:
+            if target is not None:
+                links.append((target, parameters))
+            target, parameters, name, expect_value = uri.strip(), {}, None, False
+        elif separator == ",":
+            if target is not None:
+                links.append((target, parameters))
+            target, parameters, name, expect_value = None, {}, None, False
+        elif separator == ";":
+            name, expect_value = None, False
+        elif separator == "=":
+            expect_value = name is not None
+        elif target is None:
+            continue
+        elif expect_value and name is not None:
+            text = quoted if quoted is not None else word
+            if quoted is not None:
+                text = re.sub(r"\\(.)", r"\1", quoted)
+            if parameters.get(name) == "":
+                parameters[name] = text
+            expect_value = False
+        elif word is not None:
+            name = word.lower()
+            parameters.setdefault(name, "")
+    if target is not None:
+        links.append((target, parameters))
+    return links
 
 
 def check_page_is_new(previous_ids: tuple, items: list, url: str, page_number: int) -> tuple:

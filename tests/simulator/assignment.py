@@ -104,11 +104,11 @@ class LicensePlan:
 
 
 def check_add(
-    plan: LicensePlan, lic: dict, properties: dict | None, removing: set, adding: set = frozenset()
+    plan: LicensePlan, lic: dict, properties: dict | None, removing: set
 ) -> Failure | None:
     """Return why `lic` cannot be added to the plan, or None when it can.
 
-    ``removing`` and ``adding`` are the license ids that the whole request removes and adds.
+    ``removing`` holds the license ids that the whole request removes.
     """
     lic_id = lic["id"]
     if is_messenger(lic):
@@ -118,8 +118,8 @@ def check_add(
         failure = check_calling_add(plan, lic, properties, removing)
         if failure is not None:
             return failure
-    elif lic.get("name") in (ATTENDANT_CONSOLE, CX_ESSENTIALS):
-        failure = check_calling_addon(plan, lic, removing, adding)
+    elif is_calling_addon(lic):
+        failure = check_calling_addon(plan, lic, removing)
         if failure is not None:
             return failure
 
@@ -132,11 +132,24 @@ def check_add(
     return None
 
 
-def check_calling_addon(
-    plan: LicensePlan, lic: dict, removing: set, adding: set
-) -> Failure | None:
+def is_calling_addon(lic: dict | None) -> bool:
+    return lic is not None and lic.get("name") in (ATTENDANT_CONSOLE, CX_ESSENTIALS)
+
+
+def addons_last(org: Org, license_ids: list) -> list:
+    """Order license ids (or change entries) so that Calling add-ons come last: their
+    rules look at the calling licenses that the same request adds or removes."""
+    def addon(entry) -> bool:
+        lic_id = entry["id"] if isinstance(entry, dict) else entry
+        return is_calling_addon(org.license_by_id.get(lic_id))
+
+    return sorted(license_ids, key=addon)
+
+
+def check_calling_addon(plan: LicensePlan, lic: dict, removing: set) -> Failure | None:
     """Attendant Console and CX Essentials: no Calling Standard beside them, and Attendant
-    Console needs Calling Professional (held and kept, or added by the same request)."""
+    Console needs Calling Professional, held and kept or added by the same request (add-ons
+    are checked last, see addons_last)."""
     lic_id = lic["id"]
     if plan.keeps_name(CALLING_STANDARD, removing):
         if lic["name"] == ATTENDANT_CONSOLE:
@@ -151,13 +164,7 @@ def check_calling_addon(
             "User cannot have both Webex Calling Standard and CX Essential licenses together. "
             f"The following license(s) could not be applied as requested: {lic_id}",
         )
-    professional_added = any(
-        plan.org.license_by_id.get(added_id, {}).get("name") == CALLING_PROFESSIONAL
-        for added_id in adding
-    )
-    if lic["name"] == ATTENDANT_CONSOLE and not (
-        plan.keeps_name(CALLING_PROFESSIONAL, removing) or professional_added
-    ):
+    if lic["name"] == ATTENDANT_CONSOLE and not plan.keeps_name(CALLING_PROFESSIONAL, removing):
         return Failure(
             400408,
             "User needs Webex Calling Professional license to be assigned before assigning "
@@ -343,18 +350,17 @@ def assign_licenses(org: Org, body: dict) -> tuple[int, dict]:
     person = org.people[position]
     plan = LicensePlan(org, person)
     removing = {e["id"] for e in license_requests if e.get("operation", "add") == "remove"}
-    adding = {e["id"] for e in license_requests if e.get("operation", "add") == "add"}
     failures: list[Failure] = []
     succeeded = 0
 
-    for entry in license_requests:
+    for entry in addons_last(org, license_requests):
         lic = org.license_by_id.get(entry["id"])
         if lic is None:
             failures.append(Failure(400000, f"License not recognized {entry['id']}"))
             continue
         if entry.get("operation", "add") == "add":
             failure = None if lic["id"] in plan.held else check_add(
-                plan, lic, entry.get("properties"), removing, adding
+                plan, lic, entry.get("properties"), removing
             )
             if failure is None and lic["id"] not in plan.held:
                 plan.add(lic["id"], entry.get("properties") if is_user_calling(lic) else None)
@@ -444,11 +450,11 @@ def replace_person(org: Org, position: int, body: dict) -> dict:
     if had_calling and body.get("locationId") and body["locationId"] != person.get("locationId"):
         raise bad_request("locationId of an existing Webex Calling user cannot be changed.")
 
-    for lic_id in requested_ids:
+    for lic_id in addons_last(org, requested_ids):
         if lic_id in plan.held:
             continue
         lic = org.license_by_id[lic_id]
-        failure = check_add(plan, lic, properties, set(plan.removed), set(requested_ids))
+        failure = check_add(plan, lic, properties, set(plan.removed))
         if failure is None:
             plan.add(lic_id, properties if is_user_calling(lic) else None)
         elif failure.code in (400, 400112, 400404, 400406, 400407, 400408, 400410, 400411):

@@ -231,11 +231,22 @@ def test_normalize_license_rejects_bad_counters(value):
         licensing.normalize_license({"id": "L", "name": "X", "totalUnits": value})
 
 
-@pytest.mark.parametrize("value", [2**63, -(2**63), "99999999999999999999"])
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, "99999999999999999999"])
 def test_normalize_license_rejects_counts_beyond_the_inventory(value):
-    with pytest.raises(LicensingError, match="license 'L' has totalUnits .* more than the "
+    with pytest.raises(LicensingError, match="license 'L' has totalUnits .* beyond what the "
                                              "inventory can store"):
         licensing.normalize_license({"id": "L", "name": "X", "totalUnits": value})
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "1_000", " "])
+def test_normalize_license_rejects_text_that_is_no_ascii_number(value):
+    with pytest.raises(LicensingError, match="license 'L' has an invalid totalUnits"):
+        licensing.normalize_license({"id": "L", "name": "X", "totalUnits": value})
+
+
+def test_normalize_license_keeps_the_smallest_storable_count():
+    row = licensing.normalize_license({"id": "L", "name": "X", "totalUnits": -(2**63)})
+    assert row["total_units"] == -(2**63)
 
 
 def test_normalize_license_requires_id():

@@ -328,6 +328,29 @@ def test_attendant_console_needs_professional_400408(client, cobalt):
     assert console["id"] in with_professional.get_json()["licenses"]
 
 
+def test_attendant_console_needs_professional_that_is_applied(client, cobalt):
+    """The console's prerequisite is a Professional license that the request really adds
+    (in any order), not one that it only asks for."""
+    pro = find_license(client, cobalt, "Webex Calling - Professional")
+    std = find_license(client, cobalt, "Webex Calling - Standard")
+    console = find_license(client, cobalt, "Webex Attendant Console")
+    people = [p for p in people_of(client, cobalt)
+              if not {pro["id"], std["id"], console["id"]} & set(p["licenses"])]
+    location = client.get("/v1/locations", query_string={"orgId": cobalt},
+                          headers=auth()).get_json()["items"][0]["id"]
+
+    refused = patch(client, {"orgId": cobalt, "personId": people[0]["id"], "licenses": [
+        {"id": console["id"]}, {"id": pro["id"]}]})
+    accepted = patch(client, {"orgId": cobalt, "personId": people[1]["id"], "licenses": [
+        {"id": console["id"]},
+        {"id": pro["id"], "properties": {"locationId": location, "extension": "4712"}}]})
+
+    assert refused.status_code == 400
+    assert sorted(error_codes(refused)) == [400408, 400411]
+    assert accepted.status_code == 200, accepted.get_json()
+    assert {pro["id"], console["id"]} <= set(accepted.get_json()["licenses"])
+
+
 def test_screen_share_removal_700006(client, borealis):
     screen_share = find_license(client, borealis, "Free screen share")
     person = people_of(client, borealis)[0]

@@ -584,3 +584,27 @@ def test_user_without_licenses_field_fails_before_any_change(store, state):
         change.run()
 
     assert client.patches == []
+
+
+class LaggingClient(FakeClient):
+    """Applies the change and lists it in the response, but a read right after it still
+    returns the user as before (a read that lags behind the change)."""
+
+    def __init__(self, person):
+        super().__init__(person)
+        self.stale = copy.deepcopy(person)
+
+    def get_person(self, person_id, calling_data=True):
+        return copy.deepcopy(self.stale)
+
+
+def test_change_listed_in_response_counts_despite_a_lagging_read(store):
+    client = LaggingClient(PERSON)
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store, client)
+
+    result = change.run()
+
+    assert result["changed"] is True
+    assert [item["id"] for item in result["added"]] == ["ADV-A"]
+    assert "Advanced Messaging (Sub-A100)" in result["diff"]["after"]["licenses"]
+    assert "ADV-A" in store.find_person("Acme", "ann@acme.example")["license_ids"]

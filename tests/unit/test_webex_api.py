@@ -546,8 +546,13 @@ def test_paging_keeps_link_cursor_as_sent(client, replay):
     '<people?max=2&after=c2>; rel="next"',
     '<?max=2&after=c2>; rel="next"',
     '</v1/people?max=2&after=c2>; rel="next"',
+    '<{url}>; title="a=b, c; d"; rel="next"',
+    '<{url}>; crossorigin; rel="next"',
+    '<{url}>; REL="next"',
+    '<{first}>; rel="prev"; rel="next", <{url}>; rel="next"; rel="prev"',
 ], ids=["several-relations", "upper-case", "two-links", "relative-path", "relative-query",
-        "absolute-path"])
+        "absolute-path", "quoted-parameter", "parameter-without-value", "upper-case-name",
+        "first-rel-wins"])
 def test_paging_reads_every_form_of_next_link(client, replay, link):
     """A next relation among several, in any case, or as a relative reference (resolved
     against the page's URL, RFC 3986 and 8288) continues the paging."""
@@ -561,6 +566,26 @@ def test_paging_reads_every_form_of_next_link(client, replay, link):
 
     assert [[person["id"] for person in page] for page in pages] == [["a"], ["b"]]
     assert urlsplit(sent_url(replay, 1)).path == urlsplit(API_URL).path + "/people"
+
+
+def test_redirect_without_location_says_so(client, replay):
+    replay.expect("GET", "/roles", status=302)
+
+    with pytest.raises(WebexApiError, match="redirect \\(HTTP 302\\) without a Location header"):
+        client.list_roles()
+
+
+def test_refresh_redirect_is_reported_as_redirect(make_client, replay):
+    client = refresh_client(make_client)
+    replay.expect("GET", "/roles", status=401, body=error_body("Invalid access token"))
+    replay.expect("POST", "/access_token", status=301,
+                  headers={"Location": "https://127.0.0.1:9444/v1/access_token"})
+
+    with pytest.raises(WebexApiError) as raised:
+        client.list_roles()
+
+    assert "redirect (HTTP 301) to https://127.0.0.1:9444/v1/access_token" in str(raised.value)
+    assert "Run again later" not in str(raised.value)
 
 
 def test_paging_rebases_foreign_next_link(client, replay):
