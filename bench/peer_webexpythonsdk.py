@@ -16,7 +16,11 @@ def main() -> None:
     counts = {
         "licenses": sum(1 for item in api.licenses.list() if item.id),
         "roles": sum(1 for item in api.roles.list() if item.id),
-        "people": sum(1 for item in api.people.list(callingData=True, max=100) if item.id),
+        # The same query as the sync: calling data, no presence.
+        "people": sum(
+            1 for item in api.people.list(callingData=True, excludeStatus=True, max=100)
+            if item.id
+        ),
         # webexpythonsdk 2.0.6 has no locations or workspaces API; its REST session
         # pages any list (get_items follows Link rel="next" and yields dicts).
         "locations": sum(

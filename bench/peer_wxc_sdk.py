@@ -17,7 +17,11 @@ def main() -> None:
     counts = {
         "licenses": sum(1 for item in api.licenses.list() if item.license_id),
         "roles": sum(1 for item in api.roles.list() if item.id),
-        "people": sum(1 for item in api.people.list(calling_data=True) if item.person_id),
+        # The same query as the sync: calling data, no presence.
+        "people": sum(
+            1 for item in api.people.list(calling_data=True, exclude_status=True)
+            if item.person_id
+        ),
         "locations": sum(1 for item in api.locations.list() if item.location_id),
         "workspaces": sum(1 for item in api.workspaces.list() if item.workspace_id),
     }
