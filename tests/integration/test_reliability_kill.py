@@ -169,10 +169,10 @@ def test_task_timeout_commits_nothing(simulator, run_playbook, inventory_db):
     assert record["failed"]
     assert "Timed out" in record["result"]["msg"]
     # The module ends after its listing (about 8 s, much longer on a loaded machine) and
-    # records the failure, unless it was ended before that.
+    # records the failure, unless it was ended before that. The row is written just before
+    # the process ends, so wait for the process itself.
     deadline = time.monotonic() + 180
-    while (not history_rows(inventory_db) and sync_module_running(inventory_db)
-           and time.monotonic() < deadline):
+    while sync_module_running(inventory_db) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not sync_module_running(inventory_db), "the sync module is still running"
     recorded = len(history_rows(inventory_db))
