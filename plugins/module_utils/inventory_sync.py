@@ -163,45 +163,102 @@ def license_row(item: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def role_row(item: Mapping[str, Any]) -> Dict[str, Any]:
-    return {"id": _required_id(item, "role"), "name": item.get("name")}
+    return {"id": _required_id(item, "role"), "name": _text(item, "name", "role")}
 
 
 def person_row(item: Mapping[str, Any]) -> Dict[str, Any]:
-    emails = item.get("emails") or []
+    emails = _list(item, "emails", "person")
+    email = emails[0] if emails else _text(item, "email", "person")
     return {
         "id": _required_id(item, "person"),
-        "email": emails[0] if emails else item.get("email"),
-        "display_name": item.get("displayName"),
-        "location_id": item.get("locationId"),
+        "email": _checked_text(email, "emails", "person", item),
+        "display_name": _text(item, "displayName", "person"),
+        "location_id": _text(item, "locationId", "person"),
     }
 
 
+def person_link_ids(item: Mapping[str, Any], field: str) -> List[str]:
+    """Return the sorted distinct ids of a person's ``licenses`` or ``roles``."""
+    return sorted({str(value) for value in _list(item, field, "person")})
+
+
 def location_row(item: Mapping[str, Any]) -> Dict[str, Any]:
-    address = item.get("address") or {}
+    address = _object(item, "address", "location")
     return {
         "id": _required_id(item, "location"),
-        "name": item.get("name"),
-        "time_zone": item.get("timeZone"),
-        "city": address.get("city"),
-        "state": address.get("state"),
-        "country": address.get("country"),
+        "name": _text(item, "name", "location"),
+        "time_zone": _text(item, "timeZone", "location"),
+        "city": _checked_text(address.get("city"), "address.city", "location", item),
+        "state": _checked_text(address.get("state"), "address.state", "location", item),
+        "country": _checked_text(address.get("country"), "address.country", "location", item),
     }
 
 
 def workspace_row(item: Mapping[str, Any]) -> Dict[str, Any]:
-    calling = item.get("calling") or {}
+    calling = _object(item, "calling", "workspace")
     return {
         "id": _required_id(item, "workspace"),
-        "display_name": item.get("displayName"),
-        "location_id": item.get("locationId"),
-        "calling_type": calling.get("type"),
+        "display_name": _text(item, "displayName", "workspace"),
+        "location_id": _text(item, "locationId", "workspace"),
+        "calling_type": _checked_text(calling.get("type"), "calling.type", "workspace", item),
     }
 
 
 def workspace_license_ids(item: Mapping[str, Any]) -> List[str]:
-    calling = item.get("calling") or {}
-    webex_calling = calling.get("webexCalling") or {}
-    return [str(value) for value in webex_calling.get("licenses") or []]
+    calling = _object(item, "calling", "workspace")
+    webex_calling = _object(calling, "webexCalling", "workspace", owner=item)
+    return [str(value) for value in _list(webex_calling, "licenses", "workspace", owner=item)]
+
+
+# Checks of the fields the inventory reads. An API object with a field of another JSON
+# type (a string where a list belongs, say) fails the sync with a message naming it,
+# instead of storing one-letter ids or failing inside the database.
+
+
+def _field_error(kind: str, owner: Mapping[str, Any], field: str, value: Any, wanted: str):
+    return ValueError(
+        f"{kind} '{owner.get('id')}' has {field} {value!r}, which is not {wanted}. The Webex "
+        "API returned an object that the inventory cannot read; run the sync again, and "
+        "report it to Webex support with the id if it repeats"
+    )
+
+
+def _text(item: Mapping[str, Any], field: str, kind: str) -> Optional[str]:
+    return _checked_text(item.get(field), field, kind, item)
+
+
+def _checked_text(value: Any, field: str, kind: str, owner: Mapping[str, Any]) -> Optional[str]:
+    """Return a text field, numbers as text; None stays None."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise _field_error(kind, owner, field, value, "text")
+
+
+def _object(
+    item: Mapping[str, Any], field: str, kind: str, owner: Optional[Mapping[str, Any]] = None
+) -> Mapping[str, Any]:
+    value = item.get(field)
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    raise _field_error(kind, owner or item, field, value, "an object")
+
+
+def _list(
+    item: Mapping[str, Any], field: str, kind: str, owner: Optional[Mapping[str, Any]] = None
+) -> list:
+    """Return a list of ids or texts; None is an empty list."""
+    value = item.get(field)
+    if value is None:
+        return []
+    if isinstance(value, list) and all(
+        isinstance(entry, (str, int)) and not isinstance(entry, bool) for entry in value
+    ):
+        return value
+    raise _field_error(kind, owner or item, field, value, "a list of ids or texts")
 
 
 def person_fingerprint(
@@ -684,8 +741,8 @@ class SyncSession:
         for item in items:
             row = person_row(item)
             with_licenses += "licenses" in item
-            license_ids = sorted({str(i) for i in item.get("licenses") or []})
-            role_ids = sorted({str(i) for i in item.get("roles") or []})
+            license_ids = person_link_ids(item, "licenses")
+            role_ids = person_link_ids(item, "roles")
             prepared.append((row, license_ids, role_ids))
         listed = len(prepared)
         self._people_with_licenses += with_licenses

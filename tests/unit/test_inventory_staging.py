@@ -7,6 +7,7 @@ then writes.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
@@ -674,3 +675,32 @@ def test_one_person_without_licenses_holds_none(db_path, store):
 
     assert stored_person(db_path, "P004")[1] == []
     assert stored_person(db_path, "P005")[1] == ["C-A", "C-B"]
+
+
+@pytest.mark.parametrize("stage_name, item, message", [
+    ("stage_people", dict(person(7), licenses="C-A"), "person 'P007' has licenses 'C-A'"),
+    ("stage_people", dict(person(7), roles="R1"), "person 'P007' has roles 'R1'"),
+    ("stage_people", dict(person(7), emails="user7@acme.example"), "has emails"),
+    ("stage_people", dict(person(7), displayName={"first": "Ann"}), "has displayName"),
+    ("stage_people", dict(person(7), locationId=["LOC-1"]), "has locationId"),
+    ("stage_locations", {"id": "LOC-9", "name": "X", "address": "1 Main St"},
+     "location 'LOC-9' has address '1 Main St', which is not an object"),
+    ("stage_workspaces", {"id": "W9", "calling": "webexCalling"},
+     "workspace 'W9' has calling 'webexCalling', which is not an object"),
+    ("stage_workspaces", {"id": "W9", "calling": {"type": "webexCalling",
+                                                  "webexCalling": {"licenses": "C-A"}}},
+     "workspace 'W9' has licenses 'C-A', which is not a list"),
+])
+def test_field_of_another_type_fails_the_sync(db_path, store, stage_name, item, message):
+    """A string where the API sends a list (or an object) is not read letter by letter: the
+    sync fails naming the object and the field, and the inventory keeps what it had."""
+    commit_sync(store)
+    before = [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)]
+    session = store.begin_sync("Acme", scope=["people", "locations", "workspaces"])
+    try:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            getattr(session, stage_name)([item])
+    finally:
+        session.discard()
+
+    assert [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)] == before
