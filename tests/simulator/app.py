@@ -204,7 +204,7 @@ def api_routes() -> Blueprint:
         org = target_org(token)
         return json_response({"items": simulator().state.list_licenses(org)})
 
-    @api.get("/licenses/<license_id>")
+    @api.get("/licenses/<path:license_id>")
     def get_license(license_id: str):
         token = authenticate()
         include = request.args.get("includeAssignedTo")
@@ -277,13 +277,13 @@ def api_routes() -> Blueprint:
         body = simulator().state.get_token_person(token, bool_param("callingData"))
         return Response(body, status=200, content_type=JSON_TYPE)
 
-    @api.get("/people/<person_id>")
+    @api.get("/people/<path:person_id>")
     def get_person(person_id: str):
         token = authenticate()
         body = simulator().state.get_person(token, person_id, bool_param("callingData"))
         return Response(body, status=200, content_type=JSON_TYPE)
 
-    @api.put("/people/<person_id>")
+    @api.put("/people/<path:person_id>")
     def update_person(person_id: str):
         token = authenticate()
         body = json_body()
@@ -307,7 +307,7 @@ def api_routes() -> Blueprint:
         )
         return offset_page(found, LOCATIONS_DEFAULT_MAX, LOCATIONS_MAX)
 
-    @api.get("/locations/<location_id>")
+    @api.get("/locations/<path:location_id>")
     def get_location(location_id: str):
         token = authenticate()
         location = simulator().state.get_location(
@@ -327,7 +327,7 @@ def api_routes() -> Blueprint:
         found = simulator().state.list_workspaces(org, filters)
         return offset_page(found, WORKSPACES_DEFAULT_MAX, WORKSPACES_MAX)
 
-    @api.get("/workspaces/<workspace_id>")
+    @api.get("/workspaces/<path:workspace_id>")
     def get_workspace(workspace_id: str):
         token = authenticate()
         return json_response(simulator().state.get_workspace(token, workspace_id))
@@ -337,7 +337,7 @@ def api_routes() -> Blueprint:
         token = authenticate()
         return json_response({"items": simulator().state.list_organizations(token)})
 
-    @api.get("/organizations/<org_id>")
+    @api.get("/organizations/<path:org_id>")
     def get_organization(org_id: str):
         token = authenticate()
         return json_response(simulator().state.get_organization(token, org_id))
@@ -348,7 +348,7 @@ def api_routes() -> Blueprint:
         org = target_org(token)
         return json_response({"items": simulator().state.list_roles(org)})
 
-    @api.get("/roles/<role_id>")
+    @api.get("/roles/<path:role_id>")
     def get_role(role_id: str):
         token = authenticate()
         return json_response(simulator().state.get_role(token, role_id))

@@ -14,6 +14,7 @@ import threading
 from typing import Iterable
 
 from .errors import ApiError, bad_request, forbidden, not_found, unauthorized
+from .fixture_check import check_fixture
 
 HYBRID_PREFIX = "Hybrid -"
 CALLING_PROFESSIONAL = "Webex Calling - Professional"
@@ -251,6 +252,7 @@ class SimulatorState:
 
     def _load(self) -> None:
         fixture = json.loads(self._fixture_text)
+        check_fixture(fixture)
         self.orgs: list[Org] = [Org(data) for data in fixture.get("organizations") or []]
         self.org_by_id = {org.id: org for org in self.orgs}
         self.tokens: dict[str, Token] = {}

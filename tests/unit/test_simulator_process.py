@@ -140,3 +140,21 @@ def test_process_invalid_json_fixture_fails(tmp_path):
 
     assert result.returncode == 2
     assert f"Invalid fixture {path}" in result.stderr
+
+
+def test_process_fixture_of_wrong_structure_fails_naming_the_place(tmp_path):
+    fixture = {"organizations": [{"id": "ORG-1", "displayName": "Acme", "people": [
+        {"emails": ["ann@acme.example"]},
+    ]}]}
+    path = tmp_path / "fixture.json"
+    path.write_text(json.dumps(fixture))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.simulator", "--fixture", str(path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert (f"Invalid fixture {path}: 1 problem(s): organizations[0] ('Acme').people[0]: id "
+            "is missing or null, expected non-empty text") in result.stderr
