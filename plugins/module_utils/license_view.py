@@ -73,6 +73,12 @@ def require_customer(store: InventoryStore, customer: str) -> Dict[str, Any]:
 
 
 def require_location(store: InventoryStore, customer: str, location: str) -> Dict[str, Any]:
+    if not location.strip():
+        # An empty text would match a location without a name.
+        raise InventoryError(
+            f"location is empty: give a location name or id of customer '{customer}', or "
+            "leave location out to list the licenses of the whole customer"
+        )
     found = store.find_locations(customer, location)
     if len(found) == 1:
         return found[0]

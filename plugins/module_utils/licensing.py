@@ -833,8 +833,10 @@ def decide_user_license_defaults(
     """
     if not licenses:
         raise LicensingError(
-            f"customer '{customer}' has no licenses in the inventory; run "
-            "ucops.webex.webex_license_sync for it first"
+            f"customer '{customer}' has no licenses in the inventory, so none can be "
+            "assigned. If its licenses were never synced, run ucops.webex.webex_license_sync "
+            "for it first. If they were, its org had no licenses at the last sync: add a "
+            "subscription to the org, then sync again"
         )
 
     chosen_site_url = site_url if site_url else default_site_url

@@ -190,7 +190,8 @@ def test_view_in_check_mode(synced):
 
 def test_unknown_customer_and_location(synced):
     run = synced(view_task("customer", customer="Nobody Inc"),
-                 view_task("location", customer="Cobalt Health", location="Atlantis"))
+                 view_task("location", customer="Cobalt Health", location="Atlantis"),
+                 view_task("empty location", customer="Cobalt Health", location=" "))
 
     customer = run.task("customer")
     assert customer["failed"]
@@ -200,6 +201,9 @@ def test_unknown_customer_and_location(synced):
     assert location["failed"]
     assert "'Atlantis'" in location["result"]["msg"]
     assert "Boston 005" in location["result"]["msg"]
+    empty = run.task("empty location")
+    assert empty["failed"]
+    assert "location is empty" in empty["result"]["msg"]
 
 
 def test_missing_inventory_file(run_playbook, tmp_path):

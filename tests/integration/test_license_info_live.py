@@ -239,12 +239,13 @@ def test_inventory_options_rejected_live(simulator, run_playbook, option):
     assert "source=inventory" in record["result"]["msg"]
 
 
-@pytest.mark.parametrize("total", [12.5, 2**64])
 def test_invalid_license_from_the_api_fails_cleanly(start_simulator, run_playbook, tmp_path,
-                                                    total, inventory_db):
-    """A license the API returns with a total that is no whole number, or too large to
-    store, fails both modules that read the org with a message naming the license; the
-    customer is not saved."""
+                                                    inventory_db):
+    """A license the API returns with a total too large to store fails both modules that
+    read the org with a message naming the license; the customer is not saved. (The
+    simulator refuses other invalid counts in a fixture; the unit tests of
+    normalize_license cover them.)"""
+    total = 2**64
     fixture = json.loads(DEMO_FIXTURE.read_text())
     alpine = next(org for org in fixture["organizations"] if org["id"] == ALPINE["id"])
     bad = next(item for item in alpine["licenses"] if item["name"] == "Advanced Messaging")

@@ -162,6 +162,31 @@ def test_sync_playbook_syncs_every_customer(simulator, run_playbook):
         "default_subscription_id", "default_site_url"}
 
 
+def test_two_hosts_of_one_customer_fail_before_any_change(
+        simulator, run_playbook, tmp_path, inventory_db):
+    """Two hosts with one customer name would write one inventory record in turn; both
+    fail naming each other, and the third customer syncs."""
+    inventory = inventory_with_borealis_vars(tmp_path, webex_customer_name="Alpine Dental")
+
+    run = run_playbook(playbook=PLAYBOOKS / "sync.yml", inventory=inventory,
+                       extra_env={"WEBEX_API_URL": simulator.api_url})
+
+    assert run.rc != 0
+    counters = recap(run)
+    assert counters["alpine_dental"]["failed"] == counters["borealis_logistics"]["failed"] == 1
+    assert counters["cobalt_health"]["failed"] == 0
+    for host, other in (("alpine_dental", "borealis_logistics"),
+                        ("borealis_logistics", "alpine_dental")):
+        record = next(item for item in run.results if item["host"] == host and item[
+            "task"].endswith("Fail when another host of the play is the same customer"))
+        assert record["failed"]
+        message = record["result"]["msg"]
+        assert f"Hosts {host}, {other} all have the customer name 'Alpine Dental'" in message
+    customers = {row[0] for row in sqlite3.connect(inventory_db).execute(
+        "SELECT name FROM customers")}
+    assert customers == {"Cobalt Health"}
+
+
 def test_sync_playbook_check_mode_report(simulator, run_playbook):
     env = {"WEBEX_API_URL": simulator.api_url}
     first = run_playbook(playbook=PLAYBOOKS / "sync.yml", inventory=DEMO_INVENTORY,

@@ -342,8 +342,8 @@ def test_rejected_change_reports_error_code(simulator, borealis, license_task, i
     assert_counts_match(simulator, inventory_db, [STANDARD_US, PROFESSIONAL_US])
 
 
-def test_missing_prerequisite_reports_error_code(simulator, borealis, license_task,
-                                                inventory_db):
+def test_missing_prerequisite_reports_error_code(
+        simulator, borealis, license_task, inventory_db):
     """Webex Attendant Console needs Webex Calling Professional: the API refuses it with
     400408, and the task names the code and changes nothing."""
     borealis(**US_DEFAULTS)

@@ -593,3 +593,13 @@ def test_format_names_over_limit():
     names = [f"n{i}" for i in range(5)]
 
     assert licensing.format_names(names, limit=3) == "n0, n1, n2, and 2 more"
+
+
+def test_user_license_defaults_without_licenses_name_both_causes():
+    with pytest.raises(licensing.LicensingError) as raised:
+        licensing.decide_user_license_defaults("Empty Org", [])
+
+    message = str(raised.value)
+    assert "customer 'Empty Org' has no licenses in the inventory" in message
+    assert "never synced, run ucops.webex.webex_license_sync" in message
+    assert "its org had no licenses at the last sync" in message

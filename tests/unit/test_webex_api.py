@@ -994,7 +994,7 @@ def test_repeated_429_without_wait_ends_within_the_budget(make_client, replay, s
     """A server that answers 429 with Retry-After 0 again and again is not asked again at
     once forever: from the third 429 in a row the client waits, so max_retry_wait ends it."""
     client = make_client(max_retry_wait=3)
-    for _ in range(6):
+    for _attempt in range(6):
         replay.expect("GET", "/roles", status=429, headers={"Retry-After": "0"})
 
     with pytest.raises(WebexApiError, match="429"):
@@ -1412,7 +1412,7 @@ def test_refresh_waits_on_rate_limit(make_client, replay, sleeps):
 def test_refresh_outage_is_not_blamed_on_credentials(make_client, replay, sleeps):
     client = refresh_client(make_client)
     replay.expect("GET", "/roles", status=401, body=error_body("Invalid access token"))
-    for _ in range(5):
+    for _attempt in range(5):
         replay.expect("POST", "/access_token", status=503,
                       body=error_body("Service unavailable"))
 
