@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
@@ -104,11 +104,30 @@ def read_org_licenses(client: WebexClient, customer: str, org_id: Optional[str])
         ) from error
 
 
+def check_org_defaults(name: str, rows: List[Dict], check: licensing.OrgCheck) -> None:
+    """Raise CustomerError when a default of ``check`` is not a value of the org's licenses."""
+    try:
+        licensing.validate_defaults(name, rows, check.subscription_id, check.site_url)
+    except licensing.DefaultsError as error:
+        message = f"{error}. Nothing was saved."
+        if check.org_id is None:
+            message += (
+                " No org_id is set for this customer, so the values were read from the "
+                "token's own org. Set org_id if the customer is another org."
+            )
+        raise CustomerError(
+            message,
+            subscriptions=licensing.distinct_subscriptions(rows),
+            site_urls=licensing.distinct_site_urls(rows),
+        ) from error
+
+
 def ensure_customer(
     store: InventoryStore,
     client_factory: Callable[[], WebexClient],
     params: Mapping[str, Any],
     check_mode: bool,
+    org_rows: Optional[Tuple[Optional[str], List[Dict]]] = None,
 ) -> Dict[str, Any]:
     """Create or update a customer record; with ``check_mode`` nothing is written.
 
@@ -137,23 +156,13 @@ def ensure_customer(
 
     result: Dict[str, Any] = {"org_read": check.needed, "subscriptions": [], "site_urls": []}
     if check.needed:
-        rows = read_org_licenses(client_factory(), name, check.org_id)
+        if org_rows is not None and org_rows[0] == check.org_id:
+            rows = org_rows[1]
+        else:
+            rows = read_org_licenses(client_factory(), name, check.org_id)
         result["subscriptions"] = licensing.distinct_subscriptions(rows)
         result["site_urls"] = licensing.distinct_site_urls(rows)
-        try:
-            licensing.validate_defaults(name, rows, check.subscription_id, check.site_url)
-        except licensing.DefaultsError as error:
-            message = f"{error}. Nothing was saved."
-            if check.org_id is None:
-                message += (
-                    " No org_id is set for this customer, so the values were read from the "
-                    "token's own org. Set org_id if the customer is another org."
-                )
-            raise CustomerError(
-                message,
-                subscriptions=result["subscriptions"],
-                site_urls=result["site_urls"],
-            ) from error
+        check_org_defaults(name, rows, check)
 
     changed, before, after = store.upsert_customer(
         name,
@@ -239,8 +248,20 @@ def manage_customer(
     else:
         path = resolve_inventory_path(params["inventory_db"])
         new_file = not os.path.exists(path)
+        org_rows = None
+        if new_file and not check_mode:
+            # Read and check the org before the file exists, so that a wrong org id or
+            # default leaves no new, empty inventory behind.
+            check = licensing.plan_org_check(
+                None, params["org_id"], params["default_subscription_id"],
+                params["default_site_url"],
+            )
+            if check.needed:
+                rows = read_org_licenses(client_factory(), params["name"], check.org_id)
+                check_org_defaults(params["name"], rows, check)
+                org_rows = (check.org_id, rows)
         with open_store(params["inventory_db"], check_mode) as store:
-            outcome = ensure_customer(store, client_factory, params, check_mode)
+            outcome = ensure_customer(store, client_factory, params, check_mode, org_rows)
             _add_upgrade_warning(outcome, store)
         if new_file:
             # A mistyped inventory_db or WEBEX_INVENTORY_DB starts an empty inventory.

@@ -133,6 +133,32 @@ def test_invalid_subscription_lists_valid(simulator, run_playbook, inventory_db)
     assert dump_inventory(inventory_db) == before
 
 
+@pytest.mark.parametrize("options, expected", [
+    ({"org_id": BOREALIS["id"], "default_subscription_id": "Sub-BOR999"},
+     "default_subscription_id 'Sub-BOR999'"),
+    ({"org_id": "bm8tc3VjaC1vcmc"}, "cannot read the licenses of org_id 'bm8tc3VjaC1vcmc'"),
+])
+def test_first_customer_with_bad_org_creates_no_inventory(simulator, run_playbook,
+                                                          inventory_db, options, expected):
+    """Bad input changes nothing: a first call that fails leaves no new inventory file."""
+    run = run_playbook([customer_task(simulator, "Borealis Logistics", **options)])
+
+    record = run.task("customer")
+    assert record["failed"]
+    assert expected in record["result"]["msg"]
+    assert not inventory_db.exists()
+    assert not list(inventory_db.parent.glob(inventory_db.name + "*"))
+
+    # A good call then creates it and reads the org once.
+    simulator.clear_requests()
+    good = run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"],
+                                       default_subscription_id="Sub-BOR100",
+                                       default_site_url="borealis.webex.com")])
+    assert not good.task("customer")["failed"], good.task("customer")["result"].get("msg")
+    assert [row["name"] for row in customer_rows(inventory_db)] == ["Borealis Logistics"]
+    assert [entry["path"] for entry in simulator.requests()] == ["/v1/licenses"]
+
+
 def test_invalid_subscription_without_org_id(simulator, run_playbook, inventory_db):
     run = run_playbook([customer_task(simulator, "Borealis Logistic",
                                       default_subscription_id="Sub-BOR100")])
@@ -142,7 +168,7 @@ def test_invalid_subscription_without_org_id(simulator, run_playbook, inventory_
     message = record["result"]["msg"]
     assert "default_subscription_id 'Sub-BOR100'" in message
     assert "the values were read from the token's own org. Set org_id" in message
-    assert customer_rows(inventory_db) == []
+    assert not inventory_db.exists()
 
 
 def test_invalid_site_url_lists_valid(simulator, run_playbook, inventory_db):
@@ -196,7 +222,7 @@ def test_org_not_accessible_saves_nothing(simulator, run_playbook, inventory_db)
         assert "nothing was saved" in message
         assert "403" in message
         assert record["result"]["status"] == 403
-    assert customer_rows(inventory_db) == []
+    assert not inventory_db.exists()
 
 
 def test_token_not_sent_in_result(simulator, run_playbook):
@@ -229,7 +255,7 @@ def test_missing_token_when_org_must_be_read(simulator, run_playbook, inventory_
     record = run.task("customer")
     assert record["failed"]
     assert "missing access_token" in record["result"]["msg"]
-    assert customer_rows(inventory_db) == []
+    assert not inventory_db.exists()
 
 
 def test_org_id_of_another_customer(simulator, run_playbook, inventory_db):
