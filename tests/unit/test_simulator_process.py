@@ -110,6 +110,14 @@ def test_process_many_parallel_requests():
     assert results == [200] * 40
 
 
+def start_with_fixture(path):
+    """Start the simulator on a fixture that it must refuse; return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests.simulator", "--fixture", str(path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )
+
+
 def test_process_duplicate_email_fixture_fails(tmp_path):
     fixture = {"organizations": [{"id": "ORG-1", "displayName": "Acme", "people": [
         {"id": "P1", "emails": ["ann@acme.example"]},
@@ -118,10 +126,7 @@ def test_process_duplicate_email_fixture_fails(tmp_path):
     path = tmp_path / "fixture.json"
     path.write_text(json.dumps(fixture))
 
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.simulator", "--fixture", str(path)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False,
-    )
+    result = start_with_fixture(path)
 
     assert result.returncode == 2
     assert result.stdout == ""
@@ -133,10 +138,7 @@ def test_process_invalid_json_fixture_fails(tmp_path):
     path = tmp_path / "fixture.json"
     path.write_text('{"organizations": [')
 
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.simulator", "--fixture", str(path)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False,
-    )
+    result = start_with_fixture(path)
 
     assert result.returncode == 2
     assert f"Invalid fixture {path}" in result.stderr
@@ -149,10 +151,7 @@ def test_process_fixture_of_wrong_structure_fails_naming_the_place(tmp_path):
     path = tmp_path / "fixture.json"
     path.write_text(json.dumps(fixture))
 
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.simulator", "--fixture", str(path)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False,
-    )
+    result = start_with_fixture(path)
 
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
