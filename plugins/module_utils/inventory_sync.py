@@ -215,9 +215,9 @@ def workspace_license_ids(item: Mapping[str, Any]) -> List[str]:
 # instead of storing one-letter ids or failing inside the database.
 
 
-def _field_error(kind: str, owner: Mapping[str, Any], field: str, value: Any, wanted: str):
+def _field_error(kind: str, owner: Mapping[str, Any], field: str, value: Any, expected: str):
     return ValueError(
-        f"{kind} '{owner.get('id')}' has {field} {value!r}, which is not {wanted}. The Webex "
+        f"{kind} '{owner.get('id')}' has {field} {value!r}, which is not {expected}. The Webex "
         "API returned an object that the inventory cannot read; run the sync again, and "
         "report it to Webex support with the id if it repeats"
     )

@@ -343,13 +343,14 @@ class UserLicenseChange:
         after a complete change (HTTP 200) they come from the plan, and a partial change
         (HTTP 206) whose result cannot be read fails with changed=True.
         """
+        returned = _returned_licenses(response)
         try:
             after = dict(self.client.get_person(person["id"]))
         except WebexApiError as error:
             read_error = error
         else:
-            if _returned_licenses(response) is not None:
-                after["licenses"] = _returned_licenses(response)
+            if returned is not None:
+                after["licenses"] = returned
             return after
         after = dict(person)
         for change in changes:
@@ -357,8 +358,8 @@ class UserLicenseChange:
             if change["operation"] == "add" and location:
                 after["locationId"] = location
         source = "the licenses that the change request returned"
-        if _returned_licenses(response) is not None:
-            after["licenses"] = _returned_licenses(response)
+        if returned is not None:
+            after["licenses"] = returned
         elif response.status == 200:
             after["licenses"] = list(planned)
             source = "the planned licenses, which the API accepted in full (HTTP 200)"

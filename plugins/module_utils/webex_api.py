@@ -535,8 +535,8 @@ class WebexClient:
 
             status = response.status_code
             if status == 429:
-                asked = self._wait_for_rate_limit(method, url, response, short_waits)
-                short_waits = short_waits + 1 if asked < REPEATED_429_MIN_WAIT else 0
+                requested_wait = self._wait_for_rate_limit(method, url, response, short_waits)
+                short_waits = short_waits + 1 if requested_wait < REPEATED_429_MIN_WAIT else 0
                 continue
 
             if method == "GET" and status in GET_RETRY_STATUSES:
@@ -604,19 +604,21 @@ class WebexClient:
     def _wait_for_rate_limit(
         self, method: str, url: str, response: Any, short_waits: int = 0
     ) -> float:
-        """Sleep for the Retry-After time of a 429 and return the time the server asked for.
+        """Sleep for the Retry-After time of a 429 and return the wait the server requested.
 
         A server that keeps responding 429 with Retry-After 0 (or a past date) would be
-        asked again at once without end, since such waits never use up max_retry_wait.
+        requested again at once without end, since such waits never use up max_retry_wait.
         After ``short_waits`` (two or more) waits shorter than REPEATED_429_MIN_WAIT in a
         row on one request, the wait is at least REPEATED_429_MIN_WAIT.
         """
-        asked = parse_retry_after(response.headers.get("Retry-After"))
-        delay = max(asked, REPEATED_429_MIN_WAIT) if short_waits >= 2 else asked
+        requested_wait = parse_retry_after(response.headers.get("Retry-After"))
+        delay = requested_wait
+        if short_waits >= 2:
+            delay = max(requested_wait, REPEATED_429_MIN_WAIT)
         if not self._reserve_wait(delay):
             raise self._build_response_error(method, url, response, self._budget_hint(delay))
         self._sleep(delay)
-        return asked
+        return requested_wait
 
     def _wait_for_server_error(
         self, method: str, url: str, response: Any, retries_done: int
@@ -684,8 +686,8 @@ class WebexClient:
             # A busy or failing token service is no sign of wrong credentials, so it
             # gets the waits and retries of other requests.
             if response.status_code == 429:
-                asked = self._wait_for_rate_limit("POST", url, response, short_waits)
-                short_waits = short_waits + 1 if asked < REPEATED_429_MIN_WAIT else 0
+                requested_wait = self._wait_for_rate_limit("POST", url, response, short_waits)
+                short_waits = short_waits + 1 if requested_wait < REPEATED_429_MIN_WAIT else 0
                 continue
             if response.status_code in GET_RETRY_STATUSES and server_errors < len(
                 GET_RETRY_DELAYS

@@ -264,7 +264,8 @@ def test_invalid_license_from_the_api_fails_cleanly(start_simulator, run_playboo
         message = record["result"]["msg"]
         # An exception the module did not handle shows as "Module failed" (ansible-core
         # 2.19) or "MODULE FAILURE" (older releases).
-        assert "Module failed" not in message and "MODULE FAILURE" not in message, message
+        assert "Module failed" not in message, message
+        assert "MODULE FAILURE" not in message, message
         assert f"license '{bad['id']}' has" in message
         assert "totalUnits" in message
     # The org is read before a new inventory is created, so no file is left behind.

@@ -162,8 +162,7 @@ def test_sync_playbook_syncs_every_customer(simulator, run_playbook):
         "default_subscription_id", "default_site_url"}
 
 
-def test_two_hosts_of_one_customer_fail_before_any_change(
-        simulator, run_playbook, tmp_path, inventory_db):
+def test_duplicate_customer_hosts_fail(simulator, run_playbook, tmp_path, inventory_db):
     """Two hosts with one customer name would write one inventory record in turn; both
     fail naming each other, and the third customer syncs."""
     inventory = inventory_with_borealis_vars(tmp_path, webex_customer_name="Alpine Dental")

@@ -92,7 +92,7 @@ class LicensePlan:
         return None
 
     def keeps_name(self, name: str, removing: set) -> bool:
-        """Tell whether the person holds a license of that name that the request keeps."""
+        """Tell whether the person has a license of that name that the request keeps."""
         return any(
             self.org.license_by_id.get(lic_id, {}).get("name") == name
             for lic_id in self.held
@@ -108,7 +108,7 @@ def check_add(
 ) -> Failure | None:
     """Return why `lic` cannot be added to the plan, or None when it can.
 
-    ``removing`` holds the license ids that the whole request removes.
+    ``removing`` contains the license ids that the whole request removes.
     """
     lic_id = lic["id"]
     if is_messenger(lic):

@@ -191,7 +191,7 @@ class Org:
     def person_json(self, position: int, calling_data: bool, presence: bool = True) -> bytes:
         """Return the serialized person, cached until the person changes.
 
-        ``presence`` False leaves out the presence fields, as ``excludeStatus=true`` asks.
+        ``presence`` False leaves out the presence fields, as ``excludeStatus=true`` requests.
         """
         key = (position, calling_data, presence)
         cached = self._person_cache.get(key)
@@ -477,7 +477,7 @@ class SimulatorState:
         """Return the person of the access token (``GET /people/me``).
 
         Fixtures name no owner of a token, so the owner is the first person of the token's
-        own org who holds an admin role, or else its first person.
+        own org who has an admin role, or else its first person.
         """
         with self.lock:
             org = self.own_org(token)

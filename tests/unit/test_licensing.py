@@ -239,7 +239,7 @@ def test_normalize_license_rejects_counts_beyond_the_inventory(value):
 
 
 @pytest.mark.parametrize("value", ["\u00b2", "\u0663", "1_000", " "])
-def test_normalize_license_rejects_text_that_is_no_ascii_number(value):
+def test_normalize_license_rejects_non_ascii_digits(value):
     with pytest.raises(LicensingError, match="license 'L' has an invalid totalUnits"):
         licensing.normalize_license({"id": "L", "name": "X", "totalUnits": value})
 
@@ -529,7 +529,8 @@ def test_aggregate_license_rows_per_name_and_subscription():
     assert totals[2]["consumed_by_users"] is None
     assert totals[2]["site_urls"] == ["c.webex.com"]
     assert totals[2]["site_url"] == "c.webex.com"
-    assert s1["site_url"] is None and s1["site_urls"] == []
+    assert s1["site_url"] is None
+    assert s1["site_urls"] == []
 
 
 def test_aggregate_license_rows_keeps_meeting_sites_apart():

@@ -78,5 +78,7 @@ def test_ids_with_slashes_are_served():
     lic = client.get(f"/v1/licenses/{quote('L/1+x', safe='')}", headers=headers)
     person = client.get(f"/v1/people/{quote('P/1', safe='')}", headers=headers)
 
-    assert lic.status_code == 200 and lic.get_json()["id"] == "L/1+x"
-    assert person.status_code == 200 and person.get_json()["id"] == "P/1"
+    assert lic.status_code == 200
+    assert lic.get_json()["id"] == "L/1+x"
+    assert person.status_code == 200
+    assert person.get_json()["id"] == "P/1"

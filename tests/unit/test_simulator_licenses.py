@@ -305,8 +305,9 @@ def test_standard_beside_cx_essentials_400407_and_downgrade_400410(client, cobal
     assert downgrade.status_code == 400
     assert error_codes(downgrade) == [400410]
     assert downgrade.get_json()["message"] == "License downgrade not allowed"
-    held = get_person(client, person["id"])["licenses"]
-    assert cx["id"] in held and std["id"] not in held
+    person_licenses = get_person(client, person["id"])["licenses"]
+    assert cx["id"] in person_licenses
+    assert std["id"] not in person_licenses
 
 
 def test_attendant_console_needs_professional_400408(client, cobalt):
@@ -316,14 +317,14 @@ def test_attendant_console_needs_professional_400408(client, cobalt):
     without_calling = person_without(client, cobalt, pro["id"], std["id"], console["id"])
     professional = holder_of(client, cobalt, pro, console["id"])
 
-    refused = patch(client, {"orgId": cobalt, "personId": without_calling["id"],
-                             "licenses": [{"id": console["id"]}]})
+    rejected = patch(client, {"orgId": cobalt, "personId": without_calling["id"],
+                              "licenses": [{"id": console["id"]}]})
     with_professional = patch(client, {"orgId": cobalt, "personId": professional["id"],
                                        "licenses": [{"id": console["id"]}]})
 
-    assert refused.status_code == 400
-    assert error_codes(refused) == [400408]
-    assert refused.get_json()["message"] == "License prerequisite missing"
+    assert rejected.status_code == 400
+    assert error_codes(rejected) == [400408]
+    assert rejected.get_json()["message"] == "License prerequisite missing"
     assert with_professional.status_code == 200
     assert console["id"] in with_professional.get_json()["licenses"]
 
@@ -339,14 +340,14 @@ def test_attendant_console_needs_professional_that_is_applied(client, cobalt):
     location = client.get("/v1/locations", query_string={"orgId": cobalt},
                           headers=auth()).get_json()["items"][0]["id"]
 
-    refused = patch(client, {"orgId": cobalt, "personId": people[0]["id"], "licenses": [
+    rejected = patch(client, {"orgId": cobalt, "personId": people[0]["id"], "licenses": [
         {"id": console["id"]}, {"id": pro["id"]}]})
     accepted = patch(client, {"orgId": cobalt, "personId": people[1]["id"], "licenses": [
         {"id": console["id"]},
         {"id": pro["id"], "properties": {"locationId": location, "extension": "4712"}}]})
 
-    assert refused.status_code == 400
-    assert sorted(error_codes(refused)) == [400408, 400411]
+    assert rejected.status_code == 400
+    assert sorted(error_codes(rejected)) == [400408, 400411]
     assert accepted.status_code == 200, accepted.get_json()
     assert {pro["id"], console["id"]} <= set(accepted.get_json()["licenses"])
 

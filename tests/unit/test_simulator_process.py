@@ -144,7 +144,7 @@ def test_process_invalid_json_fixture_fails(tmp_path):
     assert f"Invalid fixture {path}" in result.stderr
 
 
-def test_process_fixture_of_wrong_structure_fails_naming_the_place(tmp_path):
+def test_process_bad_fixture_names_place(tmp_path):
     fixture = {"organizations": [{"id": "ORG-1", "displayName": "Acme", "people": [
         {"emails": ["ann@acme.example"]},
     ]}]}

@@ -598,7 +598,7 @@ class LaggingClient(FakeClient):
         return copy.deepcopy(self.stale)
 
 
-def test_change_listed_in_response_counts_despite_a_lagging_read(store):
+def test_response_licenses_beat_lagging_read(store):
     client = LaggingClient(PERSON)
     change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store, client)
 

@@ -683,7 +683,7 @@ def test_paging_page_repeating_the_previous_one_raises(client, replay):
         list(client.iter_pages("/people", {"max": 2}))
 
 
-def test_check_page_is_new_accepts_overlap_and_empty_pages():
+def test_page_check_accepts_overlap():
     first = check_page_is_new((), [{"id": "a"}, {"id": "b"}], "u", 1)
     assert check_page_is_new(first, [{"id": "b"}, {"id": "c"}], "u", 2) == ("b", "c")
     assert check_page_is_new((), [], "u", 3) == ()
@@ -991,8 +991,9 @@ def test_429_default_wait(client, replay, sleeps, headers, expected):
 
 
 def test_repeated_429_without_wait_ends_within_the_budget(make_client, replay, sleeps):
-    """A server that answers 429 with Retry-After 0 again and again is not asked again at
-    once forever: from the third 429 in a row the client waits, so max_retry_wait ends it."""
+    """A server that responds 429 with Retry-After 0 again and again gets no endless
+    immediate retries: from the third 429 in a row the client waits, so max_retry_wait
+    ends the retries."""
     client = make_client(max_retry_wait=3)
     for _attempt in range(6):
         replay.expect("GET", "/roles", status=429, headers={"Retry-After": "0"})
@@ -1577,5 +1578,5 @@ def test_page_content_decoded_like_response(headers, content):
     expected = client._parse_json("GET", url, response)["items"]
 
     assert client.read_page_content(page) == expected
-    # JSON is UTF-8: a body that is valid UTF-8 is read as such, whatever the label says.
+    # JSON is UTF-8: a body that is valid UTF-8 is read as such, whatever its label.
     assert expected[0]["displayName"] == "Jos\u00e9 M\u00fcller"
