@@ -18,6 +18,8 @@ options:
         C(inventory.db-shm) files appear beside it while it is in use.
       - The path must be on a local file system; SQLite locking is not reliable over network
         file systems such as NFS.
+      - A database URL such as C(postgresql://host/db) is refused before anything is
+        created; database servers are not supported.
       - A file that is not an SQLite database, or whose schema is newer than this collection
         supports, is left unchanged and the module fails with a message naming the file.
       - The inventory never stores access tokens, refresh tokens or client secrets.

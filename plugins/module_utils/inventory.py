@@ -98,7 +98,29 @@ def resolve_inventory_path(
     """Return the database path: ``value``, else WEBEX_INVENTORY_DB, else the default."""
     environ = os.environ if environ is None else environ
     path = value or environ.get(INVENTORY_ENV) or default_inventory_path(environ)
+    check_not_url(path)
     return os.path.abspath(os.path.expanduser(path))
+
+
+# A scheme as RFC 3986 spells it, then "://": a database URL, not a file path.
+_URL_START = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def check_not_url(path: str) -> None:
+    """Raise InventoryError when ``path`` is a URL such as postgresql://host/db.
+
+    Without this check the URL would become a relative path, and opening the store would
+    create directories named after the URL's parts in the working directory. The message
+    shows the scheme only, since the rest may hold a password.
+    """
+    match = _URL_START.match(path)
+    if match:
+        raise InventoryError(
+            f"inventory_db (or WEBEX_INVENTORY_DB) is a {match.group(1)}:// URL, but the "
+            "inventory is an SQLite file on the host that runs the modules; database servers "
+            "such as PostgreSQL are not supported by this collection. Set inventory_db to a "
+            "file path, for example ~/.local/share/ucops.webex/inventory.db"
+        )
 
 
 def database_error_message(path: Optional[str], error: sqlite3.Error) -> str:

@@ -191,3 +191,31 @@ def test_damaged_inventory_named_in_error(simulator, run_playbook, inventory_db)
         assert "PRAGMA integrity_check" in message, (name, message)
         # A task error, not a module crash with a Python traceback.
         assert "Traceback" not in str(run.task(name)["result"]), name
+
+
+def test_database_url_is_refused_before_any_file(simulator, run_playbook, tmp_path):
+    url = "postgresql://inventory:s3cret-pw@127.0.0.1:5432/webex"
+    options = {"inventory_db": url}
+    run = run_playbook([
+        task("customer", "webex_customer",
+             **module_args(simulator, name=CUSTOMER, org_id=BOREALIS["id"], **options)),
+        task("sync", "webex_license_sync",
+             **module_args(simulator, customer=CUSTOMER, **options)),
+        task("info", "webex_license_info",
+             **module_args(simulator, source="inventory", customer=CUSTOMER, **options)),
+        task("license", "webex_user_license",
+             **module_args(simulator, customer=CUSTOMER, user=NO_LOCATION,
+                           licenses=["Advanced Messaging"], **options)),
+        task("remove", "webex_customer",
+             **module_args(simulator, name=CUSTOMER, state="absent", **options)),
+    ])
+
+    for name in ("customer", "sync", "info", "license", "remove"):
+        message = failure(run, name)
+        assert "is a postgresql:// URL" in message, (name, message)
+        assert "Set inventory_db to a file path" in message, (name, message)
+        assert "s3cret-pw" not in message, (name, message)
+    # Each task ran in a directory of its own under tmp_path; none made "postgresql:".
+    assert not list(tmp_path.rglob("postgresql:*")), list(tmp_path.rglob("postgresql:*"))
+    assert [entry for entry in simulator.requests() if entry["method"] != "GET"] == []
+
