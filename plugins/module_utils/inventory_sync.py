@@ -223,6 +223,78 @@ def _field_error(kind: str, owner: Mapping[str, Any], field: str, value: Any, ex
     )
 
 
+# The kind of object that each staged type holds, as messages name it.
+OBJECT_KINDS = {
+    "licenses": "license",
+    "roles": "role",
+    "people": "person",
+    "locations": "location",
+    "workspaces": "workspace",
+}
+
+
+def _is_unencodable(value: Any) -> bool:
+    """Tell whether ``value`` is text that UTF-8 cannot hold (a lone surrogate)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _unencodable_error(
+    object_type: str,
+    rows: Sequence[Mapping[str, Any]],
+    links: Mapping[str, Sequence[int]],
+    new_codes: Sequence[Tuple[int, str]],
+) -> ValueError:
+    """Name the object and field of a page that SQLite could not store as UTF-8.
+
+    JSON can carry a lone UTF-16 surrogate (such as \\ud800) that no UTF-8 text holds.
+    Such pages are rare, so they are searched only after the insert failed.
+    """
+    kind = OBJECT_KINDS[object_type]
+    for row in rows:
+        for field, value in row.items():
+            if _is_unencodable(value):
+                return _bad_text_error(kind, row, field, value)
+    bad_codes = {code: value for code, value in new_codes if _is_unencodable(value)}
+    for link_values in links.values():
+        for position in range(0, len(link_values), 2):
+            value = bad_codes.get(link_values[position + 1])
+            if value is None:
+                continue
+            owner = next((row for row in rows if row.get("seq") == link_values[position]), {})
+            return _bad_text_error(kind, owner, "a license or role id", value)
+    return ValueError(
+        f"a page of {object_type} holds text that is not valid Unicode, which the inventory "
+        "cannot store. Run the sync again, and report it to Webex support if it repeats"
+    )
+
+
+def check_storable_text(kind: str, owner: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first of ``fields`` that UTF-8 cannot hold.
+
+    A value may be a text or a list of texts (such as a person's license ids).
+    """
+    for field, value in fields.items():
+        for entry in value if isinstance(value, list) else [value]:
+            if _is_unencodable(entry):
+                raise _bad_text_error(kind, owner, field, entry)
+
+
+def _bad_text_error(kind: str, owner: Mapping[str, Any], field: str, value: str) -> ValueError:
+    owner_id = owner.get("id")
+    shown_id = ascii(owner_id) if _is_unencodable(owner_id) else f"'{owner_id}'"
+    return ValueError(
+        f"{kind} {shown_id} has {field} {ascii(value)}, which is not valid Unicode text (it "
+        "holds a lone surrogate), so the inventory cannot store it. Correct the value in "
+        "Control Hub, or report it to Webex support with the id, then run the task again"
+    )
+
+
 def _text(item: Mapping[str, Any], field: str, kind: str) -> Optional[str]:
     return _checked_text(item.get(field), field, kind, item)
 
@@ -887,13 +959,26 @@ class SyncSession:
         # with every page, so they are appended at the end of their B-tree. One transaction
         # spans all pages (TEMP tables only, so no inventory lock).
         self._begin_staging()
+        try:
+            self._insert_page(spec, columns, flat, links, new_codes)
+        except UnicodeEncodeError as error:
+            raise _unencodable_error(object_type, rows, links, new_codes) from error
+
+    def _insert_page(
+        self,
+        spec: TableSpec,
+        columns: Tuple[str, ...],
+        flat: List[Any],
+        links: Mapping[str, List[int]],
+        new_codes: Sequence[Tuple[int, str]],
+    ) -> None:
         if new_codes:
             # Outside the page's savepoint: a code is kept in self._codes even when the
             # page fails, so its row must stay too.
             self._conn.executemany(
                 f"INSERT INTO {STAGED_CODES} (code, value) VALUES (?, ?)", new_codes
             )
-        if not rows:
+        if not flat:
             return
         self._conn.execute("SAVEPOINT stage_page")
         try:

@@ -19,6 +19,9 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryStore,
     database_error_message,
 )
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import (
+    check_storable_text,
+)
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
     WebexClient,
@@ -176,6 +179,18 @@ class UserLicenseChange:
                 "administrators only: use the token of a full or user administrator of the "
                 "org"
             )
+        # Checked before any change: a value that the inventory cannot store would fail
+        # the recording after Webex had applied the change.
+        try:
+            check_storable_text("person", person, {
+                "id": str(person.get("id")),
+                "emails": person.get("emails"),
+                "displayName": person.get("displayName"),
+                "locationId": person.get("locationId"),
+                "licenses": person.get("licenses"),
+            })
+        except ValueError as error:
+            raise UserLicenseError(f"{error}. Nothing was changed") from error
         return person
 
     # -- planning ---------------------------------------------------------------------------
@@ -398,7 +413,7 @@ class UserLicenseChange:
                 license_ids=[str(i) for i in person.get("licenses") or []],
                 person_fields=fields,
             )
-        except (InventoryError, sqlite3.Error) as error:
+        except (InventoryError, sqlite3.Error, UnicodeError) as error:
             raise UserLicenseError(
                 f"the licenses of user '{self.params['user']}' were changed in Webex, but the "
                 f"inventory could not record it: {error}; run ucops.webex.webex_license_sync "

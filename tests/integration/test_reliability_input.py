@@ -7,9 +7,11 @@ equal its snapshot and the simulator must have received no change request.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import sqlite3
 
+from tests.integration.conftest import DEMO_FIXTURE
 from tests.integration.reliability_support import (
     BOREALIS,
     assert_store_unchanged,
@@ -219,3 +221,34 @@ def test_database_url_is_refused_before_any_file(simulator, run_playbook, tmp_pa
     assert not list(tmp_path.rglob("postgresql:*")), list(tmp_path.rglob("postgresql:*"))
     assert [entry for entry in simulator.requests() if entry["method"] != "GET"] == []
 
+
+def test_lone_surrogate_from_the_api_named(start_simulator, run_playbook, tmp_path,
+                                           inventory_db):
+    """JSON can escape a lone UTF-16 surrogate, which the inventory (UTF-8) cannot hold. Each
+    module that stores such a value fails naming the object, and stores nothing."""
+    fixture = json.loads(DEMO_FIXTURE.read_text())
+    borealis = next(org for org in fixture["organizations"] if org["id"] == BOREALIS["id"])
+    named = borealis["people"][7]
+    named["displayName"] = "Quentin \ud800"
+    path = tmp_path / "fixture.json"
+    path.write_text(json.dumps(fixture))
+    simulator = start_simulator(path)
+    add_borealis(run_playbook, simulator, default_subscription_id="Sub-BOR100",
+                 default_site_url="borealis.webex.com")
+    before = dump_store(inventory_db)
+
+    run = run_playbook([
+        task("sync", "webex_license_sync", **module_args(simulator, customer=CUSTOMER)),
+        task("license", "webex_user_license",
+             **module_args(simulator, customer=CUSTOMER, user=named["emails"][0],
+                           licenses=["Advanced Messaging"])),
+    ])
+
+    message = failure(run, "sync")
+    assert f"person '{named['id']}' has display_name 'Quentin \\ud800'" in message, message
+    assert "not valid Unicode" in message
+    message = failure(run, "license")
+    assert f"person '{named['id']}' has displayName 'Quentin \\ud800'" in message, message
+    assert "Nothing was changed" in message
+    assert [entry for entry in simulator.requests() if entry["method"] != "GET"] == []
+    assert_store_unchanged(inventory_db, before, failed_syncs=1)

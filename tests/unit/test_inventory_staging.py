@@ -704,3 +704,30 @@ def test_field_of_another_type_fails_the_sync(db_path, store, stage_name, item, 
         session.discard()
 
     assert [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)] == before
+
+
+@pytest.mark.parametrize("stage_name, item, message", [
+    ("stage_people", dict(person(7), displayName="Ann \ud800"),
+     "person 'P007' has display_name 'Ann \\ud800', which is not valid Unicode"),
+    ("stage_people", dict(person(7), licenses=["C-A", "L\udc80"]),
+     "person 'P007' has a license or role id 'L\\udc80'"),
+    ("stage_people", dict(person(7), id="P\udfff"),
+     "person 'P\\udfff' has id 'P\\udfff'"),
+    ("stage_locations", {"id": "LOC-9", "name": "Site", "address": {"city": "\ud83d"}},
+     "location 'LOC-9' has city '\\ud83d'"),
+    ("stage_workspaces", {"id": "W9", "displayName": "Room \udc00"},
+     "workspace 'W9' has display_name 'Room \\udc00'"),
+])
+def test_lone_surrogate_named_in_error(db_path, store, stage_name, item, message):
+    """JSON may escape a lone UTF-16 surrogate, which UTF-8 cannot store: the sync fails
+    naming the object and field, and the inventory keeps what it had."""
+    commit_sync(store)
+    before = [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)]
+    session = store.begin_sync("Acme", scope=["people", "locations", "workspaces"])
+    try:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            getattr(session, stage_name)([item])
+    finally:
+        session.discard()
+
+    assert [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)] == before
