@@ -614,24 +614,63 @@ def _unmanaged_message(request: str, rows: Sequence[Mapping[str, Any]], where: s
     return text + "): change default_subscription_id or default_site_url to use it"
 
 
+def same_name_outside_defaults(
+    current_ids: Iterable[str],
+    requested_ids: Iterable[str],
+    licenses_by_id: Mapping[str, Mapping[str, Any]],
+    managed_ids: Iterable[str],
+) -> List[str]:
+    """Return the held licenses outside the defaults that have a requested license's name.
+
+    Such a license is the same product from another subscription or meeting site, for
+    example Webex Calling - Professional of a subscription that is not the default. A user
+    who is given the default's license does not keep it (it would use a second unit), and a
+    user whose license of that name is removed does not keep it either. Licenses without a
+    subscription (bundled) and licenses unknown to the inventory are never among them.
+    """
+    managed = set(managed_ids)
+    names = {
+        _name_key(licenses_by_id[license_id].get("name"))
+        for license_id in requested_ids
+        if license_id in licenses_by_id
+    }
+    result = []
+    for license_id in _unique(current_ids):
+        row = licenses_by_id.get(license_id)
+        if row is None or license_id in managed:
+            continue
+        if not normalize_subscription_id(row.get("subscription_id")):
+            continue
+        if _name_key(row.get("name")) in names:
+            result.append(license_id)
+    return result
+
+
+def _name_key(name: Any) -> str:
+    return str(name or "").strip().casefold()
+
+
 def plan_user_license_change(
     current_ids: Iterable[str],
     requested_ids: Iterable[str],
     state: str,
     managed_ids: Iterable[str],
     unremovable_ids: Iterable[str] = (),
+    replaced_ids: Iterable[str] = (),
 ) -> LicensePlan:
     """Plan the license ids to add and remove for one user.
 
-    * ``present``: add the requested licenses the user lacks.
-    * ``absent``: remove the requested licenses the user holds.
+    * ``present``: add the requested licenses the user lacks, and remove ``replaced_ids``.
+    * ``absent``: remove the requested licenses and ``replaced_ids`` that the user holds.
     * ``exact``: the user ends with the requested licenses plus the unremovable ones they
       hold; every other license is removed, including licenses outside the defaults.
 
-    ``unremovable_ids`` are implicitly assigned licenses and, by this collection's policy,
-    unsubscribed licenses (``retained_license_ids``); they are never removed and appear in
-    ``kept_unremovable`` when a removal was requested or implied. Raises LicensingError for
-    an unknown state or a requested license that is not managed.
+    ``replaced_ids`` are the user's licenses outside the defaults with the name of a
+    requested license (``same_name_outside_defaults``). ``unremovable_ids`` are implicitly
+    assigned licenses and, by this collection's policy, unsubscribed licenses
+    (``retained_license_ids``); they are never removed and appear in ``kept_unremovable``
+    when a removal was requested or implied. Raises LicensingError for an unknown state or a
+    requested license that is not managed.
     """
     if state not in LICENSE_STATES:
         raise LicensingError(
@@ -648,13 +687,14 @@ def plan_user_license_change(
 
     held = set(current)
     wanted = set(requested)
+    replaced = set(replaced_ids) - wanted
     if state == "present":
-        return LicensePlan(tuple(i for i in requested if i not in held), (), ())
-    if state == "absent":
-        targets = [i for i in current if i in wanted]
+        targets = [i for i in current if i in replaced]
+    elif state == "absent":
+        targets = [i for i in current if i in wanted or i in replaced]
     else:
         targets = [i for i in current if i not in wanted]
-    add = tuple(i for i in requested if i not in held) if state == "exact" else ()
+    add = tuple(i for i in requested if i not in held) if state != "absent" else ()
     remove = tuple(i for i in targets if i not in unremovable)
     kept = tuple(i for i in targets if i in unremovable)
     return LicensePlan(add, remove, kept)
@@ -948,7 +988,8 @@ def describe_kept_licenses(
     """Describe the licenses a user holds that the change leaves alone, with the reason.
 
     ``reason`` is ``unsubscribed`` (bundled, no subscription: never removed),
-    ``outside_defaults`` (another subscription or site URL, kept by states present and absent)
+    ``outside_defaults`` (another subscription or site URL; states present and absent keep
+    it unless it has the name of a requested license)
     or ``not_in_inventory`` (unknown to the inventory, so never removed). Managed licenses are
     left out.
     """

@@ -93,8 +93,11 @@ class UserLicenseChange:
         unremovable = licensing.retained_license_ids(rows) + [
             license_id for license_id in current if license_id not in self.licenses_by_id
         ]
+        replaced = licensing.same_name_outside_defaults(
+            current, requested, self.licenses_by_id, managed_ids
+        )
         plan = licensing.plan_user_license_change(
-            current, requested, self.state, managed_ids, unremovable
+            current, requested, self.state, managed_ids, unremovable, replaced
         )
         planned = [i for i in current if i not in plan.remove] + list(plan.add)
         license_changes = self._build_license_changes(plan, person)

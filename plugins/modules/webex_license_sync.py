@@ -93,8 +93,9 @@ attributes:
         the sync history and the time of the last sync.
 notes:
   - People who hold subscribed licenses outside the customer's defaults are reported in
-    RV(users_outside_defaults). Those licenses are not kept when the person's licenses are
-    next set with M(ucops.webex.webex_user_license) and
+    RV(users_outside_defaults). M(ucops.webex.webex_user_license) removes such a license
+    when it gives the person the license of the same name from the defaults (or removes
+    that name), and removes all of them with
     O(ucops.webex.webex_user_license#module:state=exact).
   - Licenses without a subscription id (bundled licenses such as Basic Messaging) are never
     managed and are listed in RV(unsubscribed_licenses).

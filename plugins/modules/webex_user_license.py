@@ -66,8 +66,12 @@ options:
     required: true
   state:
     description:
-      - V(present) adds the licenses the user does not hold yet.
-      - V(absent) removes the listed licenses that the user holds.
+      - V(present) adds the licenses the user does not hold yet. A license of another
+        subscription or site URL with the name of a listed license is removed in the same
+        request, so the user does not use a second unit of the same product (for example
+        Webex Calling - Professional of a former subscription).
+      - V(absent) removes the listed licenses that the user holds, together with licenses
+        of the same name from other subscriptions or site URLs.
       - V(exact) adds the missing licenses and removes every other license of the user,
         including licenses of other subscriptions or site URLs. Bundled licenses without a
         subscription (such as Basic Messaging or Free screen share) and licenses unknown to
@@ -189,7 +193,8 @@ kept:
     - Licenses the user holds after the change that this task left alone.
     - C(reason) is V(unsubscribed) (bundled, no subscription, never removed),
       V(outside_defaults) (another subscription or site URL, kept by O(state=present) and
-      O(state=absent)) or V(not_in_inventory) (unknown to the inventory, never removed).
+      O(state=absent) unless it has the name of a listed license) or V(not_in_inventory)
+      (unknown to the inventory, never removed).
   returned: always
   type: list
   elements: dict

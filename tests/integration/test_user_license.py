@@ -194,6 +194,31 @@ def test_exact_rhythm_drops_other_subscription(simulator, borealis, license_task
     assert set(live_person(simulator, ORG_ID, MIXED_USER)["licenses"]) == BUNDLED | {MEETING_US}
 
 
+def test_present_replaces_calling_of_other_subscription(simulator, borealis, license_task,
+                                                        inventory_db):
+    """MIXED_USER holds Webex Calling - Professional of Sub-BOR101. Given the default's, the
+    user does not keep both: one request adds the default's and removes the other."""
+    borealis(**US_DEFAULTS)
+    before = live_consumed_units(simulator, ORG_ID)
+
+    records = run_rhythm(license_task, simulator, inventory_db,
+                         [PROFESSIONAL_EU, PROFESSIONAL_US],
+                         user=MIXED_USER, licenses=["Webex Calling - Professional"],
+                         extension="4711")
+
+    for record, _run in records[:2]:
+        result = record["result"]
+        assert ids_of(result["added"]) == [PROFESSIONAL_US]
+        assert ids_of(result["removed"]) == [PROFESSIONAL_EU]
+    after = live_consumed_units(simulator, ORG_ID)
+    assert after[PROFESSIONAL_EU] == before[PROFESSIONAL_EU] - 1
+    assert after[PROFESSIONAL_US] == before[PROFESSIONAL_US] + 1
+    live = set(live_person(simulator, ORG_ID, MIXED_USER)["licenses"])
+    assert PROFESSIONAL_US in live
+    assert PROFESSIONAL_EU not in live
+    assert len(patch_requests(simulator)) == 1
+
+
 def test_calling_license_with_location(simulator, borealis, license_task, inventory_db):
     borealis(**US_DEFAULTS)
     location = BOREALIS["locations"][0]

@@ -637,6 +637,52 @@ def test_plan_present_noop():
     assert not plan.changed
 
 
+def test_plan_present_replaces_same_name_outside_defaults():
+    plan = licensing.plan_user_license_change(
+        ["C-B", "MSG"], ["C-A"], "present", MANAGED, ["MSG"], replaced_ids=["C-B"]
+    )
+    assert plan.add == ("C-A",)
+    assert plan.remove == ("C-B",)
+    assert plan.changed
+
+
+def test_plan_present_removes_replaced_when_default_is_held():
+    plan = licensing.plan_user_license_change(
+        ["C-A", "C-B"], ["C-A"], "present", MANAGED, replaced_ids=["C-B"]
+    )
+    assert plan.add == ()
+    assert plan.remove == ("C-B",)
+
+
+def test_plan_replaced_not_held_is_ignored():
+    plan = licensing.plan_user_license_change(
+        ["C-A"], ["C-A"], "present", MANAGED, replaced_ids=["C-B"]
+    )
+    assert not plan.changed
+
+
+def test_plan_absent_removes_replaced_too():
+    plan = licensing.plan_user_license_change(
+        ["C-A", "C-B", "M-A"], ["C-A"], "absent", MANAGED, replaced_ids=["C-B"]
+    )
+    assert plan.add == ()
+    assert plan.remove == ("C-A", "C-B")
+
+
+def test_same_name_outside_defaults():
+    rows = {
+        "C-A": {"id": "C-A", "name": "Webex Calling - Professional", "subscription_id": "S1"},
+        "C-B": {"id": "C-B", "name": "webex calling - professional ", "subscription_id": "S2"},
+        "M-B": {"id": "M-B", "name": "Meeting", "subscription_id": "S2"},
+        "MSG": {"id": "MSG", "name": "Webex Calling - Professional", "subscription_id": None},
+    }
+    held = ["C-B", "M-B", "MSG", "GONE"]
+    assert licensing.same_name_outside_defaults(held, ["C-A"], rows, ["C-A"]) == ["C-B"]
+    assert licensing.same_name_outside_defaults(held, [], rows, ["C-A"]) == []
+    # A managed license is never replaced, even with the same name.
+    assert licensing.same_name_outside_defaults(["C-B"], ["C-A"], rows, ["C-A", "C-B"]) == []
+
+
 def test_plan_absent_removes_held_only():
     plan = licensing.plan_user_license_change(["C-A", "MSG"], ["C-A", "M-A"], "absent", MANAGED)
     assert plan.add == ()

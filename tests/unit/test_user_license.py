@@ -324,6 +324,40 @@ def test_change_present_is_idempotent(store):
     assert {item["id"]: item["reason"] for item in result["kept"]}["C-B"] == "outside_defaults"
 
 
+def test_present_replaces_license_of_other_subscription(store):
+    """Ann holds Webex Calling - Professional of Sub-B200; given the default's, she does not
+    keep both (two units for one user)."""
+    client = FakeClient(PERSON)
+    change = UserLicenseChange(
+        params(licenses=["Webex Calling - Professional"], extension="4711"), store, client
+    )
+
+    result = change.run()
+
+    assert result["changed"] is True
+    assert [item["id"] for item in result["added"]] == ["C-A"]
+    assert [item["id"] for item in result["removed"]] == ["C-B"]
+    assert client.patches == [[
+        {"id": "C-A", "operation": "add",
+         "properties": {"locationId": "LOC-1", "extension": "4711"}},
+        {"id": "C-B", "operation": "remove"},
+    ]]
+    assert sorted(client.person["licenses"]) == ["C-A", "M-A", "MSG", "SS"]
+    assert (consumed(store, "C-A"), consumed(store, "C-B")) == (5, 0)
+
+
+def test_absent_removes_license_of_other_subscription(store):
+    client = FakeClient(dict(PERSON, licenses=["MSG", "M-A", "C-A", "C-B"]))
+    change = UserLicenseChange(
+        params(licenses=["Webex Calling - Professional"], state="absent"), store, client
+    )
+
+    result = change.run()
+
+    assert sorted(item["id"] for item in result["removed"]) == ["C-A", "C-B"]
+    assert sorted(client.person["licenses"]) == ["M-A", "MSG"]
+
+
 def messaging_and_calling_change(store, client):
     """Return a change that adds Advanced Messaging and Webex Calling - Professional."""
     return UserLicenseChange(
