@@ -20,6 +20,9 @@ options:
     description:
       - Webex access token of an administrator (personal token, integration or service app).
       - Sent in the C(Authorization) header as a bearer token, and never logged or returned.
+      - White space around the token (such as the line break that ends a file or a YAML
+        block) is removed. A token with a space, line break or non-ASCII character inside it
+        is refused before any request, and the message does not show it.
       - Required unless O(client_id), O(client_secret) and O(refresh_token) are all set, in
         which case the module gets an access token by refresh.
       - If not set, the E(WEBEX_ACCESS_TOKEN) environment variable is used.
@@ -69,6 +72,8 @@ options:
       - If not set, the E(HTTPS_PROXY), E(HTTP_PROXY) and E(NO_PROXY) environment variables
         apply. The module reads them, and E(REQUESTS_CA_BUNDLE), once when the task starts.
         It does not read C(~/.netrc).
+      - The value is not logged or returned, since it may carry a proxy user name and
+        password.
     type: str
   max_retry_wait:
     description:

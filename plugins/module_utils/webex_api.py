@@ -100,7 +100,8 @@ def webex_argument_spec() -> dict:
             type="bool", default=True, fallback=(env_fallback, ["WEBEX_VALIDATE_CERTS"])
         ),
         timeout=dict(type="float", default=DEFAULT_TIMEOUT),
-        proxy_url=dict(type="str"),
+        # no_log: the URL may carry a proxy password.
+        proxy_url=dict(type="str", no_log=True),
         max_retry_wait=dict(type="float", default=DEFAULT_MAX_RETRY_WAIT),
     )
 
@@ -215,6 +216,13 @@ class WebexClient:
         self.max_retry_wait = _validate_seconds("max_retry_wait", max_retry_wait, allow_zero=True)
         self.validate_certs = bool(validate_certs)
         self.proxy_url = _validate_proxy_url(proxy_url)
+        # The raw values are remembered as secrets too, in case a caller shows them.
+        raw_secrets = (access_token, client_secret, refresh_token)
+        access_token = _clean_credential("access_token (WEBEX_ACCESS_TOKEN)", access_token,
+                                         header=True)
+        client_id = _clean_credential("client_id (WEBEX_CLIENT_ID)", client_id)
+        client_secret = _clean_credential("client_secret (WEBEX_CLIENT_SECRET)", client_secret)
+        refresh_token = _clean_credential("refresh_token (WEBEX_REFRESH_TOKEN)", refresh_token)
         _validate_credentials(access_token, client_id, client_secret, refresh_token)
 
         self.access_token = access_token or None
@@ -227,7 +235,7 @@ class WebexClient:
         self._sleep = sleep
         self._secrets: set[str] = set()
         self._remember_secrets(
-            access_token, client_secret, refresh_token, _proxy_password(proxy_url)
+            access_token, client_secret, refresh_token, _proxy_password(proxy_url), *raw_secrets
         )
         self._refresh_unconfirmed = False
         self._proxies = (
@@ -878,6 +886,11 @@ class WebexClient:
         for value in values:
             if isinstance(value, str) and value:
                 self._secrets.add(value)
+                # Error texts of other libraries may show a value as Python writes it in
+                # source code, with escapes such as \n, so that form is masked too.
+                escaped = repr(value)[1:-1]
+                if escaped != value:
+                    self._secrets.add(escaped)
 
     def _scrub(self, value: Any) -> Any:
         """Return value with every known secret masked, in strings nested at any depth."""
@@ -1303,6 +1316,29 @@ def _validate_proxy_url(proxy_url: Optional[str]) -> Optional[str]:
             "http://proxy.example.com:3128"
         )
     return proxy_url
+
+
+# What an HTTP header value can carry of a bearer token: visible ASCII characters.
+_HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
+
+
+def _clean_credential(name: str, value: Optional[str], header: bool = False) -> Optional[str]:
+    """Return a credential without surrounding white space; None when it is empty.
+
+    A token read from a file or a YAML block often ends in a line break, which no HTTP
+    header can carry. With ``header``, a value with a space, a control character or a
+    non-ASCII character inside it is refused. Messages never show the value.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if header and value and not _HEADER_TOKEN.fullmatch(value):
+        raise ValueError(
+            f"invalid {name}: it holds a space, a line break, a control character or a "
+            "non-ASCII character inside the token, which an HTTP header cannot carry. Copy "
+            "the token again, without anything around it (the value is not shown here)"
+        )
+    return value or None
 
 
 def _validate_credentials(

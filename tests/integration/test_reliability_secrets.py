@@ -90,3 +90,34 @@ def test_no_secret_in_output_results_or_store(simulator, run_playbook, inventory
             assert secret.encode() not in data, f"{secret} found in {source}"
         assert not ISSUED_TOKEN.search(data), f"an issued access token found in {source}"
         assert b"Bearer " not in data, f"an Authorization header found in {source}"
+
+
+def test_token_with_line_break_neither_fails_nor_leaks(simulator, run_playbook, inventory_db):
+    """A token that ends in a line break (a file or a YAML block) is used without it; one
+    with a line break inside is refused. Neither shows up in the output or the store, and
+    neither does the password of proxy_url."""
+    inside = "demo-partner\ntoken"
+    proxy_password = "proxy-pw-0451"
+    creds = {"api_url": simulator.api_url, "max_retry_wait": 5}
+    run = run_playbook([
+        task("customer", "webex_customer", creds, access_token=ACCESS_TOKEN + "\n",
+             name=CUSTOMER, org_id=BOREALIS["id"]),
+        task("sync broken token", "webex_license_sync", creds, access_token=inside,
+             customer=CUSTOMER),
+        task("proxy password", "webex_license_info", creds, access_token=ACCESS_TOKEN,
+             org_id=BOREALIS["id"], timeout=2, max_retry_wait=0,
+             proxy_url=f"http://proxyuser:{proxy_password}@127.0.0.1:9"),
+    ], verbosity=3)
+
+    assert not run.task("customer")["failed"], run.task("customer")["result"]
+    message = run.task("sync broken token")["result"]["msg"]
+    assert "invalid access_token (WEBEX_ACCESS_TOKEN)" in message, message
+    assert run.task("proxy password")["failed"]
+
+    texts = {"stdout": run.stdout, "results": json.dumps(run.results)}
+    store_files = sorted(inventory_db.parent.glob(inventory_db.name + "*"))
+    texts.update({path.name: path.read_bytes().decode("latin-1") for path in store_files})
+    for source, text in texts.items():
+        assert ACCESS_TOKEN not in text, source
+        assert "demo-partner" not in text, source
+        assert proxy_password not in text, source

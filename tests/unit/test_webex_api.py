@@ -27,6 +27,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 from ansible_collections.ucops.webex.plugins.module_utils import webex_api
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     DEFAULT_API_URL,
+    SECRET_MASK,
     WebexApiError,
     WebexAuthError,
     WebexClient,
@@ -277,6 +278,41 @@ def test_missing_token_names_option_and_variable():
     assert "missing access_token" in message
     assert "WEBEX_ACCESS_TOKEN" in message
     assert "refresh_token" in message
+
+
+def test_white_space_around_credentials_removed():
+    client = WebexClient(API_URL, access_token=f"\t{TOKEN}\n", client_id=" id ",
+                         client_secret="secret\r\n", refresh_token=f"{REFRESH_TOKEN}\n")
+
+    assert client.access_token == TOKEN
+    assert (client.client_id, client.client_secret) == ("id", "secret")
+    assert client.refresh_token == REFRESH_TOKEN
+
+
+@pytest.mark.parametrize("token", [
+    "abc\ndef", "abc def", "abc\tdef", "abc\u20acdef", "abc\x00def",
+])
+def test_token_a_header_cannot_carry_refused(token):
+    with pytest.raises(ValueError) as raised:
+        WebexClient(API_URL, access_token=token)
+
+    message = str(raised.value)
+    assert message.startswith("invalid access_token (WEBEX_ACCESS_TOKEN): it holds a space")
+    assert "abc" not in message
+    assert "def" not in message
+
+
+def test_blank_token_counts_as_missing():
+    with pytest.raises(ValueError, match="missing access_token"):
+        WebexClient(API_URL, access_token=" \n")
+
+
+def test_escaped_form_of_secret_masked():
+    client = WebexClient(API_URL, access_token=TOKEN, client_id="id",
+                         client_secret="line\nbreak", refresh_token=REFRESH_TOKEN)
+
+    assert client._scrub("value 'line\\nbreak' shown") == f"value '{SECRET_MASK}' shown"
+    assert client._scrub("raw line\nbreak") == f"raw {SECRET_MASK}"
 
 
 def test_partial_refresh_credentials_rejected():
