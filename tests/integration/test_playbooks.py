@@ -255,6 +255,58 @@ def test_license_report_files_at_provider_level(simulator, run_playbook, tmp_pat
                               "Used", "Available", "Used", "%", "Managed"]
 
 
+def inventory_with_file_for_customers(tmp_path, files: dict[str, str]) -> object:
+    """Copy the demo inventory; set webex_inventory_db per host instead of for all hosts."""
+    inventory = tmp_path / "inventory"
+    shutil.copytree(DEMO_INVENTORY, inventory)
+    group_vars = inventory / "group_vars" / "all.yml"
+    all_vars = yaml.safe_load(group_vars.read_text())
+    del all_vars["webex_inventory_db"]
+    group_vars.write_text(yaml.safe_dump(all_vars))
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
+    for reseller in hosts["webex_customers"]["children"].values():
+        for host, host_vars in reseller["hosts"].items():
+            host_vars["webex_inventory_db"] = files[host]
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    return inventory
+
+
+def test_license_report_reads_the_customers_file(simulator, run_playbook, tmp_path,
+                                                 inventory_db):
+    """localhost is no customer host: the report reads the file the customers' hosts set,
+    not the default inventory, and refuses to choose among several."""
+    assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
+    elsewhere = tmp_path / "elsewhere.db"
+    shared = tmp_path / "customers-inventory.db"
+    inventory_db.rename(shared)
+    for suffix in ("-wal", "-shm"):
+        inventory_db.with_name(inventory_db.name + suffix).unlink(missing_ok=True)
+    one_file = inventory_with_file_for_customers(
+        tmp_path / "one", dict.fromkeys(DEMO_HOSTS, str(shared)))
+    two_files = inventory_with_file_for_customers(
+        tmp_path / "two", dict(dict.fromkeys(DEMO_HOSTS, str(shared)),
+                               cobalt_health=str(elsewhere)))
+    # WEBEX_INVENTORY_DB names a file without customers, as a default inventory would be.
+    environment = {"WEBEX_INVENTORY_DB": str(tmp_path / "default.db")}
+
+    run = run_playbook(playbook=PLAYBOOKS / "license_inventory.yml", inventory=one_file,
+                       extra_vars={"webex_report_dir": str(tmp_path / "report"),
+                                   "webex_report_customer": "Borealis Logistics"},
+                       extra_env=environment)
+    refused = run_playbook(playbook=PLAYBOOKS / "license_inventory.yml", inventory=two_files,
+                           extra_vars={"webex_report_dir": str(tmp_path / "report2")},
+                           extra_env=environment)
+
+    assert run.rc == 0, run.stdout[-3000:]
+    listing, _rows = read_report(tmp_path / "report")
+    assert {row["customer"] for row in listing["licenses"]} == {"Borealis Logistics"}
+    assert refused.rc != 0
+    message = refused.task("Fail when the customers' hosts use several inventory files")
+    assert str(elsewhere) in message["result"]["msg"]
+    assert "-e webex_inventory_db=PATH" in message["result"]["msg"]
+    assert not (tmp_path / "report2").exists()
+
+
 def test_license_report_thresholds_fail(simulator, run_playbook, tmp_path):
     assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
     report_dir = tmp_path / "report"
