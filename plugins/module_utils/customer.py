@@ -150,6 +150,7 @@ def ensure_customer(
             f"'{similar}' is. If you meant '{similar}', correct the name"
             f"{_case_hint(name, similar)} and remove '{name}' with state=absent"
         )
+    params = _org_id_from_environment(stored, params, warnings)
     check = licensing.plan_org_check(
         stored, params["org_id"], params["default_subscription_id"], params["default_site_url"]
     )
@@ -162,6 +163,12 @@ def ensure_customer(
             rows = read_org_licenses(client_factory(), name, check.org_id)
         result["subscriptions"] = licensing.distinct_subscriptions(rows)
         result["site_urls"] = licensing.distinct_site_urls(rows)
+        if stored is not None and check.org_id != (stored.get("org_id") or None):
+            params = _drop_former_org_defaults(stored, params, rows, check, warnings, check_mode)
+            check = licensing.plan_org_check(
+                stored, params["org_id"], params["default_subscription_id"],
+                params["default_site_url"],
+            )
         check_org_defaults(name, rows, check)
 
     changed, before, after = store.upsert_customer(
@@ -189,6 +196,68 @@ def ensure_customer(
         )
     result.update(changed=changed, before=before, customer=after, warnings=warnings)
     return result
+
+
+def _org_id_from_environment(
+    stored: Optional[Mapping[str, Any]], params: Mapping[str, Any], warnings: List[str]
+) -> Dict[str, Any]:
+    """Apply WEBEX_ORG_ID (``org_id_from_env``) when the org_id option is not set.
+
+    The variable names the org of a new customer. It does not move a stored customer to
+    another org: an environment left over from other work would otherwise re-point the
+    customer, and its next sync would load another customer's org under its name.
+    """
+    params = dict(params)
+    from_env = (params.pop("org_id_from_env", None) or "").strip() or None
+    if params.get("org_id") is not None or from_env is None:
+        return params
+    if stored is None:
+        params["org_id"] = from_env
+    elif (stored.get("org_id") or None) != from_env:
+        current = stored.get("org_id") or "none (the token's own org)"
+        warnings.append(
+            f"WEBEX_ORG_ID is '{from_env}', but customer '{params['name']}' is stored with "
+            f"org id {current}, so the variable was ignored: it sets the org of a new "
+            "customer only. Set the org_id option to move the customer to another org"
+        )
+    return params
+
+
+def _drop_former_org_defaults(
+    stored: Mapping[str, Any],
+    params: Mapping[str, Any],
+    rows: List[Dict],
+    check: licensing.OrgCheck,
+    warnings: List[str],
+    check_mode: bool,
+) -> Dict[str, Any]:
+    """Clear stored defaults that the customer's new org lacks, unless options set them.
+
+    Defaults name a subscription and a site URL of the former org, so after a corrected
+    org id they would fail every later change of the customer until cleared by hand.
+    """
+    params = dict(params)
+    subscriptions = set(licensing.distinct_subscriptions(rows))
+    site_urls = {licensing.normalize_site_url(url) for url in licensing.distinct_site_urls(rows)}
+    dropped = []
+    for option, known, normalize in (
+        ("default_subscription_id", subscriptions, licensing.normalize_subscription_id),
+        ("default_site_url", site_urls, licensing.normalize_site_url),
+    ):
+        value = normalize(stored.get(option))
+        if params.get(option) is None and value and value not in known:
+            params[option] = ""
+            dropped.append(f"{option} '{value}'")
+    if dropped:
+        cleared = "would be cleared" if check_mode else "were cleared"
+        org = f"org '{check.org_id}'" if check.org_id else "the token's own org"
+        warnings.append(
+            f"customer '{params['name']}' moves to {org}, which lacks the stored "
+            f"{' and '.join(dropped)} of its former org, so they {cleared}. Set the defaults "
+            "of the new org with default_subscription_id and default_site_url (the "
+            "ucops.webex.license_defaults role does)"
+        )
+    return params
 
 
 def choose_device(stored: Optional[Mapping[str, Any]], params: Mapping[str, Any]) -> Optional[str]:
@@ -249,6 +318,9 @@ def manage_customer(
         path = resolve_inventory_path(params["inventory_db"])
         new_file = not os.path.exists(path)
         org_rows = None
+        if new_file:
+            # A new file has no customers yet, so WEBEX_ORG_ID names the org of this one.
+            params = _org_id_from_environment(None, params, [])
         if new_file and not check_mode:
             # Read and check the org before the file exists, so that a wrong org id or
             # default leaves no new, empty inventory behind.

@@ -41,8 +41,12 @@ options:
       - Partner administrators set the customer org here; the token must be allowed to act on
         it. When a customer has no org id, the token's own org is used.
       - One org belongs to one customer only.
-      - If not set, the E(WEBEX_ORG_ID) environment variable is used; if that is not set
-        either, the stored value is kept.
+      - If not set, the stored value is kept. For a new customer the E(WEBEX_ORG_ID)
+        environment variable is used then; it never moves a stored customer to another org
+        (the task warns when it differs from the stored org id).
+      - When the org id changes, a stored default subscription or site URL that the new org
+        lacks is cleared with a warning, unless O(default_subscription_id) or
+        O(default_site_url) set new values.
     type: str
   hierarchy:
     description:
@@ -195,6 +199,7 @@ tracking_id:
   sample: ROUTER_66F2A1E2-8C3B-4B2B-A8C0-2F61E7C0A1D4
 """
 
+import os
 import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
@@ -225,13 +230,17 @@ def main() -> None:
         device=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
+    # WEBEX_ORG_ID applies to new customers only (see customer._org_id_from_environment),
+    # so the option has no fallback and the variable is passed on apart.
+    argument_spec["org_id"] = dict(type="str")
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = dict(module.params, org_id_from_env=os.environ.get("WEBEX_ORG_ID"))
 
     # The client is built only when the org must be read, so updates that need no API call
     # work without credentials.
     try:
         result = manage_customer(
-            module.params,
+            params,
             lambda: WebexClient.from_module(module),
             check_mode=module.check_mode,
             diff_mode=module._diff,

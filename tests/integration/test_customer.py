@@ -438,3 +438,58 @@ def test_one_default_changed_checks_pair(simulator, run_playbook, inventory_db, 
     assert record["failed"]
     assert "not of its default subscription" in record["result"]["msg"]
     assert dump_inventory(inventory_db) == before
+
+
+def test_org_id_variable_does_not_move_stored_customer(simulator, run_playbook, inventory_db):
+    """WEBEX_ORG_ID left in the environment names the org of new customers only."""
+    run_playbook([customer_task(simulator, "Alpine Dental", org_id=ALPINE["id"])])
+    simulator.clear_requests()
+    environment = {"WEBEX_ORG_ID": BOREALIS["id"]}
+
+    run = run_playbook([
+        customer_task(simulator, "Alpine Dental", task="move hierarchy", token=None,
+                      hierarchy="Provider/Reseller North"),
+        customer_task(simulator, "Borealis Logistics", task="new customer",
+                      default_subscription_id="Sub-BOR100",
+                      default_site_url="borealis.webex.com"),
+    ], extra_env=environment)
+
+    moved = run.task("move hierarchy")
+    assert_ok(moved)
+    assert moved["result"]["customer"]["org_id"] == ALPINE["id"]
+    warnings = " ".join(moved["result"].get("warnings", []))
+    assert f"WEBEX_ORG_ID is '{BOREALIS['id']}'" in warnings
+    assert "it sets the org of a new customer only" in warnings
+    added = run.task("new customer")
+    assert_ok(added)
+    assert added["result"]["customer"]["org_id"] == BOREALIS["id"]
+    rows = {row["name"]: row["org_id"] for row in customer_rows(inventory_db)}
+    assert rows == {"Alpine Dental": ALPINE["id"], "Borealis Logistics": BOREALIS["id"]}
+    read_orgs = {entry["query"].get("orgId") for entry in simulator.requests()}
+    assert read_orgs == {BOREALIS["id"]}
+
+
+def test_corrected_org_id_clears_defaults_of_former_org(simulator, run_playbook,
+                                                        inventory_db):
+    """An org id set by mistake and its defaults: correcting the org id alone succeeds and
+    clears the defaults that the new org lacks, so the defaults can be set next."""
+    run_playbook([customer_task(simulator, "Acme", org_id=BOREALIS["id"],
+                                default_subscription_id="Sub-BOR100",
+                                default_site_url="borealis.webex.com")])
+
+    run = run_playbook([
+        customer_task(simulator, "Acme", task="correct", org_id=ALPINE["id"]),
+        customer_task(simulator, "Acme", task="defaults", default_subscription_id="Sub-ALP100"),
+    ])
+
+    corrected = run.task("correct")
+    assert_ok(corrected)
+    customer = corrected["result"]["customer"]
+    assert customer["org_id"] == ALPINE["id"]
+    assert customer["default_subscription_id"] is None
+    assert customer["default_site_url"] is None
+    warnings = " ".join(corrected["result"].get("warnings", []))
+    assert "lacks the stored default_subscription_id 'Sub-BOR100' and default_site_url " \
+        "'borealis.webex.com' of its former org, so they were cleared" in warnings
+    assert_ok(run.task("defaults"))
+    assert customer_rows(inventory_db)[0]["default_subscription_id"] == "Sub-ALP100"
