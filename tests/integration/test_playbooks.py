@@ -544,3 +544,25 @@ def test_upgrade_to_subscription_without_sites(start_simulator, run_playbook, tm
             "SELECT default_subscription_id, default_site_url FROM customers "
             "WHERE name = 'Borealis Logistics'").fetchone()
     assert stored == ("Sub-BOR102", None)
+
+
+def test_upgrade_fails_on_stored_default_the_org_lost(simulator, start_simulator, run_playbook,
+                                                      tmp_path):
+    """After a renewal under a new subscription id the stored default (still in the host
+    vars) is in the org no more: the upgrade fails that customer instead of passing it with
+    no managed license."""
+    assert run_upgrade(run_playbook, simulator, limit="borealis_logistics").rc == 0
+    fixture = json.loads(DEMO_FIXTURE.read_text())
+    renewed = json.loads(json.dumps(fixture).replace("Sub-BOR100", "Sub-BOR200"))
+    fixture_path = tmp_path / "renewed.json"
+    fixture_path.write_text(json.dumps(renewed))
+    renewed_simulator = start_simulator(fixture_path)
+
+    run = run_upgrade(run_playbook, renewed_simulator, limit="borealis_logistics")
+
+    assert run.rc != 0, run.stdout[-3000:]
+    failure = run.task("Record the failure", host="borealis_logistics")
+    message = failure["result"]["ansible_facts"]["upgrade_21_1_outcome"]["message"]
+    assert ("default_subscription_id 'Sub-BOR100' (webex_default_subscription_id) is not a "
+            "subscription of org 'Borealis Logistics' (found: Sub-BOR101, Sub-BOR200)") in message
+    assert "default_site_url 'borealis.webex.com'" not in message
