@@ -414,11 +414,13 @@ class DigestSet:
 
 
 class PeopleChangedError(InventoryError):
-    """Stored people changed while a sync listed them; the sync must list them again.
+    """Stored people or license counts changed while a sync listed them; list them again.
 
     A sync does not stage people whose stored fingerprint equals the listed person. When
     such a person changes in the inventory before the commit (a license assignment, another
-    sync), the sync no longer knows that person's listed state, so it writes nothing.
+    sync), the sync no longer knows that person's listed state, so it writes nothing. The
+    same holds for license counts that another task moved after the sync listed the
+    licenses: writing the listed counts would undo that task's change.
     """
 
 
@@ -764,11 +766,17 @@ class SyncSession:
         self._people_with_licenses = 0
         self._people_seen_sorted: Optional[array] = None
         self._people_data_version: Optional[int] = None
+        # The stored license counts when the sync started (licenses in scope only).
+        self._license_counts_at_start: Optional[List[Tuple[Any, ...]]] = None
         self._conn = self._dialect.retry_locked(self._dialect.connect)
         try:
             self._dialect.retry_locked(self._create_staging_tables)
             if "people" in self.scope:
                 self._known_people = self._dialect.retry_locked(self._read_people_fingerprints)
+            if "licenses" in self.scope:
+                self._license_counts_at_start = self._dialect.retry_locked(
+                    self._read_license_counts
+                )
         except BaseException:
             self._conn.close()
             raise
@@ -1057,7 +1065,28 @@ class SyncSession:
         self._close()
         return report
 
+    def _read_license_counts(self) -> List[Tuple[Any, ...]]:
+        return self._conn.execute(
+            "SELECT id, total_units, consumed_units, consumed_by_users, consumed_by_workspaces "
+            "FROM licenses WHERE customer = :customer ORDER BY id",
+            {"customer": self.customer},
+        ).fetchall()
+
+    def _check_license_counts_unchanged(self) -> None:
+        """Raise PeopleChangedError when another task changed the stored license counts
+        since this sync started; called in the write transaction before anything is written.
+        """
+        if self._license_counts_at_start is None:
+            return
+        if self._read_license_counts() != self._license_counts_at_start:
+            raise PeopleChangedError(
+                f"the license counts of customer '{self.customer}' changed in the inventory "
+                "during the sync (a license assignment or another sync), so the counts this "
+                "sync listed may be older. Run the sync again"
+            )
+
     def _apply(self, people_sample: int) -> Dict[str, Any]:
+        self._check_license_counts_unchanged()
         customer = self._read_customer()
         decision = self._prepare_managed(customer)
         report = self._report(decision, people_sample)

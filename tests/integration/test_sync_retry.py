@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import pytest
 
 from ansible_collections.ucops.webex.plugins.module_utils import sync
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import WebexClient
-from tests.integration.helpers import ORGS, PARTNER_TOKEN
+from tests.integration.helpers import ORGS, PARTNER_TOKEN, live_consumed_units
 
 CUSTOMER = next(iter(ORGS))
 PEOPLE = [person["id"] for person in ORGS[CUSTOMER]["people"]]
@@ -78,3 +81,42 @@ def test_change_during_sync_lists_again(simulator, inventory_db, monkeypatch, ch
             assert len(stored(inventory_db, person_id)["license_ids"]) == (
                 len(before[person_id]["license_ids"]) + 1
             )
+
+
+def test_counts_changed_during_sync_listed_again(simulator, inventory_db, monkeypatch):
+    """An assignment after the sync listed the licenses, recorded by another task before the
+    commit: the listed counts are older than the stored ones, so the sync lists again
+    instead of writing them back."""
+    org_id = ORGS[CUSTOMER]["id"]
+    with InventoryStore(str(inventory_db)) as store:
+        store.upsert_customer(CUSTOMER, org_id=org_id)
+    run(simulator, inventory_db)
+    person_id = PEOPLE[0]
+    license_id = unheld_license(inventory_db, person_id)
+    real_stage = sync.stage_objects
+    calls = []
+
+    def stage_then_assign(client, session, page_size):
+        real_stage(client, session, page_size)
+        calls.append(page_size)
+        if len(calls) == 1:
+            response = simulator.api("PATCH", "/licenses/users", json={
+                "personId": person_id, "orgId": org_id,
+                "licenses": [{"id": license_id, "operation": "add"}]})
+            assert response.status_code == 200, response.text
+            # The other task moved the stored count; the person row is left as the sync
+            # listed it, so only the counts tell that the listing is old.
+            with contextlib.closing(sqlite3.connect(inventory_db)) as connection:
+                connection.execute(
+                    "UPDATE licenses SET consumed_units = consumed_units + 1 "
+                    "WHERE customer = ? AND id = ?", (CUSTOMER, license_id))
+                connection.commit()
+
+    monkeypatch.setattr(sync, "stage_objects", stage_then_assign)
+    run(simulator, inventory_db)
+
+    assert len(calls) == 2
+    with InventoryStore(str(inventory_db)) as store:
+        stored_units = {row["id"]: row["consumed_units"] for row in store.list_licenses(CUSTOMER)}
+    assert stored_units[license_id] == live_consumed_units(simulator, org_id)[license_id]
+    assert license_id in stored(inventory_db, person_id)["license_ids"]

@@ -490,13 +490,29 @@ def test_license_change_during_sync_raises(db_path, store):
     after_change = inventory_rows(db_path)
     assert after_change != before_change
 
-    with pytest.raises(PeopleChangedError, match="1 people of customer 'Acme' changed"):
+    # The assignment moved a license count as well, which the commit finds first.
+    with pytest.raises(PeopleChangedError, match="changed in the inventory during the sync"):
         session.commit()
 
     assert session.finished
     assert inventory_rows(db_path) == after_change
     assert stored_person(db_path, "P002")[1] == ["ADV", "C-A"]
     assert stored_fingerprints(db_path)["P002"] is None
+
+
+def test_person_changed_during_people_sync_raises(db_path, store):
+    """Without licenses in scope the counts are not compared; the changed person is found."""
+    commit_sync(store)
+    session = store.begin_sync("Acme", scope=["people"])
+    for page in PAGES:
+        session.stage_people(page)
+    store.apply_user_license_change("Acme", "P002", ["ADV"])
+    after_change = inventory_rows(db_path)
+
+    with pytest.raises(PeopleChangedError, match="1 people of customer 'Acme' changed"):
+        session.commit()
+
+    assert inventory_rows(db_path) == after_change
 
 
 def test_license_change_during_diff_raises(store):
@@ -531,8 +547,9 @@ def test_change_of_staged_person_does_not_raise(db_path, store):
     renamed = person(2, name="User Two")
     pages = [[person(1), renamed, person(3)], PAGES[1]]
 
-    with store.begin_sync("Acme", scope=["licenses", "people"]) as session:
-        stage(session, LICENSES, pages)
+    with store.begin_sync("Acme", scope=["people"]) as session:
+        for page in pages:
+            session.stage_people(page)
         assert staged_people(session) == ["P002"]
         store.apply_user_license_change("Acme", "P002", ["ADV"])
         report = session.commit()
@@ -543,6 +560,22 @@ def test_change_of_staged_person_does_not_raise(db_path, store):
     assert row_after["display_name"] == "User Two"
     assert licenses_after == ["C-A"]
     assert stored_fingerprints(db_path)["P002"] == expected_fingerprint(renamed)
+
+
+def test_count_change_of_staged_person_raises(db_path, store):
+    """The assignment also moved a license count after the sync listed the licenses, so
+    the listed counts are older than the stored ones: the sync writes nothing."""
+    commit_sync(store)
+    pages = [[person(1), person(2, name="User Two"), person(3)], PAGES[1]]
+    session = store.begin_sync("Acme", scope=["licenses", "people"])
+    stage(session, LICENSES, pages)
+    store.apply_user_license_change("Acme", "P002", ["ADV"])
+    after_change = inventory_rows(db_path)
+
+    with pytest.raises(PeopleChangedError, match="the license counts of customer 'Acme'"):
+        session.commit()
+
+    assert inventory_rows(db_path) == after_change
 
 
 def test_retry_after_license_change_succeeds(db_path, store):
