@@ -275,6 +275,24 @@ class InventoryStore:
             "the upgraded inventory works for you"
         )
 
+    def check_writable(self) -> None:
+        """Raise sqlite3.Error when the file cannot be written, and change nothing.
+
+        A read-only file (or one on a read-only file system) opens and reads as usual, so
+        only a write shows it: the schema version is set to its own value in a transaction
+        that is rolled back. InventoryLockedError means another writer held the lock too long.
+        """
+
+        def probe() -> None:
+            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+            self._conn.execute(self.dialect.begin_write_sql)
+            try:
+                self._conn.execute(f"PRAGMA user_version = {version}")
+            finally:
+                self._conn.execute("ROLLBACK")
+
+        self.dialect.retry_locked(probe)
+
     @classmethod
     def from_module(cls, module: Any, create: bool = True) -> InventoryStore:
         """Open the store named by the module's ``inventory_db`` option."""

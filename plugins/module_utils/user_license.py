@@ -111,7 +111,9 @@ class UserLicenseChange:
             result.update(self._describe_outcome(plan.add, plan.remove, planned, managed_ids))
             return result
 
-        # Apply through the API, then record in the inventory what the API applied.
+        # Apply through the API, then record in the inventory what the API applied. A file
+        # that cannot be written would fail the recording after Webex applied the change.
+        self._check_inventory_writable()
         response = self._send_change(person, license_changes)
         if isinstance(response, WebexApiError):
             # The outcome is unknown: the user read again shows what was applied.
@@ -145,6 +147,16 @@ class UserLicenseChange:
                 **{key: value for key, value in result.items() if key != "changed"},
             )
         return result
+
+    def _check_inventory_writable(self) -> None:
+        try:
+            self.store.check_writable()
+        except (InventoryError, sqlite3.Error) as error:
+            raise UserLicenseError(
+                f"the inventory database {self.store.path} cannot be written ({error}), so "
+                "the change was not sent to Webex. Give the user who runs the task write "
+                "access to the file and its directory, then run the task again"
+            ) from error
 
     # -- reading ----------------------------------------------------------------------------
 

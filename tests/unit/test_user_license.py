@@ -642,3 +642,30 @@ def test_response_licenses_beat_lagging_read(store):
     assert [item["id"] for item in result["added"]] == ["ADV-A"]
     assert "Advanced Messaging (Sub-A100)" in result["diff"]["after"]["licenses"]
     assert "ADV-A" in store.find_person("Acme", "ann@acme.example")["license_ids"]
+
+
+def test_read_only_inventory_sends_no_change(store, monkeypatch):
+    """A file that opens but cannot be written fails the task before the PATCH, instead of
+    after Webex applied the change."""
+    read_only = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, isolation_level=None)
+    read_only.row_factory = sqlite3.Row
+    monkeypatch.setattr(store, "_conn", read_only)
+    client = FakeClient(PERSON)
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store, client)
+
+    with pytest.raises(UserLicenseError) as caught:
+        change.run()
+
+    message = str(caught.value)
+    assert f"the inventory database {store.path} cannot be written" in message
+    assert "readonly database" in message
+    assert "the change was not sent to Webex" in message
+    assert client.patches == []
+    assert not caught.value.changed
+
+
+def test_writable_check_changes_nothing(store):
+    version = store._conn.execute("PRAGMA user_version").fetchone()[0]
+    store.check_writable()
+    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == version
+    assert not store._conn.in_transaction
