@@ -325,13 +325,14 @@ def test_license_report_thresholds_fail(simulator, run_playbook, tmp_path):
         if limit is not None and row["available_units"] < limit:
             expected.append((row["customer"], row["name"], "available_units",
                              row["available_units"], limit))
-        if row["utilization"] is not None and row["utilization"] > 85:
-            expected.append((row["customer"], row["name"], "utilization", row["utilization"], 85))
+        exact = row["consumed_units"] * 100 / row["total_units"] if row["total_units"] else None
+        if exact is not None and exact > 85:
+            expected.append((row["customer"], row["name"], "utilization", round(exact, 3), 85))
     offenders = [(item["customer"], item["license"], item["check"], item["value"], item["limit"])
                  for item in listing["threshold_offenders"]]
     assert sorted(offenders) == sorted(expected)
     assert ("Alpine Dental", "Webex Calling - Professional", "available_units", 6, 10) in offenders
-    assert ("Borealis Logistics", "Meeting - Webex Enterprise Edition", "utilization", 87.7,
+    assert ("Borealis Logistics", "Meeting - Webex Enterprise Edition", "utilization", 87.705,
             85) in offenders
     # Sub-BOR101 is not the default subscription, so its full Standard license is no offender.
     assert all(item["subscription_id"] != "Sub-BOR101" for item in listing["threshold_offenders"])
@@ -340,7 +341,26 @@ def test_license_report_thresholds_fail(simulator, run_playbook, tmp_path):
     assert ("Alpine Dental / Webex Calling - Professional [Sub-ALP100]: available_units 6 "
             "below the minimum 10") in message
     assert ("Borealis Logistics / Meeting - Webex Enterprise Edition [Sub-BOR100, "
-            "borealis.webex.com]: utilization 87.7 above the maximum 85.0") in message
+            "borealis.webex.com]: utilization 87.705 above the maximum 85.0") in message
+
+
+def test_license_report_utilization_not_rounded(simulator, run_playbook, tmp_path):
+    """The listing rounds the utilization to 0.1; the maximum compares the exact share:
+    107 of 122 is 87.705 % and 34 of 42 is 80.952 %."""
+    assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
+    report_dir = tmp_path / "report"
+
+    run = run_report(run_playbook, report_dir, webex_report_hierarchy="Keystone",
+                     webex_max_utilization_by_name={"Meeting - Webex Enterprise Edition": 80.96,
+                                                    "Webex Calling - Professional": 85.13})
+
+    assert run.rc != 0
+    offenders = {(item["customer"], item["license"]): item["value"]
+                 for item in read_report(report_dir)[0]["threshold_offenders"]}
+    assert offenders == {
+        ("Borealis Logistics", "Meeting - Webex Enterprise Edition"): 87.705,
+        ("Borealis Logistics", "Webex Calling - Professional"): 85.135,
+    }
 
 
 def test_license_report_thresholds_pass(simulator, run_playbook, tmp_path):
