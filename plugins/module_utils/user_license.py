@@ -215,15 +215,42 @@ class UserLicenseChange:
     ) -> List[Dict[str, Any]]:
         """Build the ``licenses`` entries of the PATCH body; check calling properties first."""
         changes = []
+        calling_added = False
         for license_id in plan.add:
             change: Dict[str, Any] = {"id": license_id, "operation": "add"}
             row = self.licenses_by_id[license_id]
             if licensing.is_user_calling_license(row.get("name")):
                 change["properties"] = self._calling_properties(row, person)
+                calling_added = True
             changes.append(change)
         for license_id in plan.remove:
             changes.append({"id": license_id, "operation": "remove"})
+        if not calling_added:
+            self._check_unused_calling_options()
         return changes
+
+    def _check_unused_calling_options(self) -> None:
+        """Check location, extension and phone_number when no calling license is added.
+
+        They apply to a calling license that is added only. An unknown location still fails
+        (it is bad input either way), and options that change nothing are named in a
+        warning, since this module does not move a user's calling location or number.
+        """
+        location = self.params.get("location")
+        if location:
+            self._resolve_location(location)
+        unused = [
+            option for option in ("location", "extension", "phone_number")
+            if self.params.get(option)
+        ]
+        if unused:
+            self.warnings.append(
+                f"{', '.join(unused)} {'was' if len(unused) == 1 else 'were'} not applied to "
+                f"user '{self.params['user']}': they apply to a calling license that this "
+                "task adds, and it adds none. This module does not change the calling "
+                "location or number of a user who already holds a calling license; change "
+                "them in Control Hub"
+            )
 
     def _calling_properties(
         self, license_row: Mapping[str, Any], person: Mapping[str, Any]

@@ -86,6 +86,10 @@ options:
       - When not set, the user's current location is used. A user without a location then
         needs O(location) or O(phone_number); otherwise the task fails before any change.
       - A name is looked up in the inventory first, then in the live org.
+      - When the task adds no calling license, O(location), O(extension) and O(phone_number)
+        are not applied and the task warns; an unknown location still fails it. The module
+        does not move a user who already holds a calling license to another location or
+        number.
     type: str
   extension:
     description:

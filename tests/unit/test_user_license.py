@@ -669,3 +669,34 @@ def test_writable_check_changes_nothing(store):
     store.check_writable()
     assert store._conn.execute("PRAGMA user_version").fetchone()[0] == version
     assert not store._conn.in_transaction
+
+
+def test_unknown_location_fails_when_calling_is_held(store):
+    """Ann holds no calling license of the defaults but this task adds none either; the
+    unknown location is still bad input."""
+    client = FakeClient(PERSON)
+    change = UserLicenseChange(
+        params(licenses=["Meeting - Webex Enterprise Edition"], location="Atlantis",
+               extension="7777"),
+        store, client,
+    )
+
+    with pytest.raises(UserLicenseError, match="location 'Atlantis' was not found"):
+        change.run()
+    assert client.patches == []
+
+
+def test_calling_options_not_applied_are_named(store):
+    client = FakeClient(dict(PERSON, licenses=["MSG", "SS", "M-A", "C-A"]))
+    change = UserLicenseChange(
+        params(licenses=["Webex Calling - Professional"], location="Branch", extension="7777"),
+        store, client,
+    )
+
+    result = change.run()
+
+    assert result["changed"] is False
+    assert client.patches == []
+    assert len(change.warnings) == 1
+    assert change.warnings[0].startswith(
+        "location, extension were not applied to user 'ann@acme.example'")
