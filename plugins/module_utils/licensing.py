@@ -712,8 +712,8 @@ def filter_licenses(
 ) -> List[Dict[str, Any]]:
     """Keep the license rows that match every filter that is set.
 
-    ``site_url`` compares without case, scheme or trailing slash; ``name`` and
-    ``subscription_id`` compare exactly.
+    ``site_url`` compares without case, scheme or trailing slash; ``name`` without case
+    (as the inventory's listing does); ``subscription_id`` exactly.
     """
     site_filter = normalize_site_url(site_url) if site_url else None
     subscription_filter = normalize_subscription_id(subscription_id)
@@ -723,7 +723,7 @@ def filter_licenses(
             continue
         if site_filter and normalize_site_url(row.get("site_url")) != site_filter:
             continue
-        if name and row.get("name") != name:
+        if name and str(row.get("name") or "").strip().lower() != name.strip().lower():
             continue
         result.append(dict(row))
     return result

@@ -70,7 +70,8 @@ options:
     type: str
   name:
     description:
-      - Only list licenses with exactly this name, for example V(Webex Calling - Professional).
+      - Only list licenses with this name, compared without case, for example
+        V(Webex Calling - Professional).
     type: str
   include_assigned_users:
     description:
@@ -205,7 +206,7 @@ licenses:
     hybrid:
       description: Whether this is a hybrid services license, whose usage is not counted.
       type: bool
-      returned: when O(source=inventory)
+      returned: always
     unsubscribed:
       description: Whether the license has no subscription (bundled licenses); such licenses
         are never managed.
@@ -265,6 +266,10 @@ totals:
   contains:
     name:
       description: License name.
+      type: str
+    hierarchy:
+      description: The O(hierarchy) prefix that the totals add up, normalized; an empty
+        string when all customers are listed.
       type: str
     subscription_id:
       description: Subscription id; null for licenses without a subscription.

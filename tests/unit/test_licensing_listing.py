@@ -120,8 +120,9 @@ def test_filter_by_name():
     assert ids(licensing.filter_licenses(ROWS, name=CALLING)) == ["C-A", "C-B"]
 
 
-def test_filter_name_is_exact():
-    assert licensing.filter_licenses(ROWS, name=CALLING.lower()) == []
+def test_filter_name_ignores_case_as_the_inventory_does():
+    assert ids(licensing.filter_licenses(ROWS, name=f" {CALLING.lower()} ")) == ["C-A", "C-B"]
+    assert licensing.filter_licenses(ROWS, name=CALLING[:-1]) == []
 
 
 def test_filter_combines_filters():
