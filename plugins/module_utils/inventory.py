@@ -171,8 +171,9 @@ class InventoryStore:
         if not os.path.exists(self.path):
             if not create:
                 raise InventoryError(
-                    f"inventory database {self.path} does not exist; run "
-                    "ucops.webex.webex_license_sync first or set inventory_db"
+                    f"inventory database {self.path} does not exist; add customers with "
+                    "ucops.webex.webex_customer (or playbooks/upgrade_21_1.yml) and sync "
+                    "them with ucops.webex.webex_license_sync first, or set inventory_db"
                 )
             prepare_directory(self.path)
             create_private_file(self.path)

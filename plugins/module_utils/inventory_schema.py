@@ -585,7 +585,9 @@ class SQLiteDialect:
 
     def error_for(self, exc: sqlite3.DatabaseError) -> InventoryError:
         """Wrap an SQLite error that makes the file unusable."""
-        if "readonly" in str(exc):
+        if "readonly" in str(exc) or "unable to open database file" in str(exc):
+            # "unable to open" with an intact file: most often a directory that cannot be
+            # written, where SQLite must create the WAL and shared-memory files.
             return InventoryError(
                 f"inventory database {self.path} cannot be used: {exc}. The modules write to "
                 "the file and create FILE-wal and FILE-shm next to it, even to read, so give "

@@ -371,7 +371,8 @@ class UserLicenseChange:
         user = self.params["user"]
         if not (applied.added or applied.removed):
             raise UserLicenseError(
-                f"the license change request for user '{user}' failed: {error}. Reading the "
+                f"the license change request for user '{user}' failed: "
+                f"{str(error).rstrip('.')}. Reading the "
                 "user again shows that nothing was changed, and the inventory is unchanged: "
                 "run the task again",
                 status=error.status,

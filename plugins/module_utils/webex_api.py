@@ -1031,10 +1031,11 @@ class WebexClient:
             return []
 
         if not isinstance(body, dict) or item_key not in body:
-            found = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
-            message = (
-                f"page {page_number} of the list has no '{item_key}' key (found: {found or 'none'})"
-            )
+            if isinstance(body, dict):
+                found = f"keys: {', '.join(sorted(body)) or 'none'}"
+            else:
+                found = "an empty body" if body is None else _json_type(body)
+            message = f"page {page_number} of the list has no '{item_key}' key (found {found})"
         elif not isinstance(body[item_key], list):
             message = (
                 f"page {page_number} of the list has '{item_key}' of type "

@@ -1057,3 +1057,21 @@ def test_readonly_error_names_write_access(db_path):
 
     assert "give write access to the file and its directory" in str(error)
     assert "integrity_check" not in str(error)
+
+
+def test_unable_to_open_names_write_access(db_path):
+    """SQLite says "unable to open database file" when the directory cannot be written
+    (no room for FILE-wal and FILE-shm), not when the file is damaged."""
+    dialect = inventory_schema.SQLiteDialect(db_path, lock_timeout=1)
+
+    error = dialect.error_for(sqlite3.OperationalError("unable to open database file"))
+
+    assert "give write access to the file and its directory" in str(error)
+    assert "restore it from a backup" not in str(error)
+
+
+def test_missing_file_names_the_first_steps(tmp_path):
+    with pytest.raises(InventoryError) as caught:
+        InventoryStore(str(tmp_path / "missing.db"), create=False)
+
+    assert "add customers with ucops.webex.webex_customer" in str(caught.value)

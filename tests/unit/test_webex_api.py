@@ -736,9 +736,18 @@ def test_paging_missing_items_raises(client, replay):
         client.list_licenses()
 
     message = str(raised.value)
-    assert "page 1 of the list has no 'items' key (found: message, trackingId)" in message
+    assert "page 1 of the list has no 'items' key (found keys: message, trackingId)" in message
     assert raised.value.tracking_id == "T-9"
     assert raised.value.path == "/v1/licenses"
+
+
+def test_paging_empty_body_named(client, replay):
+    replay.expect("GET", "/licenses")
+
+    with pytest.raises(WebexApiError) as raised:
+        client.list_licenses()
+
+    assert "page 1 of the list has no 'items' key (found an empty body)" in str(raised.value)
 
 
 def test_paging_non_list_items_raises(client, replay):
