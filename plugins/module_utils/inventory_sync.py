@@ -766,6 +766,8 @@ class SyncSession:
         self._people_with_licenses = 0
         self._people_seen_sorted: Optional[array] = None
         self._people_data_version: Optional[int] = None
+        # Ids of listed licenses without totalUnits, which are stored with 0 units.
+        self._licenses_without_total: List[str] = []
         # The stored license counts when the sync started (licenses in scope only).
         self._license_counts_at_start: Optional[List[Tuple[Any, ...]]] = None
         self._conn = self._dialect.retry_locked(self._dialect.connect)
@@ -799,7 +801,11 @@ class SyncSession:
     def stage_licenses(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Stage license objects of ``GET /v1/licenses``; return how many were given."""
         self._check_stage("licenses")
+        items = list(items)
         rows = [license_row(item) for item in items]
+        self._licenses_without_total += [
+            row["id"] for item, row in zip(items, rows) if item.get("totalUnits") is None
+        ]
         return self._stage_all("licenses", rows, {})
 
     def stage_roles(self, items: Iterable[Mapping[str, Any]]) -> int:
@@ -1064,6 +1070,19 @@ class SyncSession:
             raise
         self._close()
         return report
+
+    def _data_warnings(self) -> List[str]:
+        """Describe listed data that the inventory stores with an assumption."""
+        if not self._licenses_without_total:
+            return []
+        ids = sorted(set(self._licenses_without_total))
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        return [
+            f"the Webex API listed {len(ids)} license(s) of customer '{self.customer}' without "
+            f"totalUnits ({shown}); they are stored with 0 units in total, so the inventory "
+            "shows no units available for them. Run the sync again, and report it to Webex "
+            "support with the license ids if it repeats"
+        ]
 
     def _read_license_counts(self) -> List[Tuple[Any, ...]]:
         return self._conn.execute(
@@ -1444,6 +1463,7 @@ class SyncSession:
             "summary": summary,
             "defaults": decision.as_dict(),
             "warnings": decision.warnings(self.customer),
+            "data_warnings": self._data_warnings(),
             "unsubscribed_licenses": unsubscribed,
             "users_outside_defaults": self._users_outside_defaults(people_sample),
             "staged": dict(self.staged),

@@ -570,6 +570,8 @@ def run_license_sync(
         if params.get("warn_missing_defaults", True):
             for warning in report["warnings"]:
                 warn(warning["message"])
+        for message in report.get("data_warnings", []):
+            warn(message)
         result = build_result(report, customer, org_id)
         result["api_requests"] = dict(client.stats)
         if diff_mode:

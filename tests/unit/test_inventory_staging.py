@@ -731,3 +731,20 @@ def test_lone_surrogate_named_in_error(db_path, store, stage_name, item, message
         session.discard()
 
     assert [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)] == before
+
+
+def test_license_without_total_units_warns(store):
+    licenses = [dict(item) for item in LICENSES]
+    del licenses[1]["totalUnits"]
+    licenses[2]["totalUnits"] = None
+
+    report = commit_sync(store, licenses=licenses)
+
+    assert len(report["data_warnings"]) == 1
+    warning = report["data_warnings"][0]
+    assert "listed 2 license(s) of customer 'Acme' without totalUnits (ADV, C-B)" in warning
+    assert "stored with 0 units in total" in warning
+
+
+def test_complete_licenses_no_data_warning(store):
+    assert commit_sync(store)["data_warnings"] == []
