@@ -398,6 +398,15 @@ def test_license_report_customer_and_location_level(simulator, run_playbook, tmp
     assert location_listing["level"] == "location"
     assert location_rows
     assert {row["location_name"] for row in location_rows} == {location}
+    # consumed_units counts the location; the org's use explains available_units.
+    by_id = {row["id"]: row for row in location_listing["licenses"]}
+    for row in location_rows:
+        source = by_id[row["id"]]
+        assert int(row["org_consumed_units"]) == source["org_consumed_units"]
+        assert int(row["consumed_units"]) == source["consumed_units"]
+        if source["total_units"] >= source["org_consumed_units"]:
+            assert int(row["available_units"]) == (
+                int(row["total_units"]) - int(row["org_consumed_units"]))
     table = (tmp_path / "location" / "licenses.txt").read_text()
     assert f"location {location}" in table
 
