@@ -522,6 +522,31 @@ def test_upgrade_check_mode_names_stored_defaults(simulator, run_playbook, tmp_p
     assert not any(line.startswith("Check mode:") for line in plain)
 
 
+def test_upgrade_check_mode_names_counts_not_stored(simulator, run_playbook):
+    """A license assigned in Webex after the last run: --check previews a sync that would
+    change its count, and the report says that its counts are the stored ones."""
+    assert run_upgrade(run_playbook, simulator, limit="borealis_logistics").rc == 0
+    borealis = ORGS["Borealis Logistics"]
+    messaging = next(item["id"] for item in borealis["licenses"]
+                     if item["name"] == "Advanced Messaging"
+                     and item.get("subscriptionId") == "Sub-BOR100")
+    person = next(item for item in borealis["people"] if messaging not in item["licenses"])
+    response = simulator.api("PATCH", "/licenses/users", json={
+        "personId": person["id"], "orgId": borealis["id"],
+        "licenses": [{"id": messaging, "operation": "add"}]})
+    assert response.status_code == 200, response.text
+
+    run = run_playbook(playbook=PLAYBOOKS / "upgrade_21_1.yml", inventory=DEMO_INVENTORY,
+                       limit="borealis_logistics", check=True,
+                       extra_env={"WEBEX_API_URL": simulator.api_url})
+
+    assert run.rc == 0, run.stdout[-3000:]
+    report = run.task("ucops.webex.upgrade_21_1 : Show the upgrade report",
+                      host="borealis_logistics")["result"]["msg"]
+    assert ("Check mode: the sync would change 1 license row(s) of the inventory, so the "
+            "counts below are the stored ones") in " ".join(report), report
+
+
 def test_license_report_csv_formula_text(simulator, run_playbook, tmp_path, inventory_db):
     """Text that a spreadsheet would run as a formula is written with a leading apostrophe."""
     assert run_upgrade(run_playbook, simulator, limit="alpine_dental").rc == 0
