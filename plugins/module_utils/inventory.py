@@ -168,6 +168,9 @@ class InventoryStore:
         self.now = clock
 
         file_version = self.dialect.check_file()
+        # An empty file (touched by hand, or cut short by a full disk) becomes a new inventory;
+        # upgrade_message says so, since its customers may be expected elsewhere.
+        self.was_empty_file = os.path.isfile(self.path) and os.path.getsize(self.path) == 0
         if not os.path.exists(self.path):
             if not create:
                 raise InventoryError(
@@ -267,6 +270,12 @@ class InventoryStore:
 
     def upgrade_message(self) -> Optional[str]:
         """Describe the schema upgrade that opening the file made, or return None."""
+        if self.was_empty_file:
+            return (
+                f"inventory database {self.path} was an empty file and was set up as a new, "
+                "empty inventory. If you expected customers in it, check inventory_db or "
+                "WEBEX_INVENTORY_DB and restore the file from a backup"
+            )
         if self.upgraded_from is None:
             return None
         return (

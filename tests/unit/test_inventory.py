@@ -289,6 +289,22 @@ def test_empty_sqlite_file_becomes_inventory(db_path):
         assert store.schema_version == SCHEMA_VERSION
 
 
+def test_zero_byte_file_set_up_with_warning(db_path):
+    open(db_path, "wb").close()
+
+    with InventoryStore(db_path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        message = store.upgrade_message()
+
+    assert message.startswith(f"inventory database {db_path} was an empty file")
+    assert "restore the file from a backup" in message
+
+
+def test_new_file_has_no_upgrade_message(db_path):
+    with InventoryStore(db_path) as store:
+        assert store.upgrade_message() is None
+
+
 def test_readonly_old_schema_names_upgrade(db_path, monkeypatch):
     connection = sqlite3.connect(db_path)
     for _version, statements in inventory_schema.MIGRATIONS[:3]:
