@@ -160,6 +160,12 @@ def test_sync_playbook_syncs_every_customer(simulator, run_playbook):
     assert syncs["borealis_logistics"]["defaults"]["subscription_id"] is None
     assert {item["option"] for item in syncs["borealis_logistics"]["defaults_required"]} == {
         "default_subscription_id", "default_site_url"}
+    summary = run.task("ucops.webex.license_sync : Report the sync summary",
+                       host="borealis_logistics")["result"]["msg"]
+    required = [line for line in summary if line.startswith("Defaults required:")]
+    assert len(required) == 2, summary
+    assert ("(in the Ansible inventory: webex_default_subscription_id of host "
+            "borealis_logistics, applied by the ucops.webex.license_defaults role") in required[0]
 
 
 def test_duplicate_customer_hosts_fail(simulator, run_playbook, tmp_path, inventory_db):
