@@ -1073,16 +1073,26 @@ class SyncSession:
 
     def _data_warnings(self) -> List[str]:
         """Describe listed data that the inventory stores with an assumption."""
-        if not self._licenses_without_total:
-            return []
-        ids = sorted(set(self._licenses_without_total))
-        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-        return [
-            f"the Webex API listed {len(ids)} license(s) of customer '{self.customer}' without "
-            f"totalUnits ({shown}); they are stored with 0 units in total, so the inventory "
-            "shows no units available for them. Run the sync again, and report it to Webex "
-            "support with the license ids if it repeats"
-        ]
+        warnings = []
+        repeated = {kind: count for kind, count in self.duplicates.items() if count > 0}
+        if repeated:
+            listed = ", ".join(f"{count} of {kind}" for kind, count in repeated.items())
+            warnings.append(
+                f"the Webex API listed objects of customer '{self.customer}' more than once "
+                f"({listed}: the same id again, on a later page or the same one). The last "
+                "copy of each was stored. A list that changes while it is read does this; if "
+                "the inventory looks wrong, run the sync again"
+            )
+        if self._licenses_without_total:
+            ids = sorted(set(self._licenses_without_total))
+            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            warnings.append(
+                f"the Webex API listed {len(ids)} license(s) of customer '{self.customer}' "
+                f"without totalUnits ({shown}); they are stored with 0 units in total, so the "
+                "inventory shows no units available for them. Run the sync again, and report "
+                "it to Webex support with the license ids if it repeats"
+            )
+        return warnings
 
     def _read_license_counts(self) -> List[Tuple[Any, ...]]:
         return self._conn.execute(

@@ -167,6 +167,17 @@ def test_repeated_page_counted(store):
     assert report["summary"]["people"]["added"] == 6
 
 
+def test_repeated_objects_named_in_warning(store):
+    licenses = LICENSES + [dict(LICENSES[0], name="Basic Messaging")]
+
+    report = commit_sync(store, licenses=licenses, pages=[PAGES[0], PAGES[1], REPEATED_PAGE])
+
+    warning = report["data_warnings"][0]
+    assert "listed objects of customer 'Acme' more than once (1 of licenses, 3 of people" in (
+        warning)
+    assert "The last copy of each was stored" in warning
+
+
 def test_repeated_page_keeps_last_fields(db_path, store):
     commit_sync(store, pages=[PAGES[0], PAGES[1], REPEATED_PAGE])
     row, _licenses = stored_person(db_path, "P001")
