@@ -459,7 +459,7 @@ def test_org_id_variable_does_not_move_stored_customer(simulator, run_playbook, 
     assert moved["result"]["customer"]["org_id"] == ALPINE["id"]
     warnings = " ".join(moved["result"].get("warnings", []))
     assert f"WEBEX_ORG_ID is '{BOREALIS['id']}'" in warnings
-    assert "it sets the org of a new customer only" in warnings
+    assert "it never replaces a stored org id" in warnings
     added = run.task("new customer")
     assert_ok(added)
     assert added["result"]["customer"]["org_id"] == BOREALIS["id"]
