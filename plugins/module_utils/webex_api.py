@@ -217,7 +217,10 @@ class WebexClient:
         self.validate_certs = bool(validate_certs)
         self.proxy_url = _validate_proxy_url(proxy_url)
         # The raw values are remembered as secrets too, in case a caller shows them.
-        raw_secrets = (access_token, client_secret, refresh_token)
+        raw_secrets = tuple(
+            value for value in (access_token, client_secret, refresh_token)
+            if isinstance(value, str) and value.strip()
+        )
         access_token = _clean_credential("access_token (WEBEX_ACCESS_TOKEN)", access_token,
                                          header=True)
         client_id = _clean_credential("client_id (WEBEX_CLIENT_ID)", client_id)

@@ -307,6 +307,13 @@ def test_blank_token_counts_as_missing():
         WebexClient(API_URL, access_token=" \n")
 
 
+def test_blank_credential_is_no_secret():
+    client = WebexClient(API_URL, access_token="  ", client_id="id",
+                         client_secret=CLIENT_SECRET, refresh_token=REFRESH_TOKEN)
+
+    assert client._scrub("timed out after  30 s") == "timed out after  30 s"
+
+
 def test_escaped_form_of_secret_masked():
     client = WebexClient(API_URL, access_token=TOKEN, client_id="id",
                          client_secret="line\nbreak", refresh_token=REFRESH_TOKEN)
