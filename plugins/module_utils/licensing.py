@@ -622,11 +622,14 @@ def same_name_outside_defaults(
 ) -> List[str]:
     """Return the held licenses outside the defaults that have a requested license's name.
 
-    Such a license is the same product from another subscription or meeting site, for
-    example Webex Calling - Professional of a subscription that is not the default. A user
-    who is given the default's license does not keep it (it would use a second unit), and a
-    user whose license of that name is removed does not keep it either. Licenses without a
-    subscription (bundled) and licenses unknown to the inventory are never among them.
+    Such a license is the same product from another subscription, for example Advanced
+    Messaging of a subscription that is not the default. A user who is given the default's
+    license does not keep it (it would use a second unit), and a user whose license of that
+    name is removed does not keep it either.
+
+    Never among them: licenses without a subscription (bundled), licenses unknown to the
+    inventory, meeting site licenses (a license of another site is another hosting right,
+    not a second unit) and user calling licenses (see ``held_calling_conflicts``).
     """
     managed = set(managed_ids)
     names = {
@@ -641,9 +644,34 @@ def same_name_outside_defaults(
             continue
         if not normalize_subscription_id(row.get("subscription_id")):
             continue
+        if normalize_site_url(row.get("site_url")) or is_user_calling_license(row.get("name")):
+            continue
         if _name_key(row.get("name")) in names:
             result.append(license_id)
     return result
+
+
+def held_calling_conflicts(
+    current_ids: Iterable[str],
+    added_ids: Iterable[str],
+    licenses_by_id: Mapping[str, Mapping[str, Any]],
+) -> List[str]:
+    """Return the user calling licenses a user holds besides a calling license to be added.
+
+    A user has one calling license (Professional or Standard). Adding another one while the
+    user keeps the first would use a second unit or be refused by Webex, and replacing it in
+    the same request removes the user's calling setup if the addition then fails.
+    """
+    added = [i for i in added_ids if is_user_calling_license(licenses_by_id[i].get("name"))]
+    if not added:
+        return []
+    return [
+        license_id
+        for license_id in _unique(current_ids)
+        if license_id not in added
+        and license_id in licenses_by_id
+        and is_user_calling_license(licenses_by_id[license_id].get("name"))
+    ]
 
 
 def _name_key(name: Any) -> str:
@@ -712,8 +740,9 @@ def filter_licenses(
 ) -> List[Dict[str, Any]]:
     """Keep the license rows that match every filter that is set.
 
-    ``site_url`` compares without case, scheme or trailing slash; ``name`` without case
-    (as the inventory's listing does); ``subscription_id`` exactly.
+    ``site_url`` compares without case, scheme or trailing slash; ``name`` without case and
+    surrounding spaces (the inventory's listing ignores the case of ASCII letters only);
+    ``subscription_id`` exactly.
     """
     site_filter = normalize_site_url(site_url) if site_url else None
     subscription_filter = normalize_subscription_id(subscription_id)

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryError,
+    InventoryLockedError,
     InventoryStore,
     database_error_message,
 )
@@ -99,6 +100,8 @@ class UserLicenseChange:
         plan = licensing.plan_user_license_change(
             current, requested, self.state, managed_ids, unremovable, replaced
         )
+        if self.state == "present":
+            self._check_present_plan(plan, current, replaced)
         planned = [i for i in current if i not in plan.remove] + list(plan.add)
         license_changes = self._build_license_changes(plan, person)
 
@@ -148,9 +151,53 @@ class UserLicenseChange:
             )
         return result
 
+    def _check_present_plan(
+        self, plan: licensing.LicensePlan, current: Sequence[str], replaced: Sequence[str]
+    ) -> None:
+        """Refuse, before any change, an addition that would leave the user in a bad state.
+
+        A second calling license is not added beside the user's one, and a license of
+        another subscription is not removed for one that has no units left (Webex would
+        apply the removal and refuse the addition).
+        """
+        user = self.params["user"]
+        conflicts = licensing.held_calling_conflicts(current, plan.add, self.licenses_by_id)
+        if conflicts:
+            added = [
+                i for i in plan.add
+                if licensing.is_user_calling_license(self.licenses_by_id[i].get("name"))
+            ]
+            raise UserLicenseError(
+                f"user '{user}' holds {', '.join(self._labels(conflicts))}, and this task would "
+                f"add {', '.join(self._labels(added))}, but a user has one calling license. "
+                "State present does not replace it: if the addition failed, the removal would "
+                "end the user's calling setup. Use state=exact with every license the user "
+                "should hold (it replaces the calling license in one request), or remove the "
+                "held one first with state=absent. Nothing was changed"
+            )
+        removed = [i for i in plan.remove if i in set(replaced)]
+        if not removed:
+            return
+        full = [
+            i for i in plan.add
+            if (self.licenses_by_id[i].get("available_units") or 0) <= 0
+        ]
+        if full:
+            raise UserLicenseError(
+                f"{', '.join(self._labels(full))} has no units left in the inventory, so it "
+                f"cannot replace {', '.join(self._labels(removed))} of user '{user}': Webex "
+                "would remove the held license and refuse the new one. Free or buy units, "
+                "sync the licenses, and run the task again. Nothing was changed"
+            )
+
     def _check_inventory_writable(self) -> None:
         try:
             self.store.check_writable()
+        except InventoryLockedError as error:
+            raise UserLicenseError(
+                f"{error}, so the change was not sent to Webex. Other tasks (syncs or license "
+                "changes) held the inventory's write lock; run the task again when they end"
+            ) from error
         except (InventoryError, sqlite3.Error) as error:
             raise UserLicenseError(
                 f"the inventory database {self.store.path} cannot be written ({error}), so "
@@ -226,30 +273,37 @@ class UserLicenseChange:
         for license_id in plan.remove:
             changes.append({"id": license_id, "operation": "remove"})
         if not calling_added:
-            self._check_unused_calling_options()
+            self._check_unused_calling_options(person)
         return changes
 
-    def _check_unused_calling_options(self) -> None:
+    def _check_unused_calling_options(self, person: Mapping[str, Any]) -> None:
         """Check location, extension and phone_number when no calling license is added.
 
         They apply to a calling license that is added only. An unknown location still fails
-        (it is bad input either way), and options that change nothing are named in a
-        warning, since this module does not move a user's calling location or number.
+        (it is bad input either way), and options that differ from what the user has are
+        named in a warning, since this module does not move a user's calling location or
+        number. Options equal to the user's values (a repeated run) change nothing.
         """
         location = self.params.get("location")
-        if location:
-            self._resolve_location(location)
-        unused = [
-            option for option in ("location", "extension", "phone_number")
-            if self.params.get(option)
-        ]
-        if unused:
+        differing = []
+        if location and self._resolve_location(location) != person.get("locationId"):
+            differing.append("location")
+        extension = self.params.get("extension")
+        if extension and str(extension) != str(person.get("extension") or ""):
+            differing.append("extension")
+        phone_number = self.params.get("phone_number")
+        if phone_number and _digits(phone_number) not in {
+            _digits(item.get("value")) for item in person.get("phoneNumbers") or []
+            if isinstance(item, dict)
+        }:
+            differing.append("phone_number")
+        if differing:
             self.warnings.append(
-                f"{', '.join(unused)} {'was' if len(unused) == 1 else 'were'} not applied to "
-                f"user '{self.params['user']}': they apply to a calling license that this "
-                "task adds, and it adds none. This module does not change the calling "
-                "location or number of a user who already holds a calling license; change "
-                "them in Control Hub"
+                f"{' and '.join(differing)} of user '{self.params['user']}' "
+                f"{'was' if len(differing) == 1 else 'were'} not applied: this task adds no "
+                "calling license, and only a calling license that it adds takes them. This "
+                "module does not change the calling location or number of a user who "
+                "already holds a calling license; change them in Control Hub"
             )
 
     def _calling_properties(
@@ -596,6 +650,14 @@ def run_module(module: Any) -> Dict[str, Any]:
             module.fail_json(msg=database_error_message(module.params["inventory_db"], error))
     result["api_requests"] = dict(client.stats)
     return result
+
+
+def _digits(value: Any) -> str:
+    """Return a phone number as its leading + and digits, for comparing."""
+    text = str(value or "")
+    return ("+" if text.strip().startswith("+") else "") + "".join(
+        char for char in text if char.isdigit()
+    )
 
 
 def _returned_licenses(response: Any) -> Optional[List[str]]:

@@ -93,10 +93,9 @@ attributes:
         the sync history and the time of the last sync.
 notes:
   - People who hold subscribed licenses outside the customer's defaults are reported in
-    RV(users_outside_defaults). M(ucops.webex.webex_user_license) removes such a license
-    when it gives the person the license of the same name from the defaults (or removes
-    that name), and removes all of them with
-    O(ucops.webex.webex_user_license#module:state=exact).
+    RV(users_outside_defaults). M(ucops.webex.webex_user_license) removes all of them with
+    O(ucops.webex.webex_user_license#module:state=exact), and an add-on license of another
+    subscription when it gives the person the license of the same name from the defaults.
   - Licenses without a subscription id (bundled licenses such as Basic Messaging) are never
     managed and are listed in RV(unsubscribed_licenses).
   - On Linux the module reads the API's pages in a second process, a fork of itself, while

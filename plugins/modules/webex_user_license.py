@@ -67,11 +67,15 @@ options:
   state:
     description:
       - V(present) adds the licenses the user does not hold yet. A license of another
-        subscription or site URL with the name of a listed license is removed in the same
-        request, so the user does not use a second unit of the same product (for example
-        Webex Calling - Professional of a former subscription).
+        subscription with the name of a listed license is removed in the same request, so
+        the user does not use a second unit of the same product (for example Advanced
+        Messaging of a former subscription). Meeting licenses of other sites stay, since
+        each site is its own hosting right. When the user holds a calling license and the
+        task would add another one, it fails before any change; use V(exact) to replace a
+        calling license. A replacement also fails before any change when the license to add
+        has no units left in the inventory.
       - V(absent) removes the listed licenses that the user holds, together with licenses
-        of the same name from other subscriptions or site URLs.
+        of the same name from other subscriptions (not meeting licenses of other sites).
       - V(exact) adds the missing licenses and removes every other license of the user,
         including licenses of other subscriptions or site URLs. Bundled licenses without a
         subscription (such as Basic Messaging or Free screen share) and licenses unknown to

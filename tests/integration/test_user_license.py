@@ -53,6 +53,7 @@ NO_LICENSE_USER = "gustav.weber13@borealis.example.com"  # bundled only, no loca
 MESSAGING_USER = "gustav.garcia16@borealis.example.com"  # meeting, Professional, Messaging
 MIXED_USER = "bianca.abbott8@borealis.example.com"  # meeting US, Professional EU
 PROFESSIONAL_USER = "zoe.zhang17@borealis.example.com"  # meeting US, Professional US
+EU_MESSAGING_USER = "farah.moreau31@borealis.example.com"  # Professional EU, Messaging EU
 
 
 @pytest.fixture
@@ -194,29 +195,53 @@ def test_exact_rhythm_drops_other_subscription(simulator, borealis, license_task
     assert set(live_person(simulator, ORG_ID, MIXED_USER)["licenses"]) == BUNDLED | {MEETING_US}
 
 
-def test_present_replaces_calling_of_other_subscription(simulator, borealis, license_task,
-                                                        inventory_db):
-    """MIXED_USER holds Webex Calling - Professional of Sub-BOR101. Given the default's, the
-    user does not keep both: one request adds the default's and removes the other."""
+def test_present_refuses_second_calling_license(simulator, borealis, license_task,
+                                                inventory_db):
+    """MIXED_USER holds Webex Calling - Professional of Sub-BOR101. Present neither adds the
+    default's beside it nor replaces it; exact replaces it in one request."""
     borealis(**US_DEFAULTS)
-    before = live_consumed_units(simulator, ORG_ID)
+    simulator.clear_requests()
 
-    records = run_rhythm(license_task, simulator, inventory_db,
-                         [PROFESSIONAL_EU, PROFESSIONAL_US],
-                         user=MIXED_USER, licenses=["Webex Calling - Professional"],
-                         extension="4711")
+    refused, _run = license_task(user=MIXED_USER, licenses=["Webex Calling - Professional"],
+                                 extension="4711")
+    assert refused["failed"]
+    assert "a user has one calling license" in refused["result"]["msg"]
+    assert patch_requests(simulator) == []
 
-    for record, _run in records[:2]:
-        result = record["result"]
-        assert ids_of(result["added"]) == [PROFESSIONAL_US]
-        assert ids_of(result["removed"]) == [PROFESSIONAL_EU]
-    after = live_consumed_units(simulator, ORG_ID)
-    assert after[PROFESSIONAL_EU] == before[PROFESSIONAL_EU] - 1
-    assert after[PROFESSIONAL_US] == before[PROFESSIONAL_US] + 1
+    record, _run = license_task(user=MIXED_USER, state="exact", extension="4711",
+                                licenses=["Webex Calling - Professional",
+                                          "Meeting - Webex Enterprise Edition"])
+    assert not record["failed"], record["result"].get("msg")
+    assert ids_of(record["result"]["added"]) == [PROFESSIONAL_US]
+    assert ids_of(record["result"]["removed"]) == [PROFESSIONAL_EU]
     live = set(live_person(simulator, ORG_ID, MIXED_USER)["licenses"])
     assert PROFESSIONAL_US in live
     assert PROFESSIONAL_EU not in live
     assert len(patch_requests(simulator)) == 1
+    assert_counts_match(simulator, inventory_db, [PROFESSIONAL_EU, PROFESSIONAL_US])
+
+
+def test_present_replaces_add_on_of_other_subscription(simulator, borealis, license_task,
+                                                       inventory_db):
+    """EU_MESSAGING_USER holds Advanced Messaging of Sub-BOR101: given the default's, the
+    user keeps one unit, not two."""
+    borealis(**US_DEFAULTS)
+    before = live_consumed_units(simulator, ORG_ID)
+
+    records = run_rhythm(license_task, simulator, inventory_db, [MESSAGING_EU, MESSAGING_US],
+                         user=EU_MESSAGING_USER, licenses=["Advanced Messaging"])
+
+    for record, _run in records[:2]:
+        assert ids_of(record["result"]["added"]) == [MESSAGING_US]
+        assert ids_of(record["result"]["removed"]) == [MESSAGING_EU]
+    after = live_consumed_units(simulator, ORG_ID)
+    assert after[MESSAGING_EU] == before[MESSAGING_EU] - 1
+    assert after[MESSAGING_US] == before[MESSAGING_US] + 1
+    live = set(live_person(simulator, ORG_ID, EU_MESSAGING_USER)["licenses"])
+    assert MESSAGING_US in live
+    assert MESSAGING_EU not in live
+    # The user's calling license of Sub-BOR101 is no add-on and stays.
+    assert PROFESSIONAL_EU in live
 
 
 def test_calling_license_with_location(simulator, borealis, license_task, inventory_db):
@@ -352,16 +377,19 @@ def test_rejected_change_reports_error_code(simulator, borealis, license_task, i
     stored = inventory_consumed_units(inventory_db, CUSTOMER)
     person_before = inventory_person(inventory_db, CUSTOMER, PROFESSIONAL_USER)
 
-    record, _run = license_task(user=PROFESSIONAL_USER, licenses=["Webex Calling - Standard"],
-                                extension="4713")
+    # Present would fail before the request (a second calling license); exact sends the
+    # change from Professional to Standard, which Webex refuses.
+    record, _run = license_task(user=PROFESSIONAL_USER, state="exact", extension="4713",
+                                licenses=["Webex Calling - Standard",
+                                          "Meeting - Webex Enterprise Edition"])
 
     assert record["failed"]
     assert record["changed"] is False
     result = record["result"]
     assert result["status"] == 400
-    assert result["error_codes"] == [400404]
-    assert "errorCode: 400404" in result["msg"]
-    assert "Professional and Standard" in result["msg"]
+    assert result["error_codes"] == [400112]
+    assert "errorCode: 400112" in result["msg"]
+    assert "from Professional to Standard" in result["msg"]
     assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
     assert inventory_person(inventory_db, CUSTOMER, PROFESSIONAL_USER) == person_before
     assert_counts_match(simulator, inventory_db, [STANDARD_US, PROFESSIONAL_US])

@@ -671,16 +671,33 @@ def test_plan_absent_removes_replaced_too():
 
 def test_same_name_outside_defaults():
     rows = {
+        "A-A": {"id": "A-A", "name": "Advanced Messaging", "subscription_id": "S1"},
+        "A-B": {"id": "A-B", "name": "advanced messaging ", "subscription_id": "S2"},
+        "M-A": {"id": "M-A", "name": "Meeting", "subscription_id": "S1", "site_url": "a.x"},
+        "M-B": {"id": "M-B", "name": "Meeting", "subscription_id": "S2", "site_url": "b.x"},
         "C-A": {"id": "C-A", "name": "Webex Calling - Professional", "subscription_id": "S1"},
-        "C-B": {"id": "C-B", "name": "webex calling - professional ", "subscription_id": "S2"},
-        "M-B": {"id": "M-B", "name": "Meeting", "subscription_id": "S2"},
-        "MSG": {"id": "MSG", "name": "Webex Calling - Professional", "subscription_id": None},
+        "C-B": {"id": "C-B", "name": "Webex Calling - Professional", "subscription_id": "S2"},
+        "MSG": {"id": "MSG", "name": "Advanced Messaging", "subscription_id": None},
     }
-    held = ["C-B", "M-B", "MSG", "GONE"]
-    assert licensing.same_name_outside_defaults(held, ["C-A"], rows, ["C-A"]) == ["C-B"]
-    assert licensing.same_name_outside_defaults(held, [], rows, ["C-A"]) == []
+    held = ["A-B", "M-B", "C-B", "MSG", "GONE"]
+    managed = ["A-A", "M-A", "C-A"]
+    assert licensing.same_name_outside_defaults(held, ["A-A"], rows, managed) == ["A-B"]
+    # Meeting licenses of other sites and calling licenses are never replaced.
+    assert licensing.same_name_outside_defaults(held, ["M-A", "C-A"], rows, managed) == []
+    assert licensing.same_name_outside_defaults(held, [], rows, managed) == []
     # A managed license is never replaced, even with the same name.
-    assert licensing.same_name_outside_defaults(["C-B"], ["C-A"], rows, ["C-A", "C-B"]) == []
+    assert licensing.same_name_outside_defaults(["A-B"], ["A-A"], rows, ["A-A", "A-B"]) == []
+
+
+def test_held_calling_conflicts():
+    rows = {
+        "C-A": {"name": "Webex Calling - Professional"},
+        "S-B": {"name": "Webex Calling - Standard"},
+        "ADV": {"name": "Advanced Messaging"},
+    }
+    assert licensing.held_calling_conflicts(["S-B", "ADV"], ["C-A"], rows) == ["S-B"]
+    assert licensing.held_calling_conflicts(["S-B"], ["ADV"], rows) == []
+    assert licensing.held_calling_conflicts(["ADV"], ["C-A"], rows) == []
 
 
 def test_plan_absent_removes_held_only():

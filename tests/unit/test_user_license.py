@@ -12,7 +12,10 @@ import sqlite3
 import pytest
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
-from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
+    InventoryLockedError,
+    InventoryStore,
+)
 from ansible_collections.ucops.webex.plugins.module_utils.licensing import LicensingError
 from ansible_collections.ucops.webex.plugins.module_utils.user_license import (
     UserLicenseChange,
@@ -245,7 +248,7 @@ def test_adds_calling_license_with_location(store):
 
 
 def test_calling_without_location_sends_nothing(store):
-    client = FakeClient(dict(PERSON, locationId=None))
+    client = FakeClient(dict(PERSON, licenses=["MSG", "SS", "M-A"], locationId=None))
     change = UserLicenseChange(
         params(licenses=["Webex Calling - Professional"], extension="4711"), store, client
     )
@@ -256,7 +259,7 @@ def test_calling_without_location_sends_nothing(store):
 
 
 def test_calling_without_extension_fails(store):
-    client = FakeClient(PERSON)
+    client = FakeClient(dict(PERSON, licenses=["MSG", "SS", "M-A"]))
     change = UserLicenseChange(params(licenses=["Webex Calling - Professional"]), store, client)
 
     with pytest.raises(UserLicenseError, match="set extension or phone_number"):
@@ -324,38 +327,104 @@ def test_change_present_is_idempotent(store):
     assert {item["id"]: item["reason"] for item in result["kept"]}["C-B"] == "outside_defaults"
 
 
-def test_present_replaces_license_of_other_subscription(store):
-    """Ann holds Webex Calling - Professional of Sub-B200; given the default's, she does not
-    keep both (two units for one user)."""
+def test_present_refuses_second_calling_license(store):
+    """Ann holds Webex Calling - Professional of Sub-B200. Present does not add the
+    default's beside it, nor replace it (a failed addition would end her calling)."""
     client = FakeClient(PERSON)
     change = UserLicenseChange(
         params(licenses=["Webex Calling - Professional"], extension="4711"), store, client
     )
 
-    result = change.run()
+    with pytest.raises(UserLicenseError) as caught:
+        change.run()
 
-    assert result["changed"] is True
-    assert [item["id"] for item in result["added"]] == ["C-A"]
-    assert [item["id"] for item in result["removed"]] == ["C-B"]
-    assert client.patches == [[
-        {"id": "C-A", "operation": "add",
-         "properties": {"locationId": "LOC-1", "extension": "4711"}},
-        {"id": "C-B", "operation": "remove"},
-    ]]
-    assert sorted(client.person["licenses"]) == ["C-A", "M-A", "MSG", "SS"]
-    assert (consumed(store, "C-A"), consumed(store, "C-B")) == (5, 0)
+    message = str(caught.value)
+    assert "holds Webex Calling - Professional (Sub-B200)" in message
+    assert "a user has one calling license" in message
+    assert "state=exact" in message
+    assert client.patches == []
 
 
-def test_absent_removes_license_of_other_subscription(store):
-    client = FakeClient(dict(PERSON, licenses=["MSG", "M-A", "C-A", "C-B"]))
+def test_exact_replaces_calling_license_in_one_request(store):
+    client = FakeClient(PERSON)
     change = UserLicenseChange(
-        params(licenses=["Webex Calling - Professional"], state="absent"), store, client
+        params(licenses=["Webex Calling - Professional", "Meeting - Webex Enterprise Edition"],
+               state="exact", extension="4711"),
+        store, client,
     )
 
     result = change.run()
 
-    assert sorted(item["id"] for item in result["removed"]) == ["C-A", "C-B"]
-    assert sorted(client.person["licenses"]) == ["M-A", "MSG"]
+    assert [item["id"] for item in result["added"]] == ["C-A"]
+    assert [item["id"] for item in result["removed"]] == ["C-B"]
+    assert len(client.patches) == 1
+    assert (consumed(store, "C-A"), consumed(store, "C-B")) == (5, 0)
+
+
+def add_on_store(tmp_path, adv_b_total=10):
+    """An inventory where Advanced Messaging exists in both subscriptions."""
+    licenses = LICENSES + [api_license("ADV-B", "Advanced Messaging", "Sub-B200",
+                                       total=adv_b_total, consumed=1)]
+    opened = InventoryStore(str(tmp_path / "addon.db"))
+    opened.upsert_customer("Acme", org_id="ORG-1", default_subscription_id="Sub-A100",
+                           default_site_url="acme-a.webex.com")
+    session = opened.begin_sync("Acme", scope=("licenses", "people"))
+    session.stage_licenses(licenses)
+    session.stage_people([dict(PERSON, licenses=["MSG", "M-A", "ADV-B"])])
+    session.commit()
+    return opened
+
+
+def test_present_replaces_add_on_of_other_subscription(tmp_path):
+    with add_on_store(tmp_path) as opened:
+        client = FakeClient(dict(PERSON, licenses=["MSG", "M-A", "ADV-B"]))
+        change = UserLicenseChange(params(licenses=["Advanced Messaging"]), opened, client)
+
+        result = change.run()
+
+        assert [item["id"] for item in result["added"]] == ["ADV-A"]
+        assert [item["id"] for item in result["removed"]] == ["ADV-B"]
+        assert sorted(client.person["licenses"]) == ["ADV-A", "M-A", "MSG"]
+        assert (consumed(opened, "ADV-A"), consumed(opened, "ADV-B")) == (1, 0)
+
+
+def test_replacement_without_units_left_changes_nothing(tmp_path):
+    with add_on_store(tmp_path) as opened:
+        with opened._conn:
+            opened._conn.execute("UPDATE licenses SET consumed_units = total_units "
+                                 "WHERE id = 'ADV-A'")
+        client = FakeClient(dict(PERSON, licenses=["MSG", "M-A", "ADV-B"]))
+        change = UserLicenseChange(params(licenses=["Advanced Messaging"]), opened, client)
+
+        with pytest.raises(UserLicenseError, match="has no units left in the inventory"):
+            change.run()
+        assert client.patches == []
+
+
+def test_meeting_license_of_other_site_is_kept(store):
+    client = FakeClient(dict(PERSON, licenses=["MSG", "M-A2", "M-B"]))
+    change = UserLicenseChange(
+        params(licenses=["Meeting - Webex Enterprise Edition"]), store, client
+    )
+
+    result = change.run()
+
+    assert [item["id"] for item in result["added"]] == ["M-A"]
+    assert result["removed"] == []
+    assert sorted(client.person["licenses"]) == ["M-A", "M-A2", "M-B", "MSG"]
+
+
+def test_absent_removes_add_on_of_other_subscription(tmp_path):
+    with add_on_store(tmp_path) as opened:
+        client = FakeClient(dict(PERSON, licenses=["MSG", "M-A", "ADV-A", "ADV-B"]))
+        change = UserLicenseChange(
+            params(licenses=["Advanced Messaging"], state="absent"), opened, client
+        )
+
+        result = change.run()
+
+        assert sorted(item["id"] for item in result["removed"]) == ["ADV-A", "ADV-B"]
+        assert sorted(client.person["licenses"]) == ["M-A", "MSG"]
 
 
 def messaging_and_calling_change(store, client):
@@ -687,7 +756,7 @@ def test_unknown_location_fails_when_calling_is_held(store):
 
 
 def test_calling_options_not_applied_are_named(store):
-    client = FakeClient(dict(PERSON, licenses=["MSG", "SS", "M-A", "C-A"]))
+    client = FakeClient(dict(PERSON, licenses=["MSG", "SS", "M-A", "C-A"], extension="1000"))
     change = UserLicenseChange(
         params(licenses=["Webex Calling - Professional"], location="Branch", extension="7777"),
         store, client,
@@ -699,4 +768,36 @@ def test_calling_options_not_applied_are_named(store):
     assert client.patches == []
     assert len(change.warnings) == 1
     assert change.warnings[0].startswith(
-        "location, extension were not applied to user 'ann@acme.example'")
+        "location and extension of user 'ann@acme.example' were not applied")
+
+
+def test_calling_options_equal_to_the_users_no_warning(store):
+    """A repeated run with the options of the first one changes nothing and says nothing."""
+    client = FakeClient(dict(PERSON, licenses=["MSG", "SS", "M-A", "C-A"], extension="4711",
+                             phoneNumbers=[{"type": "work", "value": "+1 408 526 7209"}]))
+    change = UserLicenseChange(
+        params(licenses=["Webex Calling - Professional"], location="Head Office",
+               extension="4711", phone_number="+14085267209"),
+        store, client,
+    )
+
+    result = change.run()
+
+    assert result["changed"] is False
+    assert change.warnings == []
+
+
+def test_locked_inventory_sends_no_change(store, monkeypatch):
+    def locked():
+        raise InventoryLockedError(f"inventory database {store.path} stayed locked")
+
+    monkeypatch.setattr(store, "check_writable", locked)
+    client = FakeClient(PERSON)
+    change = UserLicenseChange(params(licenses=["Advanced Messaging"]), store, client)
+
+    with pytest.raises(UserLicenseError) as caught:
+        change.run()
+
+    assert "held the inventory's write lock" in str(caught.value)
+    assert "write access" not in str(caught.value)
+    assert client.patches == []
