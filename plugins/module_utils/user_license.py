@@ -302,8 +302,8 @@ class UserLicenseChange:
                 f"{' and '.join(differing)} of user '{self.params['user']}' "
                 f"{'was' if len(differing) == 1 else 'were'} not applied: this task adds no "
                 "calling license, and only a calling license that it adds takes them. This "
-                "module does not change the calling location or number of a user who "
-                "already holds a calling license; change them in Control Hub"
+                "module does not change the location or number of a calling license that it "
+                "leaves in place; change them in Control Hub"
             )
 
     def _calling_properties(

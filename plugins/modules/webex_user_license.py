@@ -91,9 +91,11 @@ options:
         needs O(location) or O(phone_number); otherwise the task fails before any change.
       - A name is looked up in the inventory first, then in the live org.
       - When the task adds no calling license, O(location), O(extension) and O(phone_number)
-        are not applied and the task warns; an unknown location still fails it. The module
-        does not move a user who already holds a calling license to another location or
-        number.
+        are not applied, and the task warns when they differ from the user's; an unknown
+        location still fails it. The module does not change the location or number of a
+        calling license that it leaves in place. When O(state=exact) replaces the user's
+        calling license with the default's, the added license takes these options, so the
+        user moves to them.
     type: str
   extension:
     description:
