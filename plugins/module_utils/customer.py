@@ -203,24 +203,29 @@ def _org_id_from_environment(
 ) -> Dict[str, Any]:
     """Apply WEBEX_ORG_ID (``org_id_from_env``) when the org_id option is not set.
 
-    The variable names the org of a new customer, or of one stored without org id. It never
-    replaces a stored org id: an environment left over from other work would otherwise
-    re-point the customer, and its next sync would load another customer's org under its
-    name.
+    The variable names the org of a new customer (or of one stored with its name only). It
+    does not move a stored customer: an environment left over from other work would
+    otherwise re-point the customer, and its next sync would load another customer's org
+    under its name.
     """
     params = dict(params)
     from_env = (params.pop("org_id_from_env", None) or "").strip() or None
     if params.get("org_id") is not None or from_env is None:
         return params
-    if stored is None or not stored.get("org_id"):
-        # A customer without org id stands for the org that the syncs read, which
-        # WEBEX_ORG_ID chooses for them too, so storing it changes no data source.
+    untouched = stored is not None and not (
+        stored.get("org_id") or stored.get("synced_at") or stored.get("default_subscription_id")
+        or stored.get("default_site_url")
+    )
+    if stored is None or untouched:
+        # A customer stored with nothing but its name (never synced, no defaults) has no
+        # data of any org yet, so the variable names its org as for a new one.
         params["org_id"] = from_env
-    elif stored["org_id"] != from_env:
+    elif (stored.get("org_id") or None) != from_env:
+        current = stored.get("org_id") or "none (the token's own org)"
         warnings.append(
             f"WEBEX_ORG_ID is '{from_env}', but customer '{params['name']}' is stored with "
-            f"org id {stored['org_id']}, so the variable was ignored: it never replaces a "
-            "stored org id. Set the org_id option to move the customer to another org"
+            f"org id {current}, so the variable was ignored: it names the org of a new "
+            "customer only. Set the org_id option to move the customer to another org"
         )
     return params
 

@@ -619,21 +619,23 @@ def same_name_outside_defaults(
     requested_ids: Iterable[str],
     licenses_by_id: Mapping[str, Mapping[str, Any]],
     managed_ids: Iterable[str],
+    include_calling: bool = False,
 ) -> List[str]:
-    """Return the held licenses outside the defaults that have a requested license's name.
+    """Return the held licenses outside the defaults that are a requested license's product.
 
-    Such a license is the same product from another subscription, for example Advanced
-    Messaging of a subscription that is not the default. A user who is given the default's
-    license does not keep it (it would use a second unit), and a user whose license of that
-    name is removed does not keep it either.
+    Such a license has the name (and, for a meeting license, the site) of a requested one
+    but another subscription, for example Advanced Messaging of a subscription that is not
+    the default. A user who is given the default's license does not keep it (it would use a
+    second unit), and a user whose license of that name is removed does not keep it either.
 
     Never among them: licenses without a subscription (bundled), licenses unknown to the
-    inventory, meeting site licenses (a license of another site is another hosting right,
-    not a second unit) and user calling licenses (see ``held_calling_conflicts``).
+    inventory, and meeting licenses of another site (another hosting right, not a second
+    unit). User calling licenses only with ``include_calling``: a task that adds one does
+    not replace the user's (see ``held_calling_conflicts``), a removal does.
     """
     managed = set(managed_ids)
-    names = {
-        _name_key(licenses_by_id[license_id].get("name"))
+    products = {
+        product_key(licenses_by_id[license_id])
         for license_id in requested_ids
         if license_id in licenses_by_id
     }
@@ -644,11 +646,16 @@ def same_name_outside_defaults(
             continue
         if not normalize_subscription_id(row.get("subscription_id")):
             continue
-        if normalize_site_url(row.get("site_url")) or is_user_calling_license(row.get("name")):
+        if is_user_calling_license(row.get("name")) and not include_calling:
             continue
-        if _name_key(row.get("name")) in names:
+        if product_key(row) in products:
             result.append(license_id)
     return result
+
+
+def product_key(row: Mapping[str, Any]) -> Tuple[str, str]:
+    """Return what makes two licenses the same product: the name and the site URL."""
+    return _name_key(row.get("name")), normalize_site_url(row.get("site_url")) or ""
 
 
 def held_calling_conflicts(

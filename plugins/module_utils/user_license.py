@@ -95,13 +95,15 @@ class UserLicenseChange:
             license_id for license_id in current if license_id not in self.licenses_by_id
         ]
         replaced = licensing.same_name_outside_defaults(
-            current, requested, self.licenses_by_id, managed_ids
+            current, requested, self.licenses_by_id, managed_ids,
+            include_calling=self.state == "absent",
         )
         plan = licensing.plan_user_license_change(
             current, requested, self.state, managed_ids, unremovable, replaced
         )
         if self.state == "present":
-            self._check_present_plan(plan, current, replaced)
+            self._check_calling_conflicts(plan, current)
+        self._check_replacement_units(plan)
         planned = [i for i in current if i not in plan.remove] + list(plan.add)
         license_changes = self._build_license_changes(plan, person)
 
@@ -151,43 +153,50 @@ class UserLicenseChange:
             )
         return result
 
-    def _check_present_plan(
-        self, plan: licensing.LicensePlan, current: Sequence[str], replaced: Sequence[str]
-    ) -> None:
-        """Refuse, before any change, an addition that would leave the user in a bad state.
-
-        A second calling license is not added beside the user's one, and a license of
-        another subscription is not removed for one that has no units left (Webex would
-        apply the removal and refuse the addition).
-        """
-        user = self.params["user"]
+    def _check_calling_conflicts(self, plan: licensing.LicensePlan, current: Sequence[str]) -> None:
+        """Refuse, before any change, a second calling license beside the user's one."""
         conflicts = licensing.held_calling_conflicts(current, plan.add, self.licenses_by_id)
-        if conflicts:
-            added = [
-                i for i in plan.add
-                if licensing.is_user_calling_license(self.licenses_by_id[i].get("name"))
-            ]
-            raise UserLicenseError(
-                f"user '{user}' holds {', '.join(self._labels(conflicts))}, and this task would "
-                f"add {', '.join(self._labels(added))}, but a user has one calling license. "
-                "State present does not replace it: if the addition failed, the removal would "
-                "end the user's calling setup. Use state=exact with every license the user "
-                "should hold (it replaces the calling license in one request), or remove the "
-                "held one first with state=absent. Nothing was changed"
-            )
-        removed = [i for i in plan.remove if i in set(replaced)]
-        if not removed:
+        if not conflicts:
             return
-        full = [
+        added = [
             i for i in plan.add
-            if (self.licenses_by_id[i].get("available_units") or 0) <= 0
+            if licensing.is_user_calling_license(self.licenses_by_id[i].get("name"))
         ]
-        if full:
+        raise UserLicenseError(
+            f"user '{self.params['user']}' holds {', '.join(self._labels(conflicts))}, and this "
+            f"task would add {', '.join(self._labels(added))}, but a user has one calling "
+            "license. State present does not replace it. Use state=exact with every license "
+            "the user should hold, which removes the held calling license in the same request "
+            "(Webex may apply that removal even when it refuses the new license, so check that "
+            "units are left), or remove the held one first with state=absent. Nothing was "
+            "changed"
+        )
+
+    def _check_replacement_units(self, plan: licensing.LicensePlan) -> None:
+        """Refuse, before any change, a replacement whose new license has no units left.
+
+        Webex applies the valid part of a request (HTTP 206): it would remove the held
+        license and refuse the new one, and a user whose calling license is removed loses
+        the calling setup. A replacement is an added license of the same product as a
+        removed one; for calling, any user calling license replaces another.
+        """
+        def product(license_id: str) -> Any:
+            row = self.licenses_by_id.get(license_id) or {}
+            if licensing.is_user_calling_license(row.get("name")):
+                return "calling"
+            return licensing.product_key(row)
+
+        removed = {product(i): i for i in plan.remove}
+        for license_id in plan.add:
+            row = self.licenses_by_id[license_id]
+            held = removed.get(product(license_id))
+            if held is None or (row.get("available_units") or 0) > 0:
+                continue
             raise UserLicenseError(
-                f"{', '.join(self._labels(full))} has no units left in the inventory, so it "
-                f"cannot replace {', '.join(self._labels(removed))} of user '{user}': Webex "
-                "would remove the held license and refuse the new one. Free or buy units, "
-                "sync the licenses, and run the task again. Nothing was changed"
+                f"{self._label(license_id)} has no units left in the inventory, so it cannot "
+                f"replace {self._label(held)} of user '{self.params['user']}': Webex would "
+                "remove the held license and refuse the new one. Free or buy units, sync the "
+                "licenses, and run the task again. Nothing was changed"
             )
 
     def _check_inventory_writable(self) -> None:
@@ -195,8 +204,9 @@ class UserLicenseChange:
             self.store.check_writable()
         except InventoryLockedError as error:
             raise UserLicenseError(
-                f"{error}, so the change was not sent to Webex. Other tasks (syncs or license "
-                "changes) held the inventory's write lock; run the task again when they end"
+                f"the inventory database {self.store.path} stayed locked by other tasks "
+                "(syncs or license changes) for too long, so the change was not sent to "
+                "Webex. Run the task again when they end"
             ) from error
         except (InventoryError, sqlite3.Error) as error:
             raise UserLicenseError(
@@ -294,7 +304,7 @@ class UserLicenseChange:
         phone_number = self.params.get("phone_number")
         if phone_number and _digits(phone_number) not in {
             _digits(item.get("value")) for item in person.get("phoneNumbers") or []
-            if isinstance(item, dict)
+            if isinstance(item, dict) and item.get("type") == "work"
         }:
             differing.append("phone_number")
         if differing:

@@ -41,9 +41,9 @@ options:
       - Partner administrators set the customer org here; the token must be allowed to act on
         it. When a customer has no org id, the token's own org is used.
       - One org belongs to one customer only.
-      - If not set, the stored value is kept. For a new customer, or one stored without an
-        org id, the E(WEBEX_ORG_ID) environment variable is used then; it never replaces a
-        stored org id (the task warns when the two differ).
+      - If not set, the stored value is kept. For a new customer the E(WEBEX_ORG_ID)
+        environment variable is used then; it never moves a stored customer to another org
+        (the task warns when the two differ).
       - When the org id changes, a stored default subscription or site URL that the new org
         lacks is cleared with a warning, unless O(default_subscription_id) or
         O(default_site_url) set new values.

@@ -67,15 +67,16 @@ options:
   state:
     description:
       - V(present) adds the licenses the user does not hold yet. A license of another
-        subscription with the name of a listed license is removed in the same request, so
-        the user does not use a second unit of the same product (for example Advanced
-        Messaging of a former subscription). Meeting licenses of other sites stay, since
-        each site is its own hosting right. When the user holds a calling license and the
-        task would add another one, it fails before any change; use V(exact) to replace a
-        calling license. A replacement also fails before any change when the license to add
-        has no units left in the inventory.
+        subscription with the name of a listed license (and, for a meeting license, its
+        site) is removed in the same request, so the user does not use a second unit of
+        the same product (for example Advanced Messaging of a former subscription). Meeting
+        licenses of other sites stay, since each site is its own hosting right. When the
+        user holds a calling license and the task would add another one, it fails before
+        any change; use V(exact) to replace a calling license. A replacement also fails
+        before any change when the license to add has no units left in the inventory.
       - V(absent) removes the listed licenses that the user holds, together with licenses
-        of the same name from other subscriptions (not meeting licenses of other sites).
+        of the same name from other subscriptions, calling licenses included (not meeting
+        licenses of other sites).
       - V(exact) adds the missing licenses and removes every other license of the user,
         including licenses of other subscriptions or site URLs. Bundled licenses without a
         subscription (such as Basic Messaging or Free screen share) and licenses unknown to
@@ -126,8 +127,13 @@ notes:
     the licenses the API returns, and after a sync of the people all of them are counted,
     because the sync did not count that user.
   - A license for workspaces (Webex Calling - Workspaces) cannot be assigned to a user.
-  - The Webex API refuses some combinations, for example Webex Calling Professional and
-    Standard together (error code 400404). The task then fails with the API's message.
+  - A user has one calling license. With O(state=present) a task that would add a calling
+    license to a user who holds one fails before any change. Other combinations that the
+    Webex API refuses, for example Webex Calling Professional and Standard listed together
+    (error code 400404), fail with the API's message.
+  - A replacement (an added license of the same product as a removed one, or a calling
+    license for another) fails before any change when the added license has no units left
+    in the inventory, because Webex would apply the removal alone (HTTP 206).
 seealso:
   - module: ucops.webex.webex_customer
   - module: ucops.webex.webex_license_sync
@@ -140,10 +146,22 @@ EXAMPLES = r"""
     api_url: "{{ webex_api_url }}"
     access_token: "{{ webex_access_token }}"
     customer: Borealis Logistics
+    user: gustav.weber13@borealis.example.com
+    licenses:
+      - Meeting - Webex Enterprise Edition
+      - Webex Calling - Professional
+    location: Denver 001
+    extension: "4711"
+
+- name: Move a user's calling license of another subscription to the default subscription
+  ucops.webex.webex_user_license:
+    access_token: "{{ webex_access_token }}"
+    customer: Borealis Logistics
     user: carla.lindqvist10@borealis.example.com
     licenses:
       - Meeting - Webex Enterprise Edition
       - Webex Calling - Professional
+    state: exact
     location: Denver 001
     extension: "4711"
 
@@ -202,9 +220,10 @@ kept:
   description:
     - Licenses the user holds after the change that this task left alone.
     - C(reason) is V(unsubscribed) (bundled, no subscription, never removed),
-      V(outside_defaults) (another subscription or site URL, kept by O(state=present) and
-      O(state=absent) unless it has the name of a listed license) or V(not_in_inventory)
-      (unknown to the inventory, never removed).
+      V(outside_defaults) (another subscription or site URL; O(state=present) keeps it
+      unless it is an add-on or meeting license of the same product as a listed one,
+      O(state=absent) unless it has the name of a listed license and, for meeting licenses,
+      its site) or V(not_in_inventory) (unknown to the inventory, never removed).
   returned: always
   type: list
   elements: dict

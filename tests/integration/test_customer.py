@@ -442,13 +442,17 @@ def test_one_default_changed_checks_pair(simulator, run_playbook, inventory_db, 
 
 def test_org_id_variable_does_not_move_stored_customer(simulator, run_playbook, inventory_db):
     """WEBEX_ORG_ID left in the environment names the org of new customers only."""
-    run_playbook([customer_task(simulator, "Alpine Dental", org_id=ALPINE["id"])])
+    run_playbook([customer_task(simulator, "Alpine Dental", org_id=ALPINE["id"]),
+                  customer_task(simulator, "Keystone", task="own org"),
+                  sync_task(simulator, "Keystone")])
     simulator.clear_requests()
     environment = {"WEBEX_ORG_ID": BOREALIS["id"]}
 
     run = run_playbook([
         customer_task(simulator, "Alpine Dental", task="move hierarchy", token=None,
                       hierarchy="Provider/Reseller North"),
+        customer_task(simulator, "Keystone", task="synced without org id", token=None,
+                      hierarchy="Provider"),
         customer_task(simulator, "Borealis Logistics", task="new customer",
                       default_subscription_id="Sub-BOR100",
                       default_site_url="borealis.webex.com"),
@@ -459,12 +463,18 @@ def test_org_id_variable_does_not_move_stored_customer(simulator, run_playbook, 
     assert moved["result"]["customer"]["org_id"] == ALPINE["id"]
     warnings = " ".join(moved["result"].get("warnings", []))
     assert f"WEBEX_ORG_ID is '{BOREALIS['id']}'" in warnings
-    assert "it never replaces a stored org id" in warnings
+    assert "it names the org of a new customer only" in warnings
     added = run.task("new customer")
     assert_ok(added)
     assert added["result"]["customer"]["org_id"] == BOREALIS["id"]
+    own_org = run.task("synced without org id")
+    assert_ok(own_org)
+    assert own_org["result"]["customer"]["org_id"] is None
+    assert "stored with org id none (the token's own org)" in " ".join(
+        own_org["result"].get("warnings", []))
     rows = {row["name"]: row["org_id"] for row in customer_rows(inventory_db)}
-    assert rows == {"Alpine Dental": ALPINE["id"], "Borealis Logistics": BOREALIS["id"]}
+    assert rows == {"Alpine Dental": ALPINE["id"], "Borealis Logistics": BOREALIS["id"],
+                    "Keystone": None}
     read_orgs = {entry["query"].get("orgId") for entry in simulator.requests()}
     assert read_orgs == {BOREALIS["id"]}
 

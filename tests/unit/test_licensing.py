@@ -687,6 +687,19 @@ def test_same_name_outside_defaults():
     assert licensing.same_name_outside_defaults(held, [], rows, managed) == []
     # A managed license is never replaced, even with the same name.
     assert licensing.same_name_outside_defaults(["A-B"], ["A-A"], rows, ["A-A", "A-B"]) == []
+    # A removal takes calling licenses of other subscriptions too.
+    assert licensing.same_name_outside_defaults(
+        held, ["C-A"], rows, managed, include_calling=True) == ["C-B"]
+
+
+def test_same_site_of_two_subscriptions_is_one_product():
+    rows = {
+        "M-NEW": {"name": "Meeting", "subscription_id": "S-NEW", "site_url": "acme.webex.com"},
+        "M-OLD": {"name": "Meeting", "subscription_id": "S-OLD",
+                  "site_url": "https://ACME.webex.com/"},
+    }
+    assert licensing.same_name_outside_defaults(["M-OLD"], ["M-NEW"], rows, ["M-NEW"]) == [
+        "M-OLD"]
 
 
 def test_held_calling_conflicts():

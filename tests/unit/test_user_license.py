@@ -798,6 +798,68 @@ def test_locked_inventory_sends_no_change(store, monkeypatch):
     with pytest.raises(UserLicenseError) as caught:
         change.run()
 
-    assert "held the inventory's write lock" in str(caught.value)
+    assert "stayed locked by other tasks (syncs or license changes)" in str(caught.value)
     assert "write access" not in str(caught.value)
     assert client.patches == []
+
+
+def test_absent_removes_calling_license_of_other_subscription(store):
+    """Ann holds Webex Calling - Professional of Sub-B200 only: absent removes it, as the
+    refusal of a second calling license advises."""
+    client = FakeClient(PERSON)
+    change = UserLicenseChange(
+        params(licenses=["Webex Calling - Professional"], state="absent"), store, client
+    )
+
+    result = change.run()
+
+    assert [item["id"] for item in result["removed"]] == ["C-B"]
+    assert "C-B" not in client.person["licenses"]
+
+
+def test_exact_calling_swap_without_units_changes_nothing(store):
+    with store._conn:
+        store._conn.execute("UPDATE licenses SET consumed_units = total_units WHERE id = 'C-A'")
+    client = FakeClient(PERSON)
+    change = UserLicenseChange(
+        params(licenses=["Webex Calling - Professional", "Meeting - Webex Enterprise Edition"],
+               state="exact", extension="4711"),
+        store, client,
+    )
+
+    with pytest.raises(UserLicenseError, match="has no units left in the inventory, so it "
+                                               "cannot replace Webex Calling - Professional"):
+        change.run()
+    assert client.patches == []
+
+
+def test_full_license_that_replaces_nothing_goes_to_webex(tmp_path):
+    """Only a replacement is refused for want of units; another full license is left for
+    Webex to refuse, as before."""
+    with add_on_store(tmp_path) as opened:
+        with opened._conn:
+            opened._conn.execute("UPDATE licenses SET consumed_units = total_units "
+                                 "WHERE id = 'C-A'")
+        client = FakeClient(dict(PERSON, licenses=["MSG", "M-A", "ADV-B"]))
+        change = UserLicenseChange(
+            params(licenses=["Advanced Messaging", "Webex Calling - Professional"],
+                   extension="4711"),
+            opened, client,
+        )
+
+        change.run()
+
+        assert len(client.patches) == 1
+
+
+def test_unapplied_phone_number_compared_with_work_numbers(store):
+    client = FakeClient(dict(PERSON, licenses=["MSG", "M-A"], phoneNumbers=[
+        {"type": "mobile", "value": "+1 408 555 0100"}]))
+    change = UserLicenseChange(
+        params(licenses=["Meeting - Webex Enterprise Edition"], phone_number="+14085550100"),
+        store, client,
+    )
+
+    change.run()
+
+    assert change.warnings and change.warnings[0].startswith("phone_number of user")
