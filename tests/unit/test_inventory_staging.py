@@ -688,6 +688,20 @@ def test_one_person_without_licenses_holds_none(db_path, store):
     assert stored_person(db_path, "P005")[1] == ["C-A", "C-B"]
 
 
+def assert_stage_fails_unchanged(db_path, store, stage_name, item, message):
+    """Staging ``item`` fails with ``message``; the stored people stay as they were."""
+    commit_sync(store)
+    before = [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)]
+    session = store.begin_sync("Acme", scope=["people", "locations", "workspaces"])
+    try:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            getattr(session, stage_name)([item])
+    finally:
+        session.discard()
+
+    assert [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)] == before
+
+
 @pytest.mark.parametrize("stage_name, item, message", [
     ("stage_people", dict(person(7), licenses="C-A"), "person 'P007' has licenses 'C-A'"),
     ("stage_people", dict(person(7), roles="R1"), "person 'P007' has roles 'R1'"),
@@ -705,16 +719,7 @@ def test_one_person_without_licenses_holds_none(db_path, store):
 def test_field_of_another_type_fails_the_sync(db_path, store, stage_name, item, message):
     """A string where the API sends a list (or an object) is not read letter by letter: the
     sync fails naming the object and the field, and the inventory keeps what it had."""
-    commit_sync(store)
-    before = [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)]
-    session = store.begin_sync("Acme", scope=["people", "locations", "workspaces"])
-    try:
-        with pytest.raises(ValueError, match=re.escape(message)):
-            getattr(session, stage_name)([item])
-    finally:
-        session.discard()
-
-    assert [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)] == before
+    assert_stage_fails_unchanged(db_path, store, stage_name, item, message)
 
 
 @pytest.mark.parametrize("stage_name, item, message", [
@@ -732,16 +737,7 @@ def test_field_of_another_type_fails_the_sync(db_path, store, stage_name, item, 
 def test_lone_surrogate_named_in_error(db_path, store, stage_name, item, message):
     """JSON may escape a lone UTF-16 surrogate, which UTF-8 cannot store: the sync fails
     naming the object and field, and the inventory keeps what it had."""
-    commit_sync(store)
-    before = [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)]
-    session = store.begin_sync("Acme", scope=["people", "locations", "workspaces"])
-    try:
-        with pytest.raises(ValueError, match=re.escape(message)):
-            getattr(session, stage_name)([item])
-    finally:
-        session.discard()
-
-    assert [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)] == before
+    assert_stage_fails_unchanged(db_path, store, stage_name, item, message)
 
 
 def test_license_without_total_units_warns(store):
