@@ -186,6 +186,8 @@ class UserLicenseChange:
                 return "calling"
             return licensing.product_key(row)
 
+        # NOTE: only a lack of units is caught here. Webex may refuse the new license for
+        # another reason and still apply the removal; the task then fails naming both parts.
         removed = {product(i): i for i in plan.remove}
         for license_id in plan.add:
             row = self.licenses_by_id[license_id]
