@@ -653,6 +653,34 @@ def same_name_outside_defaults(
     return result
 
 
+def unfunded_replacements(
+    added_ids: Iterable[str],
+    removed_ids: Iterable[str],
+    licenses_by_id: Mapping[str, Mapping[str, Any]],
+) -> List[Tuple[str, str]]:
+    """Return (added id, removed id) pairs where the added license has no units left.
+
+    A replacement is an added license of the same product as a removed one, and for
+    calling any user calling license replaces another. Webex applies the valid part of a
+    request (HTTP 206), so it would remove the license and refuse its replacement.
+    """
+
+    def product(license_id: str) -> Any:
+        row = licenses_by_id.get(license_id) or {}
+        if is_user_calling_license(row.get("name")):
+            return "calling"
+        return product_key(row)
+
+    removed = {product(license_id): license_id for license_id in removed_ids}
+    pairs = []
+    for license_id in added_ids:
+        replaced_id = removed.get(product(license_id))
+        units = (licenses_by_id.get(license_id) or {}).get("available_units") or 0
+        if replaced_id is not None and units <= 0:
+            pairs.append((license_id, replaced_id))
+    return pairs
+
+
 def product_key(row: Mapping[str, Any]) -> Tuple[str, str]:
     """Return what makes two licenses the same product: the name and the site URL."""
     return _name_key(row.get("name")), normalize_site_url(row.get("site_url")) or ""
@@ -663,7 +691,7 @@ def held_calling_conflicts(
     added_ids: Iterable[str],
     licenses_by_id: Mapping[str, Mapping[str, Any]],
 ) -> List[str]:
-    """Return the user calling licenses a user holds besides a calling license to be added.
+    """Return the user calling licenses that a user has besides one that a task adds.
 
     A user has one calling license (Professional or Standard). Adding another one while the
     user keeps the first would use a second unit or be refused by Webex, and replacing it in

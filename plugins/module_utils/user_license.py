@@ -154,7 +154,7 @@ class UserLicenseChange:
         return result
 
     def _check_calling_conflicts(self, plan: licensing.LicensePlan, current: Sequence[str]) -> None:
-        """Refuse, before any change, a second calling license beside the user's one."""
+        """Reject, before any change, a second calling license beside the user's one."""
         conflicts = licensing.held_calling_conflicts(current, plan.add, self.licenses_by_id)
         if not conflicts:
             return
@@ -163,42 +163,31 @@ class UserLicenseChange:
             if licensing.is_user_calling_license(self.licenses_by_id[i].get("name"))
         ]
         raise UserLicenseError(
-            f"user '{self.params['user']}' holds {', '.join(self._labels(conflicts))}, and this "
+            f"user '{self.params['user']}' has {', '.join(self._labels(conflicts))}, and this "
             f"task would add {', '.join(self._labels(added))}, but a user has one calling "
             "license. State present does not replace it. Use state=exact with every license "
-            "the user should hold, which removes the held calling license in the same request "
-            "(Webex may apply that removal even when it refuses the new license, so check that "
-            "units are left), or remove the held one first with state=absent. Nothing was "
-            "changed"
+            "the user should have, which removes the current calling license in the same "
+            "request (Webex may apply that removal even when it rejects the new license, so "
+            "check that units are left), or remove the current one first with state=absent. "
+            "Nothing was changed"
         )
 
     def _check_replacement_units(self, plan: licensing.LicensePlan) -> None:
-        """Refuse, before any change, a replacement whose new license has no units left.
+        """Reject, before any change, a replacement whose new license has no units left.
 
-        Webex applies the valid part of a request (HTTP 206): it would remove the held
-        license and refuse the new one, and a user whose calling license is removed loses
-        the calling setup. A replacement is an added license of the same product as a
-        removed one; for calling, any user calling license replaces another.
+        Webex would remove the replaced license and reject the new one, and a user whose
+        calling license is removed loses the calling setup.
         """
-        def product(license_id: str) -> Any:
-            row = self.licenses_by_id.get(license_id) or {}
-            if licensing.is_user_calling_license(row.get("name")):
-                return "calling"
-            return licensing.product_key(row)
-
-        # NOTE: only a lack of units is caught here. Webex may refuse the new license for
-        # another reason and still apply the removal; the task then fails naming both parts.
-        removed = {product(i): i for i in plan.remove}
-        for license_id in plan.add:
-            row = self.licenses_by_id[license_id]
-            held = removed.get(product(license_id))
-            if held is None or (row.get("available_units") or 0) > 0:
-                continue
+        # NOTE: only a lack of units is caught here. Webex may reject the new license for
+        # another reason and still apply the removal, and the task then fails naming both.
+        pairs = licensing.unfunded_replacements(plan.add, plan.remove, self.licenses_by_id)
+        if pairs:
+            added_id, replaced_id = pairs[0]
             raise UserLicenseError(
-                f"{self._label(license_id)} has no units left in the inventory, so it cannot "
-                f"replace {self._label(held)} of user '{self.params['user']}': Webex would "
-                "remove the held license and refuse the new one. Free or buy units, sync the "
-                "licenses, and run the task again. Nothing was changed"
+                f"{self._label(added_id)} has no units left in the inventory, so it cannot "
+                f"replace {self._label(replaced_id)} of user '{self.params['user']}': Webex "
+                "would remove that license and reject the new one. Free or buy units, sync "
+                "the licenses, and run the task again. Nothing was changed"
             )
 
     def _check_inventory_writable(self) -> None:

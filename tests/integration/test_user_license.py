@@ -197,15 +197,15 @@ def test_exact_rhythm_drops_other_subscription(simulator, borealis, license_task
 
 def test_present_refuses_second_calling_license(simulator, borealis, license_task,
                                                 inventory_db):
-    """MIXED_USER holds Webex Calling - Professional of Sub-BOR101. Present neither adds the
-    default's beside it nor replaces it; exact replaces it in one request."""
+    """MIXED_USER has Webex Calling - Professional of Sub-BOR101. Present neither adds the
+    default's beside it nor replaces it, and exact replaces it in one request."""
     borealis(**US_DEFAULTS)
     simulator.clear_requests()
 
-    refused, _run = license_task(user=MIXED_USER, licenses=["Webex Calling - Professional"],
+    rejected, _run = license_task(user=MIXED_USER, licenses=["Webex Calling - Professional"],
                                  extension="4711")
-    assert refused["failed"]
-    assert "a user has one calling license" in refused["result"]["msg"]
+    assert rejected["failed"]
+    assert "a user has one calling license" in rejected["result"]["msg"]
     assert patch_requests(simulator) == []
 
     record, _run = license_task(user=MIXED_USER, state="exact", extension="4711",
@@ -223,8 +223,8 @@ def test_present_refuses_second_calling_license(simulator, borealis, license_tas
 
 def test_present_replaces_add_on_of_other_subscription(simulator, borealis, license_task,
                                                        inventory_db):
-    """EU_MESSAGING_USER holds Advanced Messaging of Sub-BOR101: given the default's, the
-    user keeps one unit, not two."""
+    """EU_MESSAGING_USER has Advanced Messaging of Sub-BOR101. Given the default's, the user
+    keeps one unit, not two."""
     borealis(**US_DEFAULTS)
     before = live_consumed_units(simulator, ORG_ID)
 

@@ -679,17 +679,17 @@ def test_same_name_outside_defaults():
         "C-B": {"id": "C-B", "name": "Webex Calling - Professional", "subscription_id": "S2"},
         "MSG": {"id": "MSG", "name": "Advanced Messaging", "subscription_id": None},
     }
-    held = ["A-B", "M-B", "C-B", "MSG", "GONE"]
+    current = ["A-B", "M-B", "C-B", "MSG", "GONE"]
     managed = ["A-A", "M-A", "C-A"]
-    assert licensing.same_name_outside_defaults(held, ["A-A"], rows, managed) == ["A-B"]
+    assert licensing.same_name_outside_defaults(current, ["A-A"], rows, managed) == ["A-B"]
     # Meeting licenses of other sites and calling licenses are never replaced.
-    assert licensing.same_name_outside_defaults(held, ["M-A", "C-A"], rows, managed) == []
-    assert licensing.same_name_outside_defaults(held, [], rows, managed) == []
+    assert licensing.same_name_outside_defaults(current, ["M-A", "C-A"], rows, managed) == []
+    assert licensing.same_name_outside_defaults(current, [], rows, managed) == []
     # A managed license is never replaced, even with the same name.
     assert licensing.same_name_outside_defaults(["A-B"], ["A-A"], rows, ["A-A", "A-B"]) == []
     # A removal takes calling licenses of other subscriptions too.
     assert licensing.same_name_outside_defaults(
-        held, ["C-A"], rows, managed, include_calling=True) == ["C-B"]
+        current, ["C-A"], rows, managed, include_calling=True) == ["C-B"]
 
 
 def test_same_site_of_two_subscriptions_is_one_product():
@@ -700,6 +700,24 @@ def test_same_site_of_two_subscriptions_is_one_product():
     }
     assert licensing.same_name_outside_defaults(["M-OLD"], ["M-NEW"], rows, ["M-NEW"]) == [
         "M-OLD"]
+
+
+def test_unfunded_replacements():
+    rows = {
+        "A-A": {"name": "Advanced Messaging", "available_units": 0},
+        "A-B": {"name": "Advanced Messaging", "available_units": 3},
+        "S-A": {"name": "Webex Calling - Standard", "available_units": 0},
+        "P-B": {"name": "Webex Calling - Professional", "available_units": 2},
+        "M-A": {"name": "Meeting", "site_url": "a.x", "available_units": 0},
+        "M-B": {"name": "Meeting", "site_url": "b.x", "available_units": 4},
+    }
+    assert licensing.unfunded_replacements(["A-A"], ["A-B"], rows) == [("A-A", "A-B")]
+    # Any user calling license replaces another.
+    assert licensing.unfunded_replacements(["S-A"], ["P-B"], rows) == [("S-A", "P-B")]
+    # A meeting license of another site is no replacement.
+    assert licensing.unfunded_replacements(["M-A"], ["M-B"], rows) == []
+    # An added license with units left is fine.
+    assert licensing.unfunded_replacements(["A-B"], ["A-A"], rows) == []
 
 
 def test_held_calling_conflicts():

@@ -328,8 +328,8 @@ def test_change_present_is_idempotent(store):
 
 
 def test_present_refuses_second_calling_license(store):
-    """Ann holds Webex Calling - Professional of Sub-B200. Present does not add the
-    default's beside it, nor replace it (a failed addition would end her calling)."""
+    """Ann has Webex Calling - Professional of Sub-B200. Present neither adds the default's
+    beside it nor replaces it, because a failed addition would end her calling."""
     client = FakeClient(PERSON)
     change = UserLicenseChange(
         params(licenses=["Webex Calling - Professional"], extension="4711"), store, client
@@ -339,7 +339,7 @@ def test_present_refuses_second_calling_license(store):
         change.run()
 
     message = str(caught.value)
-    assert "holds Webex Calling - Professional (Sub-B200)" in message
+    assert "has Webex Calling - Professional (Sub-B200)" in message
     assert "a user has one calling license" in message
     assert "state=exact" in message
     assert client.patches == []
@@ -772,7 +772,7 @@ def test_calling_options_not_applied_are_named(store):
 
 
 def test_calling_options_equal_to_the_users_no_warning(store):
-    """A repeated run with the options of the first one changes nothing and says nothing."""
+    """A repeated run with the options of the first one changes nothing and warns of nothing."""
     client = FakeClient(dict(PERSON, licenses=["MSG", "SS", "M-A", "C-A"], extension="4711",
                              phoneNumbers=[{"type": "work", "value": "+1 408 526 7209"}]))
     change = UserLicenseChange(
