@@ -168,8 +168,8 @@ class InventoryStore:
         self.now = clock
 
         file_version = self.dialect.check_file()
-        # An empty file (touched by hand, or cut short by a full disk) becomes a new inventory;
-        # upgrade_message says so, since its customers may be expected elsewhere.
+        # An empty file (touched by hand, or cut short by a full disk) becomes a new inventory.
+        # upgrade_message reports it, because the user may expect customers in the file.
         self.was_empty_file = os.path.isfile(self.path) and os.path.getsize(self.path) == 0
         if not os.path.exists(self.path):
             if not create:

@@ -269,7 +269,7 @@ def _unencodable_error(
             owner = next((row for row in rows if row.get("seq") == link_values[position]), {})
             return _bad_text_error(kind, owner, "a license or role id", value)
     return ValueError(
-        f"a page of {object_type} holds text that is not valid Unicode, which the inventory "
+        f"a page of {object_type} contains text that is not valid Unicode, which the inventory "
         "cannot store. Run the sync again, and report it to Webex support if it repeats"
     )
 
@@ -1085,10 +1085,10 @@ class SyncSession:
             )
         if self._licenses_without_total:
             ids = sorted(set(self._licenses_without_total))
-            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            listed_ids = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
             warnings.append(
                 f"the Webex API listed {len(ids)} license(s) of customer '{self.customer}' "
-                f"without totalUnits ({shown}); they are stored with 0 units in total, so the "
+                f"without totalUnits ({listed_ids}); they are stored with 0 units in total, so the "
                 "inventory shows no units available for them. Run the sync again, and report "
                 "it to Webex support with the license ids if it repeats"
             )

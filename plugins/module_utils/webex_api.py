@@ -1322,7 +1322,7 @@ def _validate_proxy_url(proxy_url: Optional[str]) -> Optional[str]:
     return proxy_url
 
 
-# What an HTTP header value can carry of a bearer token: visible ASCII characters.
+# Bearer token characters that an HTTP header value can carry: visible ASCII.
 _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
@@ -1338,7 +1338,7 @@ def _clean_credential(name: str, value: Optional[str], header: bool = False) -> 
     value = value.strip()
     if header and value and not _HEADER_TOKEN.fullmatch(value):
         raise ValueError(
-            f"invalid {name}: it holds a space, a line break, a control character or a "
+            f"invalid {name}: it contains a space, a line break, a control character or a "
             "non-ASCII character inside the token, which an HTTP header cannot carry. Copy "
             "the token again, without anything around it (the value is not shown here)"
         )

@@ -280,7 +280,7 @@ def inventory_with_file_for_customers(tmp_path, files: dict[str, str]) -> object
 def test_license_report_reads_the_customers_file(simulator, run_playbook, tmp_path,
                                                  inventory_db):
     """localhost is no customer host: the report reads the file the customers' hosts set,
-    not the default inventory, and refuses to choose among several."""
+    not the default inventory, and fails when they name several."""
     assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
     elsewhere = tmp_path / "elsewhere.db"
     shared = tmp_path / "customers-inventory.db"
@@ -299,15 +299,15 @@ def test_license_report_reads_the_customers_file(simulator, run_playbook, tmp_pa
                        extra_vars={"webex_report_dir": str(tmp_path / "report"),
                                    "webex_report_customer": "Borealis Logistics"},
                        extra_env=environment)
-    refused = run_playbook(playbook=PLAYBOOKS / "license_inventory.yml", inventory=two_files,
+    rejected = run_playbook(playbook=PLAYBOOKS / "license_inventory.yml", inventory=two_files,
                            extra_vars={"webex_report_dir": str(tmp_path / "report2")},
                            extra_env=environment)
 
     assert run.rc == 0, run.stdout[-3000:]
     listing, _rows = read_report(tmp_path / "report")
     assert {row["customer"] for row in listing["licenses"]} == {"Borealis Logistics"}
-    assert refused.rc != 0
-    message = refused.task("Fail when the customers' hosts use several inventory files")
+    assert rejected.rc != 0
+    message = rejected.task("Fail when the customers' hosts use several inventory files")
     assert str(elsewhere) in message["result"]["msg"]
     assert "-e webex_inventory_db=PATH" in message["result"]["msg"]
     assert not (tmp_path / "report2").exists()

@@ -93,9 +93,9 @@ def test_no_secret_in_output_results_or_store(simulator, run_playbook, inventory
 
 
 def test_token_with_line_break_neither_fails_nor_leaks(simulator, run_playbook, inventory_db):
-    """A token that ends in a line break (a file or a YAML block) is used without it; one
-    with a line break inside is refused. Neither shows up in the output or the store, and
-    neither does the password of proxy_url."""
+    """A token that ends in a line break (a file or a YAML block) is used without it, and
+    one with a line break inside is rejected. No token and no proxy_url password appears
+    in the output or the store."""
     inside = "demo-partner\ntoken"
     proxy_password = "proxy-pw-0451"
     creds = {"api_url": simulator.api_url, "max_retry_wait": 5}

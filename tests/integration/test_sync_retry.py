@@ -104,8 +104,8 @@ def test_counts_changed_during_sync_listed_again(simulator, inventory_db, monkey
                 "personId": person_id, "orgId": org_id,
                 "licenses": [{"id": license_id, "operation": "add"}]})
             assert response.status_code == 200, response.text
-            # The other task moved the stored count; the person row is left as the sync
-            # listed it, so only the counts tell that the listing is old.
+            # The other task moved the stored count but left the person row as listed.
+            # Only the counts show that the listing is old.
             with contextlib.closing(sqlite3.connect(inventory_db)) as connection:
                 connection.execute(
                     "UPDATE licenses SET consumed_units = consumed_units + 1 "

@@ -1076,8 +1076,8 @@ def test_readonly_error_names_write_access(db_path):
 
 
 def test_unable_to_open_names_write_access(db_path):
-    """SQLite says "unable to open database file" when the directory cannot be written
-    (no room for FILE-wal and FILE-shm), not when the file is damaged."""
+    """SQLite reports "unable to open database file" when the directory cannot be written
+    (so FILE-wal and FILE-shm cannot be created), not when the file is damaged."""
     dialect = inventory_schema.SQLiteDialect(db_path, lock_timeout=1)
 
     error = dialect.error_for(sqlite3.OperationalError("unable to open database file"))

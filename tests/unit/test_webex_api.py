@@ -297,7 +297,7 @@ def test_token_a_header_cannot_carry_refused(token):
         WebexClient(API_URL, access_token=token)
 
     message = str(raised.value)
-    assert message.startswith("invalid access_token (WEBEX_ACCESS_TOKEN): it holds a space")
+    assert message.startswith("invalid access_token (WEBEX_ACCESS_TOKEN): it contains a space")
     assert "abc" not in message
     assert "def" not in message
 
