@@ -300,8 +300,8 @@ def test_license_report_reads_the_customers_file(simulator, run_playbook, tmp_pa
                                    "webex_report_customer": "Borealis Logistics"},
                        extra_env=environment)
     rejected = run_playbook(playbook=PLAYBOOKS / "license_inventory.yml", inventory=two_files,
-                           extra_vars={"webex_report_dir": str(tmp_path / "report2")},
-                           extra_env=environment)
+                            extra_vars={"webex_report_dir": str(tmp_path / "report2")},
+                            extra_env=environment)
 
     assert run.rc == 0, run.stdout[-3000:]
     listing, _rows = read_report(tmp_path / "report")

@@ -203,7 +203,7 @@ def test_present_refuses_second_calling_license(simulator, borealis, license_tas
     simulator.clear_requests()
 
     rejected, _run = license_task(user=MIXED_USER, licenses=["Webex Calling - Professional"],
-                                 extension="4711")
+                                  extension="4711")
     assert rejected["failed"]
     assert "a user has one calling license" in rejected["result"]["msg"]
     assert patch_requests(simulator) == []
