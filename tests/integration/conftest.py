@@ -146,6 +146,10 @@ def inventory_db(tmp_path) -> Path:
 @pytest.fixture
 def ansible_env(tmp_path, inventory_db) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("WEBEX_")}
+    # Modules unpack their payload under TMPDIR; a module killed by a test leaves it there,
+    # so keep it inside the test's own directory.
+    module_tmp = tmp_path / "module-tmp"
+    module_tmp.mkdir(exist_ok=True)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_DIR),
         "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACK_DIR),
@@ -158,6 +162,7 @@ def ansible_env(tmp_path, inventory_db) -> dict[str, str]:
         "ANSIBLE_LOCALHOST_WARNING": "0",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
         "WEBEX_INVENTORY_DB": str(inventory_db),
+        "TMPDIR": str(module_tmp),
         "PATH": f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}",
     })
     return env
