@@ -35,6 +35,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory_schema impor
     InventoryError,
     InventoryLockedError,
     SQLiteDialect,
+    create_inventory_file,
     create_private_file,
     migrate,
     prepare_directory,
@@ -179,7 +180,7 @@ class InventoryStore:
                     "them with ucops.webex.webex_license_sync first, or set inventory_db"
                 )
             prepare_directory(self.path)
-            create_private_file(self.path)
+            create_inventory_file(self.dialect)
 
         self._conn = self.dialect.retry_locked(self.dialect.connect)
         # Set when this store upgraded an older file: the version it had and its copy.

@@ -11,9 +11,11 @@ a PostgreSQL dialect can be added with its own DDL, version table and placeholde
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import struct
+import tempfile
 import time
 from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
@@ -627,6 +629,37 @@ def create_private_file(path: str) -> None:
     except FileExistsError:
         return
     os.close(descriptor)
+
+
+def create_inventory_file(dialect: SQLiteDialect) -> None:
+    """Create ``dialect.path`` as a complete, empty inventory, unless it exists by then.
+
+    The schema is written to a private file in the same directory, which is then linked to
+    the path. Another process therefore never sees the new file empty, which would look like
+    a file cut short (see ``InventoryStore.was_empty_file``). A file system without hard
+    links gets an empty file, which SQLite fills on first use.
+    """
+    directory, base = os.path.split(os.path.abspath(dialect.path))
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{base}.", suffix=".new", dir=directory)
+    os.close(descriptor)
+    try:
+        builder = SQLiteDialect(temporary, dialect.lock_timeout, dialect.busy_timeout)
+        connection = builder.connect()
+        try:
+            builder.enable_wal(connection)
+            migrate(builder, connection)
+        finally:
+            connection.close()
+        try:
+            os.link(temporary, dialect.path)
+        except FileExistsError:
+            pass  # another process created the inventory first; it is used as it is
+        except OSError:
+            create_private_file(dialect.path)
+    finally:
+        for leftover in (temporary, temporary + "-wal", temporary + "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
 
 
 def migrate(

@@ -305,6 +305,30 @@ def test_new_file_has_no_upgrade_message(db_path):
         assert store.upgrade_message() is None
 
 
+def test_file_being_created_is_never_seen_empty(db_path, monkeypatch):
+    # A second process (a fork of the same playbook) opens the path while the first one
+    # sets up the new inventory: it must not take the new file for a file cut short.
+    switch_to_wal = inventory_schema.SQLiteDialect.enable_wal
+    seen = []
+
+    def enable_wal_while_another_opens(dialect, connection):
+        if not seen:
+            seen.append(None)
+            with InventoryStore(db_path) as other:
+                seen[0] = other.upgrade_message()
+        switch_to_wal(dialect, connection)
+
+    monkeypatch.setattr(
+        inventory_schema.SQLiteDialect, "enable_wal", enable_wal_while_another_opens
+    )
+    with InventoryStore(db_path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.upgrade_message() is None
+
+    assert seen == [None]
+    assert sorted(os.listdir(os.path.dirname(db_path))) == [os.path.basename(db_path)]
+
+
 def test_readonly_old_schema_names_upgrade(db_path, monkeypatch):
     connection = sqlite3.connect(db_path)
     for _version, statements in inventory_schema.MIGRATIONS[:3]:
@@ -1091,3 +1115,15 @@ def test_missing_file_names_the_first_steps(tmp_path):
         InventoryStore(str(tmp_path / "missing.db"), create=False)
 
     assert "add customers with ucops.webex.webex_customer" in str(caught.value)
+
+
+def test_new_file_without_hard_links(db_path, monkeypatch):
+    def no_links(source, target):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(inventory_schema.os, "link", no_links)
+    with InventoryStore(db_path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.upgrade_message() is None
+    assert sorted(os.listdir(os.path.dirname(db_path))) == [os.path.basename(db_path)]
+    assert os.stat(db_path).st_mode & 0o777 == 0o600
