@@ -1,4 +1,4 @@
-"""What `ansible-galaxy collection build` packs from a clone that holds user files."""
+"""Test which files `ansible-galaxy collection build` packs from a clone with user files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(sys.executable).parent
 
 # Files a user's runs leave in a clone: an inventory with its WAL files and upgrade copy,
-# and a license report. They hold names and email addresses of people.
+# and a license report. They contain names and email addresses of people.
 USER_FILES = (
     "inventory.db",
     "inventory.db-wal",
@@ -23,7 +23,7 @@ USER_FILES = (
 )
 
 
-def test_build_leaves_out_inventories_and_reports(tmp_path):
+def test_build_skips_inventories_and_reports(tmp_path):
     tracked = subprocess.run(
         ["git", "ls-files", "-z"], cwd=REPO_ROOT, check=True, capture_output=True
     ).stdout.decode().split("\0")
