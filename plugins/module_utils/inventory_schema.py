@@ -635,8 +635,8 @@ def create_inventory_file(dialect: SQLiteDialect) -> None:
     """Create ``dialect.path`` as a complete, empty inventory, unless it exists by then.
 
     The schema is written to a private file in the same directory, which is then linked to
-    the path. Another process therefore never sees the new file empty, which would look like
-    a file cut short (see ``InventoryStore.was_empty_file``). A file system without hard
+    the path. Another process therefore never opens the new file while it is empty, which would
+    look like a file cut short (see ``InventoryStore.was_empty_file``). A file system without hard
     links gets an empty file, which SQLite fills on first use.
     """
     directory, base = os.path.split(os.path.abspath(dialect.path))
@@ -653,7 +653,7 @@ def create_inventory_file(dialect: SQLiteDialect) -> None:
         try:
             os.link(temporary, dialect.path)
         except FileExistsError:
-            pass  # another process created the inventory first; it is used as it is
+            pass  # Another process created the inventory first, so that file is used.
         except OSError:
             create_private_file(dialect.path)
     finally:
