@@ -626,6 +626,7 @@ class WebexClient:
         delay = requested_wait
         if short_waits >= 2:
             delay = max(requested_wait, REPEATED_429_MIN_WAIT)
+        self._check_requested_wait(method, url, response, delay)
         if not self._reserve_wait(delay):
             raise self._build_response_error(method, url, response, self._budget_hint(delay))
         self._sleep(delay)
@@ -637,11 +638,26 @@ class WebexClient:
         delay = _backoff_delay(retries_done)
         if response.status_code == 503 and response.headers.get("Retry-After"):
             delay = parse_retry_after(response.headers.get("Retry-After"))
+            self._check_requested_wait(method, url, response, delay)
 
         if not self._reserve_wait(delay):
             hint = " ".join(filter(None, [self._budget_hint(delay), _retry_hint(retries_done)]))
             raise self._build_response_error(method, url, response, hint)
         self._sleep(delay)
+
+    def _check_requested_wait(self, method: str, url: str, response: Any, delay: float) -> None:
+        """Raise at once when Retry-After asks for more than max_retry_wait has left and the
+        capped ``delay`` would use up the rest.
+
+        The retry would then most likely be refused again, with no time left to wait, so
+        waiting first only delays the same error.
+        """
+        remaining = self.max_retry_wait - self.stats["waited_seconds"]
+        requested = parse_retry_after(response.headers.get("Retry-After"), cap=math.inf)
+        if requested > remaining and delay >= remaining:
+            raise self._build_response_error(
+                method, url, response, self._budget_hint(requested)
+            )
 
     def _reserve_wait(self, seconds: float) -> bool:
         """Count a wait against max_retry_wait, or return False when the wait would exceed it."""
@@ -1264,18 +1280,20 @@ def validate_api_url(api_url: str) -> str:
     return value.rstrip("/")
 
 
-def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> float:
+def parse_retry_after(
+    value: Optional[str], now: Optional[float] = None, cap: float = MAX_RETRY_AFTER
+) -> float:
     """Return the wait in seconds for a Retry-After header (seconds or an HTTP-date).
 
     A missing or unreadable value gives DEFAULT_RETRY_AFTER, a date in the past gives 0,
-    and any value is capped at MAX_RETRY_AFTER.
+    and any value is capped at ``cap``.
     """
     if value is None or not value.strip():
         return DEFAULT_RETRY_AFTER
 
     text = value.strip()
     if re.fullmatch(r"\d+(\.\d+)?", text):
-        return min(float(text), MAX_RETRY_AFTER)
+        return min(float(text), cap)
 
     try:
         moment = parsedate_to_datetime(text)
@@ -1288,7 +1306,7 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> floa
 
     current = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
     seconds = (moment - current).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    return min(max(seconds, 0.0), cap)
 
 
 def _validate_seconds(name: str, value: Any, allow_zero: bool) -> float:

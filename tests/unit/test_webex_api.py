@@ -1197,6 +1197,21 @@ def test_server_error_retries_exhausted(client, replay, sleeps):
     assert "Gave up after 4 retries" in str(raised.value)
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_long_retry_after_fails_without_waiting(make_client, replay, sleeps, status):
+    # The server asks for an hour. The wait is capped at 300 s, which would use up
+    # max_retry_wait, and the retry would most likely be refused again.
+    client = make_client(max_retry_wait=300)
+    replay.expect("GET", "/roles", status=status, headers={"Retry-After": "3600"})
+
+    with pytest.raises(WebexApiError) as raised:
+        client.list_roles()
+
+    assert sleeps == []
+    assert raised.value.status == status
+    assert "waiting another 3600.0 s would exceed max_retry_wait (300 s" in str(raised.value)
+
+
 def test_server_error_budget_exceeded(make_client, replay, sleeps):
     client = make_client(max_retry_wait=1)
     replay.expect("GET", "/roles", status=502, body=error_body("Bad gateway"))
