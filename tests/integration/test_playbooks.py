@@ -168,6 +168,22 @@ def test_sync_playbook_syncs_every_customer(simulator, run_playbook):
             "borealis_logistics, applied by the ucops.webex.license_defaults role") in required[0]
 
 
+def test_sync_playbook_passes_connection_variables(simulator, run_playbook):
+    """webex_max_retry_wait reaches the modules: a 429 that asks for 2 s fails at once."""
+    simulator.set_faults(rules=[{"method": "GET", "path": "/v1/people", "status": 429,
+                                 "retry_after": 2, "times": 1}])
+
+    run = run_playbook(playbook=PLAYBOOKS / "sync.yml", inventory=DEMO_INVENTORY,
+                       limit="alpine_dental", extra_env={"WEBEX_API_URL": simulator.api_url},
+                       extra_vars={"webex_max_retry_wait": 1, "webex_timeout": 20})
+
+    assert run.rc != 0
+    sync = run.task("ucops.webex.license_sync : Sync the customer from its Webex org",
+                    host="alpine_dental")
+    assert sync["failed"]
+    assert "waiting another 2.0 s would exceed max_retry_wait (1 s" in sync["result"]["msg"]
+
+
 def test_duplicate_customer_hosts_fail(simulator, run_playbook, tmp_path, inventory_db):
     """Two hosts with one customer name would write one inventory record in turn; both
     fail naming each other, and the third customer syncs."""
