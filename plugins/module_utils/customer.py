@@ -151,6 +151,7 @@ def ensure_customer(
             f"{_case_hint(name, similar)} and remove '{name}' with state=absent"
         )
     params = _org_id_from_environment(stored, params, warnings)
+    _check_org_not_cleared(stored, params.get("org_id"))
     check = licensing.plan_org_check(
         stored, params["org_id"], params["default_subscription_id"], params["default_site_url"]
     )
@@ -196,6 +197,22 @@ def ensure_customer(
         )
     result.update(changed=changed, before=before, customer=after, warnings=warnings)
     return result
+
+
+def _check_org_not_cleared(stored: Optional[Mapping[str, Any]], org_id: Optional[str]) -> None:
+    """Raise CustomerError when a blank org_id would clear the stored org of a customer.
+
+    Without an org id, the next sync would read the token's own org under this customer.
+    """
+    if org_id is None or org_id.strip() or not stored or not stored.get("org_id"):
+        return
+    raise CustomerError(
+        f"org_id '{org_id}' is blank and would clear org '{stored['org_id']}' of customer "
+        f"'{stored['name']}', whose next sync would then read the token's own org instead. "
+        "A customer's org can be changed but not cleared: leave org_id out (or set it to "
+        "the customer's org id) to keep it, or remove the customer with state=absent and "
+        "add it again"
+    )
 
 
 def _org_id_from_environment(

@@ -135,6 +135,17 @@ SPECS: Dict[str, TableSpec] = {
 }
 
 
+def org_taken_message(customer: str, org_id: str, owner: str) -> str:
+    """Return the error for a customer without org id whose sync read the org of ``owner``."""
+    return (
+        f"customer '{customer}' has no org_id, and the org that this sync read, '{org_id}' "
+        "(the token's own org, or the org_id option), is the org of customer "
+        f"'{owner}'. One Webex org is one customer: give customer '{customer}' its own org id "
+        "with ucops.webex.webex_customer (webex_org_id in the playbooks' inventory), or sync "
+        f"customer '{owner}' instead"
+    )
+
+
 def normalize_scope(scope: Iterable[str]) -> Tuple[str, ...]:
     """Validate a sync scope and return it in canonical order."""
     if isinstance(scope, str):
@@ -739,6 +750,9 @@ class SyncSession:
         self.customer = customer
         self.scope = normalize_scope(scope)
         self.device = device
+        # The org this sync read, stored on a customer without org id at commit (set by the
+        # caller; see _record_org_id).
+        self.org_id: Optional[str] = None
         self.started_at = store.now()
         self.staged: Dict[str, int] = {name: 0 for name in self.scope}
         self.duplicates: Dict[str, int] = {name: 0 for name in self.scope}
@@ -1149,6 +1163,9 @@ class SyncSession:
                     written += max(self._conn.execute(statement, params).rowcount, 0)
         report["rows_written"] = written
 
+        if self._record_org_id(customer):
+            report["changed"] = True
+            report["org_id_recorded"] = self.org_id
         finished_at = self.store.now()
         if self.device and self.device != customer["device"]:
             self._conn.execute(
@@ -1172,6 +1189,26 @@ class SyncSession:
                 },
             )
         return report
+
+    def _record_org_id(self, customer: Mapping[str, Any]) -> bool:
+        """Store ``self.org_id`` on a customer that has no org id; return True if stored.
+
+        A customer without org id would otherwise read whatever org its next token belongs
+        to. Raises InventoryError when another customer has that org.
+        """
+        if not self.org_id or customer["org_id"]:
+            return False
+        owner = self._conn.execute(
+            "SELECT name FROM customers WHERE org_id = :org_id AND name <> :customer",
+            {"org_id": self.org_id, "customer": self.customer},
+        ).fetchone()
+        if owner is not None:
+            raise InventoryError(org_taken_message(self.customer, self.org_id, owner[0]))
+        self._conn.execute(
+            "UPDATE customers SET org_id = :org_id WHERE name = :customer",
+            {"org_id": self.org_id, "customer": self.customer},
+        )
+        return True
 
     def abort(self, error: str) -> Optional[int]:
         """Record a failed sync and change no data; return the history row id."""
@@ -1393,8 +1430,8 @@ class SyncSession:
 
     def _read_customer(self) -> Dict[str, Any]:
         row = self._conn.execute(
-            "SELECT name, default_subscription_id, default_site_url, device FROM customers "
-            "WHERE name = :customer",
+            "SELECT name, org_id, default_subscription_id, default_site_url, device "
+            "FROM customers WHERE name = :customer",
             {"customer": self.customer},
         ).fetchone()
         if row is None:

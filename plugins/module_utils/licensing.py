@@ -23,6 +23,7 @@ Policy implemented here (modules and the inventory store share it):
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import (
     Any,
@@ -216,6 +217,24 @@ def normalize_subscription_id(value: Optional[str]) -> Optional[str]:
         return None
     text = str(value).strip()
     return text or None
+
+
+def org_key(org_id: Optional[str]) -> Optional[str]:
+    """Return a comparable form of a Webex org id, or None for a blank one.
+
+    The API writes an org id as base64 of ``ciscospark://<region>/ORGANIZATION/<uuid>``. Both
+    that form and the UUID alone give the lower-case UUID, so either form compares equal.
+    """
+    text = (org_id or "").strip()
+    if not text:
+        return None
+    try:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        decoded = ""
+    if decoded.startswith("ciscospark://") and "/ORGANIZATION/" in decoded:
+        return decoded.rsplit("/", 1)[1].lower()
+    return text.lower()
 
 
 def normalize_hierarchy(hierarchy: Optional[str]) -> str:
@@ -707,6 +726,29 @@ def held_calling_conflicts(
         and license_id in licenses_by_id
         and is_user_calling_license(licenses_by_id[license_id].get("name"))
     ]
+
+
+def several_calling_licenses(
+    planned_ids: Iterable[str],
+    added_ids: Iterable[str],
+    licenses_by_id: Mapping[str, Mapping[str, Any]],
+) -> List[str]:
+    """Return the user calling licenses of ``planned_ids`` when there are several and one of
+    them is added, else an empty list.
+
+    Webex gives a user one calling license, so it rejects the second one of a request and
+    may apply the rest of it (HTTP 206).
+    """
+    calling = [
+        license_id
+        for license_id in _unique(planned_ids)
+        if license_id in licenses_by_id
+        and is_user_calling_license(licenses_by_id[license_id].get("name"))
+    ]
+    added = set(added_ids)
+    if len(calling) > 1 and any(license_id in added for license_id in calling):
+        return calling
+    return []
 
 
 def _name_key(name: Any) -> str:

@@ -46,7 +46,10 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     database_error_message,
     resolve_inventory_path,
 )
-from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import PeopleChangedError
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import (
+    PeopleChangedError,
+    org_taken_message,
+)
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     LOCATIONS_PAGE_SIZE,
     WORKSPACES_PAGE_SIZE,
@@ -144,18 +147,14 @@ def resolve_org_id(customer: Mapping[str, Any], requested: Optional[str]) -> Opt
 
 
 def check_org_unclaimed(store: InventoryStore, name: str, org_id: str) -> None:
-    """Raise SyncError when another customer has ``org_id``, so one org is one customer.
+    """Raise InventoryError when another customer has ``org_id``, so one org is one customer.
 
-    NOTE: a customer without org_id stores none after such a sync, so two customers without
-    org_id that read the same org (through WEBEX_ORG_ID) are not detected.
+    A customer without org_id gets the org id of its first sync (SyncSession.org_id), so two
+    customers without org_id cannot read the same org either.
     """
     owner = store.customer_of_org(org_id)
     if owner is not None and owner != name:
-        raise SyncError(
-            f"org_id '{org_id}' belongs to customer '{owner}', and customer '{name}' has no "
-            f"org_id. One Webex org is one customer, so sync customer '{owner}' instead, or "
-            f"give customer '{name}' its own org_id with ucops.webex.webex_customer"
-        )
+        raise InventoryError(org_taken_message(name, org_id, owner))
 
 
 def list_requests(
@@ -269,8 +268,14 @@ def prefetch(items: Iterator[T], depth: int = PREFETCH_PAGES) -> Iterator[T]:
             sys.setswitchinterval(switch_interval)
 
 
-def stage_objects(client: WebexClient, session: SyncSession, people_page_size: int) -> None:
-    """Fetch every object type in the session's scope and stage it page by page."""
+def stage_objects(
+    client: WebexClient, session: SyncSession, people_page_size: int
+) -> Optional[str]:
+    """Fetch every object type in the session's scope and stage it page by page.
+
+    Returns the org id that the listed people, locations or workspaces carry (the first one
+    found), or None when none carries one.
+    """
     stagers = {
         "licenses": session.stage_licenses,
         "roles": session.stage_roles,
@@ -292,6 +297,7 @@ def stage_objects(client: WebexClient, session: SyncSession, people_page_size: i
     else:
         pages = prefetch(fetch_pages(client, session.scope, people_page_size))
     read: Dict[str, int] = {}
+    listed_org: Optional[str] = None
     try:
         previous = None
         for object_type, page in pages:
@@ -300,6 +306,8 @@ def stage_objects(client: WebexClient, session: SyncSession, people_page_size: i
                 session.finish_type(previous)
             previous = object_type
             read[object_type] = read.get(object_type, 0) + 1
+            if listed_org is None and object_type in ORG_NAMING_TYPES:
+                listed_org = first_org_id(page)
             stagers[object_type](page)
     except WebexApiError as error:
         # Records how far the listing came, for example when page 412 of the people fails.
@@ -312,6 +320,21 @@ def stage_objects(client: WebexClient, session: SyncSession, people_page_size: i
         pages.close()
         if source is not None:
             source.stop()
+    return listed_org
+
+
+# Object types whose items carry the orgId of the org they belong to.
+ORG_NAMING_TYPES = ("people", "locations", "workspaces")
+
+
+def first_org_id(page: Sequence[Any]) -> Optional[str]:
+    """Return the first non-blank orgId of a page's items, or None."""
+    for item in page:
+        if isinstance(item, Mapping):
+            org_id = item.get("orgId")
+            if isinstance(org_id, str) and org_id.strip():
+                return org_id.strip()
+    return None
 
 
 def sync_customer(
@@ -369,10 +392,16 @@ def sync_customer_once(
     except ValueError as error:
         raise SyncError(str(error)) from error
     try:
-        stage_objects(client, session, people_page_size)
+        listed_org = stage_objects(client, session, people_page_size)
+        if not customer.get("org_id"):
+            session.org_id = client.org_id or listed_org
         if check_mode:
+            if session.org_id:
+                check_org_unclaimed(store, name, session.org_id)
             report = session.diff(people_sample)
             session.discard()
+            if session.org_id:
+                report.update(changed=True, org_id_recorded=session.org_id)
         else:
             if caller_gone():
                 raise CallerGoneError(
@@ -455,6 +484,9 @@ def people_diff(
         old_ids, new_ids = licensing.person_license_sets(
             stored_ids, change["licenses_added"], change["licenses_removed"], committed
         )
+        if change["change"] == "updated" and set(old_ids) == set(new_ids):
+            # Only other fields (a name, a location) changed, which the diff does not show.
+            continue
         key = change["email"] or change["id"]
         if change["change"] != "added":
             before[key] = sorted(labels.get(i, i) for i in old_ids)
@@ -545,12 +577,10 @@ def run_license_sync(
             raise SyncError(store.missing_customer_message(name) + hint)
         org_id = resolve_org_id(customer, params["org_id"])
         if org_id and not customer.get("org_id"):
-            check_org_unclaimed(store, name, org_id)
-            warn(
-                f"customer '{name}' has no org_id, so this sync read org '{org_id}' given by "
-                "the org_id option or WEBEX_ORG_ID; store it with ucops.webex.webex_customer "
-                "so that every sync of the customer reads the same org"
-            )
+            try:
+                check_org_unclaimed(store, name, org_id)
+            except InventoryError as error:
+                raise SyncError(str(error)) from error
         client = client_factory()
         client.org_id = org_id
         try:
@@ -572,7 +602,15 @@ def run_license_sync(
                 warn(warning["message"])
         for message in report.get("data_warnings", []):
             warn(message)
-        result = build_result(report, customer, org_id)
+        recorded = report.get("org_id_recorded")
+        if recorded:
+            stored = "would store" if check_mode else "stored"
+            warn(
+                f"customer '{name}' had no org_id; this sync read org '{recorded}' and "
+                f"{stored} it as the customer's org_id, so that every later sync reads the "
+                "same org, whichever token it uses"
+            )
+        result = build_result(report, customer, org_id or recorded)
         result["api_requests"] = dict(client.stats)
         if diff_mode:
             result["diff"] = build_diff(store, name, report, committed=not check_mode)

@@ -103,8 +103,9 @@ class UserLicenseChange:
         )
         if self.state == "present":
             self._check_calling_conflicts(plan, current)
-        self._check_replacement_units(plan)
         planned = [i for i in current if i not in plan.remove] + list(plan.add)
+        self._check_one_calling_license(plan, planned)
+        self._check_replacement_units(plan)
         license_changes = self._build_license_changes(plan, person)
 
         result: Dict[str, Any] = {
@@ -172,6 +173,19 @@ class UserLicenseChange:
             "Nothing was changed"
         )
 
+    def _check_one_calling_license(
+        self, plan: licensing.LicensePlan, planned: Sequence[str]
+    ) -> None:
+        """Reject, before any change, a result with several calling licenses."""
+        calling = licensing.several_calling_licenses(planned, plan.add, self.licenses_by_id)
+        if calling:
+            raise UserLicenseError(
+                f"this task would give user '{self.params['user']}' "
+                f"{', '.join(self._labels(calling))}, but a user has one calling license, "
+                "and Webex would apply the rest of the request without the second one. List "
+                "one calling license in licenses. Nothing was changed"
+            )
+
     def _check_replacement_units(self, plan: licensing.LicensePlan) -> None:
         """Reject, before any change, a replacement whose new license has no units left.
 
@@ -232,6 +246,18 @@ class UserLicenseChange:
             raise UserLicenseError(
                 f"user '{user}' was not found in org {org} of customer "
                 f"'{self.customer_name}'; check the email address or person id"
+            )
+        person_org = person.get("orgId")
+        if (
+            self.client.org_id
+            and isinstance(person_org, str)
+            and licensing.org_key(person_org)
+            and licensing.org_key(person_org) != licensing.org_key(self.client.org_id)
+        ):
+            raise UserLicenseError(
+                f"user '{user}' belongs to org '{person_org}', not to org "
+                f"'{self.client.org_id}' of customer '{self.customer_name}'. Nothing was "
+                "changed: manage the user under the customer of its own org"
             )
         if not isinstance(person.get("licenses"), list):
             # Read as "no licenses", a removal would report nothing to do and "exact" would

@@ -39,8 +39,11 @@ options:
     description:
       - ID of the customer's Webex organization.
       - Partner administrators set the customer org here; the token must be allowed to act on
-        it. When a customer has no org id, the token's own org is used.
+        it. When a customer has no org id, the token's own org is used, and the customer's
+        first sync stores the id of that org.
       - One org belongs to one customer only.
+      - An empty string cannot clear a stored org id (the next sync would read another org
+        under this customer's name); the task then fails.
       - If not set, the stored value is kept. For a new customer the E(WEBEX_ORG_ID)
         environment variable is used then; it never moves a stored customer to another org
         (the task warns when the two differ).
@@ -176,14 +179,14 @@ customer:
 subscriptions:
   description: The subscription ids of the org's licenses (candidates for
     O(default_subscription_id)).
-  returned: when the org was read, that is when the org id or a default changes
+  returned: when the org was read (a new org id, or a default set to a new value)
   type: list
   elements: str
   sample: [Sub-BOR100, Sub-BOR101]
 site_urls:
   description: The meeting site URLs of the org's licenses (candidates for
     O(default_site_url)), normalized.
-  returned: when the org was read, that is when the org id or a default changes
+  returned: when the org was read (a new org id, or a default set to a new value)
   type: list
   elements: str
   sample: [borealis-eu.webex.com, borealis.webex.com]

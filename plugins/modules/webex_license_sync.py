@@ -39,9 +39,12 @@ options:
     description:
       - ID of the Webex org to read. The customer's stored org id is used; if this option is
         set too, it must be equal.
-      - For a customer without an org id, this org is read, with a warning, unless another
-        customer has this org id (then the task fails). If neither is set, the token's own
-        org is read.
+      - For a customer without an org id, this org is read, unless another customer has
+        this org id (then the task fails). If neither is set, the token's own org is read.
+      - A customer without an org id gets the id of the org that its sync read (this option,
+        or the org id that the listed people, locations or workspaces carry), with a warning.
+        Every later sync reads that org, and a sync of another customer that reads the same
+        org fails, so one org is never stored under two customers.
       - If not set, the E(WEBEX_ORG_ID) environment variable is used.
     type: str
   scope:
@@ -141,7 +144,9 @@ customer:
   type: str
   sample: Borealis Logistics
 org_id:
-  description: The org that was read; null for the token's own org.
+  description:
+    - The org that was read. For the token's own org, the org id that the listed objects
+      carry; null when the sync listed no person, location or workspace.
   returned: success
   type: str
   sample: Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi9jZDk2M2YyNS1hMTgx
@@ -235,8 +240,10 @@ users_outside_defaults:
             subscription_id: Sub-BOR101
             site_url: borealis-eu.webex.com
 license_changes:
-  description: Licenses added, updated (with before and after) and removed.
-  returned: when licenses are in O(scope)
+  description:
+    - Licenses added, updated (with before and after) and removed.
+    - Null when licenses are not in O(scope).
+  returned: success
   type: dict
   sample:
     added: []
@@ -245,9 +252,11 @@ license_changes:
       - before: {name: Advanced Messaging, consumed_units: 28, subscription_id: Sub-BOR100}
         after: {name: Advanced Messaging, consumed_units: 29, subscription_id: Sub-BOR100}
 people_changes:
-  description: At most O(people_sample) changed people with their license id changes;
-    C(truncated) tells whether more people changed.
-  returned: when people are in O(scope)
+  description:
+    - At most O(people_sample) changed people with their license id changes; C(truncated)
+      tells whether more people changed.
+    - Null when people are not in O(scope).
+  returned: success
   type: dict
   sample:
     truncated: false

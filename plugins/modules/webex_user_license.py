@@ -186,7 +186,7 @@ EXAMPLES = r"""
 RETURN = r"""
 user:
   description: The user whose licenses were managed.
-  returned: always
+  returned: success
   type: dict
   contains:
     id:
@@ -202,7 +202,7 @@ added:
     - Licenses added (in check mode, that would be added).
     - Each entry has C(id), C(name), C(subscription_id) and C(site_url) (null when the license
       has none).
-  returned: always
+  returned: success
   type: list
   elements: dict
   sample:
@@ -213,18 +213,19 @@ added:
 removed:
   description: Licenses removed (in check mode, that would be removed), in the shape of
     RV(added).
-  returned: always
+  returned: success
   type: list
   elements: dict
 kept:
   description:
-    - Licenses the user holds after the change that this task left alone.
+    - Licenses outside the managed set (the licenses of the customer's defaults) that the
+      user holds after the change, which this task left alone.
     - C(reason) is V(unsubscribed) (bundled, no subscription, never removed),
       V(outside_defaults) (another subscription or site URL; O(state=present) keeps it
       unless it is an add-on or meeting license of the same product as a listed one,
       O(state=absent) unless it has the name of a listed license and, for meeting licenses,
       its site) or V(not_in_inventory) (unknown to the inventory, never removed).
-  returned: always
+  returned: success
   type: list
   elements: dict
   sample:
@@ -236,7 +237,7 @@ kept:
 licenses:
   description: The user's licenses after the change (in check mode, as planned), each with
     C(id) and C(name) (null for a license unknown to the inventory).
-  returned: always
+  returned: success
   type: list
   elements: dict
   sample:
@@ -270,7 +271,7 @@ inventory:
     rows_written: 3
 diff:
   description: The user's licenses before and after, as labels with subscription and site URL.
-  returned: always
+  returned: success
   type: dict
   sample:
     before:
@@ -290,6 +291,21 @@ error_codes:
   type: list
   elements: int
   sample: [400404]
+tracking_id:
+  description: Webex trackingId of a rejected or partly applied change request, for Cisco
+    support.
+  returned: when the change request failed or was applied only in part
+  type: str
+  sample: ROUTER_66F2A1E2-8C3B-4B2B-A8C0-2F61E7C0A1D4
+planned_changes:
+  description:
+    - The license changes of a request that the API rejected as a whole (HTTP 4xx), so none
+      of them was applied.
+    - Each entry has C(id), C(name), C(subscription_id), C(site_url) and C(operation)
+      (V(add) or V(remove)).
+  returned: when the API rejected the change request
+  type: list
+  elements: dict
 api_requests:
   description: Request counters of the Webex API client (requests, retries, waited_seconds,
     refreshes).

@@ -15,6 +15,7 @@ DEMO = json.loads(DEMO_FIXTURE.read_text())
 ORGS = {org["displayName"]: org for org in DEMO["organizations"]}
 ALPINE = ORGS["Alpine Dental"]
 BOREALIS = ORGS["Borealis Logistics"]
+KEYSTONE = ORGS["Keystone Partner Services"]
 MISSING_ORG_ID = "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi9ubw"
 
 
@@ -269,6 +270,26 @@ def test_org_id_of_another_customer(simulator, run_playbook, inventory_db):
     assert [row["name"] for row in customer_rows(inventory_db)] == ["Alpine Dental"]
 
 
+def test_blank_org_id_does_not_clear_stored_org(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Alpine Dental", org_id=ALPINE["id"])])
+    before = dump_inventory(inventory_db)
+
+    run = run_playbook([customer_task(simulator, "Alpine Dental", org_id=""),
+                        customer_task(simulator, "Zeta Corp", task="new", org_id="")])
+
+    record = run.task("customer")
+    assert record["failed"]
+    assert (f"org_id '' is blank and would clear org '{ALPINE['id']}' of customer "
+            "'Alpine Dental'") in record["result"]["msg"]
+    assert "remove the customer with state=absent" in record["result"]["msg"]
+    assert_ok(run.task("new"))
+    rows = {row["name"]: row["org_id"] for row in customer_rows(inventory_db)}
+    assert rows == {"Alpine Dental": ALPINE["id"], "Zeta Corp": None}
+    after = dump_inventory(inventory_db)
+    after["customers"] = [row for row in after["customers"] if "Zeta Corp" not in row]
+    assert after == before
+
+
 def test_diff_shows_record_before_after(simulator, run_playbook):
     run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
 
@@ -469,12 +490,13 @@ def test_org_id_variable_does_not_move_stored_customer(simulator, run_playbook, 
     assert added["result"]["customer"]["org_id"] == BOREALIS["id"]
     own_org = run.task("synced without org id")
     assert_ok(own_org)
-    assert own_org["result"]["customer"]["org_id"] is None
-    assert "stored with org id none (the token's own org)" in " ".join(
+    # Its sync stored the token's own org as the customer's org.
+    assert own_org["result"]["customer"]["org_id"] == KEYSTONE["id"]
+    assert f"stored with org id {KEYSTONE['id']}, so the variable was ignored" in " ".join(
         own_org["result"].get("warnings", []))
     rows = {row["name"]: row["org_id"] for row in customer_rows(inventory_db)}
     assert rows == {"Alpine Dental": ALPINE["id"], "Borealis Logistics": BOREALIS["id"],
-                    "Keystone": None}
+                    "Keystone": KEYSTONE["id"]}
     read_orgs = {entry["query"].get("orgId") for entry in simulator.requests()}
     assert read_orgs == {BOREALIS["id"]}
 

@@ -319,6 +319,11 @@ def test_diff_shows_license_before_after(simulator, run_playbook, inventory_db):
     synced(run_playbook([sync_task(simulator, "Alpine Dental")]))
     email, license_id = assign_license(simulator, ALPINE, "Advanced Messaging", "Sub-ALP100")
     consumed = live_licenses(simulator, ALPINE)[license_id]["consumedUnits"]
+    # Another person is renamed only: the diff, which shows licenses, leaves that person out.
+    renamed = next(p for p in ALPINE["people"] if p["emails"][0] != email)
+    response = simulator.api("PUT", f"/people/{renamed['id']}",
+                             json=dict(renamed, displayName="Renamed Person"))
+    assert response.status_code == 200, response.text
 
     run = run_playbook([sync_task(simulator, "Alpine Dental")], check=True, diff=True)
 
@@ -330,6 +335,9 @@ def test_diff_shows_license_before_after(simulator, run_playbook, inventory_db):
     assert licenses_diff["after"][label]["consumed_units"] == consumed
     assert label in people_diff["after"][email]
     assert label not in people_diff["before"][email]
+    assert record["result"]["summary"]["people"]["updated"] == 2
+    assert renamed["emails"][0] not in people_diff["before"]
+    assert renamed["emails"][0] not in people_diff["after"]
     assert f'-        "consumed_units": {consumed - 1},' in run.stdout
     assert f'+        "consumed_units": {consumed},' in run.stdout
     assert license_id not in person_license_ids(inventory_db, "Alpine Dental", email)
@@ -429,8 +437,9 @@ def test_org_of_another_customer_rejected(simulator, run_playbook, inventory_db)
     record = run.task("sync")
     assert record["failed"]
     message = record["result"]["msg"]
-    assert f"org_id '{ALPINE['id']}' belongs to customer 'Alpine Dental'" in message
-    assert "sync customer 'Alpine Dental' instead" in message
+    assert (f"the org that this sync read, '{ALPINE['id']}' (the token's own org, or the "
+            "org_id option), is the org of customer 'Alpine Dental'") in message
+    assert "or sync customer 'Alpine Dental' instead" in message
     assert dump_inventory(inventory_db, skip=("sync_history",)) == {
         table: rows for table, rows in before.items() if table != "sync_history"}
 
@@ -444,5 +453,50 @@ def test_org_option_without_stored_org_warns(simulator, run_playbook, inventory_
     record = run.task("sync")
     assert not record["failed"], record["result"].get("msg")
     warnings = record["result"].get("warnings", [])
-    assert any("customer 'Floating' has no org_id, so this sync read org" in text
-               for text in warnings), warnings
+    assert (f"customer 'Floating' had no org_id; this sync read org '{ALPINE['id']}' and "
+            "stored it as the customer's org_id") in " ".join(warnings), warnings
+    assert record["result"]["org_id"] == ALPINE["id"]
+    stored = query(inventory_db, "SELECT org_id FROM customers WHERE name = 'Floating'")
+    assert stored == [{"org_id": ALPINE["id"]}]
+
+
+def test_token_org_recorded_and_not_read_for_a_second_customer(
+        simulator, run_playbook, inventory_db):
+    """A customer without org_id keeps the org of its first sync; no other customer reads it."""
+    keystone = ORGS["Keystone Partner Services"]
+    run_playbook([{"name": "add", "ucops.webex.webex_customer": {"name": name}}
+                  for name in ("Keystone", "Zeta Corp")])
+
+    first = synced(run_playbook([sync_task(simulator, "Keystone")]))
+    assert first["result"]["org_id"] == keystone["id"]
+    assert "stored it as the customer's org_id" in " ".join(first["result"]["warnings"])
+    before = dump_inventory(inventory_db, skip=("sync_history",))
+
+    run = run_playbook([sync_task(simulator, "Zeta Corp")])
+
+    record = run.task("sync")
+    assert record["failed"]
+    assert (f"customer 'Zeta Corp' has no org_id, and the org that this sync read, "
+            f"'{keystone['id']}'") in record["result"]["msg"]
+    assert "is the org of customer 'Keystone'" in record["result"]["msg"]
+    assert dump_inventory(inventory_db, skip=("sync_history",)) == before
+    again = synced(run_playbook([sync_task(simulator, "Keystone", task="again")]), "again")
+    assert not again["result"]["changed"]
+    assert not again["result"].get("warnings")
+    requests = [entry for entry in simulator.requests() if entry["path"] == "/v1/people"]
+    assert requests and all(entry["query"].get("orgId") == keystone["id"]
+                            for entry in requests[-1:])
+
+
+def test_token_org_not_recorded_in_check_mode(simulator, run_playbook, inventory_db):
+    keystone = ORGS["Keystone Partner Services"]
+    run_playbook([{"name": "add", "ucops.webex.webex_customer": {"name": "Keystone"}}])
+
+    run = run_playbook([sync_task(simulator, "Keystone")], check=True)
+
+    record = synced(run)
+    assert record["result"]["changed"]
+    assert record["result"]["org_id"] == keystone["id"]
+    assert "would store it as the customer's org_id" in " ".join(record["result"]["warnings"])
+    stored = query(inventory_db, "SELECT org_id FROM customers WHERE name = 'Keystone'")
+    assert stored == [{"org_id": None}]

@@ -195,6 +195,26 @@ def test_exact_rhythm_drops_other_subscription(simulator, borealis, license_task
     assert set(live_person(simulator, ORG_ID, MIXED_USER)["licenses"]) == BUNDLED | {MEETING_US}
 
 
+@pytest.mark.parametrize("state", ["present", "exact"])
+def test_two_calling_licenses_rejected(simulator, borealis, license_task, inventory_db, state):
+    borealis(**US_DEFAULTS)
+    before = inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)
+    simulator.clear_requests()
+
+    record, _run = license_task(user=NO_LICENSE_USER, state=state, extension="4712",
+                                location=BOREALIS["locations"][0]["name"],
+                                licenses=["Webex Calling - Professional",
+                                          "Webex Calling - Standard"])
+
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert f"this task would give user '{NO_LICENSE_USER}' Webex Calling - Professional" in message
+    assert "a user has one calling license" in message
+    assert "Nothing was changed" in message
+    assert patch_requests(simulator) == []
+    assert inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER) == before
+
+
 def test_present_refuses_second_calling_license(simulator, borealis, license_task,
                                                 inventory_db):
     """MIXED_USER has Webex Calling - Professional of Sub-BOR101. Present neither adds the
@@ -333,6 +353,20 @@ def test_unknown_user_fails(simulator, borealis, license_task):
 
     assert record["failed"]
     assert "user 'nobody@borealis.example.com' was not found" in record["result"]["msg"]
+
+
+def test_person_of_another_org_fails_before_change(simulator, borealis, license_task):
+    borealis(**US_DEFAULTS)
+    alpine_person = ORGS["Alpine Dental"]["people"][0]
+    simulator.clear_requests()
+
+    record, _run = license_task(user=alpine_person["id"], licenses=["Advanced Messaging"])
+
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert (f"user '{alpine_person['id']}' belongs to org '{ORGS['Alpine Dental']['id']}', "
+            f"not to org '{ORG_ID}' of customer '{CUSTOMER}'") in message
+    assert patch_requests(simulator) == []
 
 
 def test_unknown_customer_fails(simulator, borealis, license_task):

@@ -731,6 +731,25 @@ def test_held_calling_conflicts():
     assert licensing.held_calling_conflicts(["ADV"], ["C-A"], rows) == []
 
 
+def test_several_calling_licenses():
+    rows = {
+        "C-A": {"name": "Webex Calling - Professional"},
+        "S-B": {"name": "Webex Calling - Standard"},
+        "WS": {"name": "Webex Calling - Workspaces"},
+        "ADV": {"name": "Advanced Messaging"},
+    }
+    # Two added in one request.
+    assert licensing.several_calling_licenses(["C-A", "S-B"], ["C-A", "S-B"], rows) == [
+        "C-A", "S-B"]
+    # One added beside one that the request keeps (not removable).
+    assert licensing.several_calling_licenses(["S-B", "C-A"], ["C-A"], rows) == ["S-B", "C-A"]
+    # One calling license, or several without an addition (stored before), pass.
+    assert licensing.several_calling_licenses(["C-A", "ADV"], ["C-A"], rows) == []
+    assert licensing.several_calling_licenses(["C-A", "S-B", "ADV"], ["ADV"], rows) == []
+    # A workspace license is not a user calling license.
+    assert licensing.several_calling_licenses(["C-A", "WS"], ["C-A"], rows) == []
+
+
 def test_plan_absent_removes_held_only():
     plan = licensing.plan_user_license_change(["C-A", "MSG"], ["C-A", "M-A"], "absent", MANAGED)
     assert plan.add == ()
@@ -774,3 +793,22 @@ def test_plan_ignores_duplicate_ids():
     plan = licensing.plan_user_license_change(["C-A", "C-A"], ["M-A", "M-A"], "exact", MANAGED)
     assert plan.add == ("M-A",)
     assert plan.remove == ("C-A",)
+
+
+@pytest.mark.parametrize(("first", "second", "same"), [
+    # base64 of ciscospark://us/ORGANIZATION/<uuid>, without padding, and the UUID alone.
+    ("Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi9lZWEzM2Q0ZS04YmVkLTRiNjUtOTRhNC1kMjljNzM4M2Q0OTY",
+     "EEA33D4E-8BED-4B65-94A4-D29C7383D496", True),
+    ("Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi9lZWEzM2Q0ZS04YmVkLTRiNjUtOTRhNC1kMjljNzM4M2Q0OTY",
+     "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi9mMzhiMmZmYy04MGE0LTRmNWEtOTFjOS1iYzcwMWU3ZWE0MTk",
+     False),
+    ("ORG-1", " org-1 ", True),
+    ("ORG-1", "ORG-2", False),
+])
+def test_org_key_compares_both_id_forms(first, second, same):
+    assert (licensing.org_key(first) == licensing.org_key(second)) is same
+
+
+def test_org_key_blank():
+    assert licensing.org_key(" ") is None
+    assert licensing.org_key(None) is None
