@@ -642,3 +642,31 @@ def test_upgrade_fails_on_stored_default_the_org_lost(simulator, start_simulator
     assert ("default_subscription_id 'Sub-BOR100' (webex_default_subscription_id) is not a "
             "subscription of org 'Borealis Logistics' (found: Sub-BOR101, Sub-BOR200)") in message
     assert "default_site_url 'borealis.webex.com'" not in message
+
+
+def test_upgrade_check_mode_of_new_customer(simulator, run_playbook):
+    """A check-mode upgrade of a customer without stored defaults gives no warning about
+    the defaults that the run would set, and its outcome line says that counts are stored."""
+    borealis = ORGS["Borealis Logistics"]
+    added = run_playbook([{"name": "add", "ucops.webex.webex_customer": {
+        "name": "Borealis Logistics", "org_id": borealis["id"],
+        "hierarchy": "Keystone/Reseller North", "api_url": simulator.api_url,
+        "access_token": "demo-partner-token"}}])
+    assert not added.task("add")["failed"], added.task("add")["result"]["msg"]
+
+    run = run_playbook(playbook=PLAYBOOKS / "upgrade_21_1.yml", inventory=DEMO_INVENTORY,
+                       limit="borealis_logistics", check=True,
+                       extra_env={"WEBEX_API_URL": simulator.api_url})
+
+    assert run.rc == 0, run.stdout[-3000:]
+    syncs = [record for record in run.results
+             if record["task"] == "ucops.webex.license_sync : Sync the customer from its Webex org"]
+    assert len(syncs) == 2
+    assert syncs[-1]["result"]["defaults_required"]
+    assert not [text for text in syncs[-1]["result"].get("warnings", [])
+                if "is not set" in text]
+    [line] = outcome_lines(run)
+    assert line.startswith("Borealis Logistics: upgraded; ")
+    assert line.endswith("(check mode: counts of the stored defaults and licenses, which the "
+                         "run would change)")
+
