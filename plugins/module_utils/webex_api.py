@@ -866,7 +866,13 @@ class WebexClient:
                 "or set validate_certs to false (for tests only)"
             )
         if isinstance(exc, exceptions.ProxyError):
-            return f"cannot connect through proxy_url: {reason}. Check proxy_url"
+            if self.proxy_url:
+                return f"cannot connect through proxy_url: {reason}. Check proxy_url"
+            return (
+                f"cannot connect through the proxy that the environment names for {self.api_url} "
+                f"(HTTPS_PROXY, HTTP_PROXY or ALL_PROXY): {reason}. Check those variables, or "
+                "add the API's host to NO_PROXY"
+            )
         if isinstance(exc, exceptions.ConnectTimeout):
             return (
                 f"timed out connecting to {self.api_url} after {self.timeout:g} s (timeout "

@@ -7,12 +7,16 @@ proxy test, an HTTP proxy (a proxy gets the absolute URL in the request line).
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ansible_collections.ucops.webex.plugins.module_utils.webex_api import WebexClient
+from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
+    WebexApiError,
+    WebexClient,
+)
 
 TOKEN = "env-test-token"
 
@@ -82,6 +86,30 @@ def test_no_proxy_host_bypasses_proxy(server, clean_environment, monkeypatch):
     client.list_licenses()
 
     assert server.seen[0]["path"] == "/v1/licenses"
+
+
+@pytest.mark.parametrize("from_option", [False, True])
+def test_proxy_error_names_its_source(clean_environment, monkeypatch, from_option):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    # Nothing listens on the port any more, so the proxy refuses the connection.
+    options = {"proxy_url": proxy} if from_option else {}
+    if not from_option:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+    client = WebexClient("http://api.invalid/v1", access_token=TOKEN, max_retry_wait=0,
+                         **options)
+
+    with pytest.raises(WebexApiError) as raised:
+        client.list_licenses()
+
+    message = str(raised.value)
+    if from_option:
+        assert "cannot connect through proxy_url" in message
+    else:
+        assert "proxy_url" not in message
+        assert "the proxy that the environment names for http://api.invalid/v1" in message
+        assert "NO_PROXY" in message
 
 
 def test_ca_bundle_variable_read_at_start(clean_environment, monkeypatch):
