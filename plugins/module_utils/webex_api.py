@@ -11,6 +11,7 @@ HTTP status, the API message and the trackingId but never a token.
 
 from __future__ import annotations
 
+import ast
 import html
 import itertools
 import json as jsonlib
@@ -24,7 +25,7 @@ import uuid
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, List, Mapping, Optional
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
@@ -79,6 +80,46 @@ TOKEN_HELP = (
     "(WEBEX_CLIENT_ID, WEBEX_CLIENT_SECRET, WEBEX_REFRESH_TOKEN) so that the token is "
     "refreshed automatically."
 )
+
+
+def converted_collection_options(
+    argument_spec: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
+) -> List[str]:
+    """Return the text options whose value is the text form of a YAML list or mapping.
+
+    Ansible turns a list given for an option of type str into text such as
+    ``['Keystone', 'North']`` and passes it on, so the value would be stored as that text.
+    Options with no_log are not checked, because the message shows the value.
+    """
+    found = []
+    for name, spec in argument_spec.items():
+        value = params.get(name)
+        if spec.get("type", "str") != "str" or spec.get("no_log") or not isinstance(value, str):
+            continue
+        text = value.strip()
+        if not (text.startswith("[") and text.endswith("]")) and not (
+            text.startswith("{") and text.endswith("}")
+        ):
+            continue
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if isinstance(parsed, (list, dict)):
+            found.append(name)
+    return found
+
+
+def fail_on_converted_collections(module: Any) -> None:
+    """Fail the module when a text option was given a YAML list or mapping."""
+    names = converted_collection_options(module.argument_spec, module.params)
+    if names:
+        listed = ", ".join(f"{name}={module.params[name]}" for name in names)
+        module.fail_json(
+            msg=f"option(s) {listed}: a list or mapping was given where the module expects "
+            "one text value. Give one string (a hierarchy as levels separated by '/', for "
+            "example 'Provider/Reseller North'). Nothing was changed"
+        )
 
 
 def webex_argument_spec() -> dict:
@@ -646,11 +687,11 @@ class WebexClient:
         self._sleep(delay)
 
     def _check_requested_wait(self, method: str, url: str, response: Any, delay: float) -> None:
-        """Raise at once when Retry-After asks for more than max_retry_wait has left and the
-        capped ``delay`` would use up the rest.
+        """Raise at once when Retry-After requests more than what is left of max_retry_wait
+        and the capped ``delay`` would use up the rest.
 
-        The retry would then most likely be refused again, with no time left to wait, so
-        waiting first only delays the same error.
+        The retry would then most likely get another 429 or 503, with no time left to wait,
+        so waiting first only delays the same error.
         """
         remaining = self.max_retry_wait - self.stats["waited_seconds"]
         requested = parse_retry_after(response.headers.get("Retry-After"), cap=math.inf)

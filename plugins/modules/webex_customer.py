@@ -218,6 +218,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
 )
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexClient,
+    fail_on_converted_collections,
     webex_argument_spec,
 )
 
@@ -237,6 +238,7 @@ def main() -> None:
     # so the option has no fallback and the variable is passed on apart.
     argument_spec["org_id"] = dict(type="str")
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    fail_on_converted_collections(module)
     params = dict(module.params, org_id_from_env=os.environ.get("WEBEX_ORG_ID"))
 
     # The client is built only when the org must be read, so updates that need no API call

@@ -344,6 +344,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.license_view import bu
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
     WebexClient,
+    fail_on_converted_collections,
     webex_argument_spec,
 )
 
@@ -403,6 +404,7 @@ def main() -> None:
         mutually_exclusive=[("hierarchy", "customer")],
         required_by={"location": "customer"},
     )
+    fail_on_converted_collections(module)
 
     # Inventory-only options have no meaning for the live API, so reject them explicitly.
     if module.params["source"] == "live":

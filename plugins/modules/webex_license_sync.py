@@ -328,6 +328,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
 from ansible_collections.ucops.webex.plugins.module_utils.sync import SyncError, run_license_sync
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexClient,
+    fail_on_converted_collections,
     webex_argument_spec,
 )
 
@@ -345,6 +346,7 @@ def main() -> None:
         warn_missing_defaults=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    fail_on_converted_collections(module)
 
     try:
         result = run_license_sync(

@@ -324,7 +324,10 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     inventory_argument_spec,
 )
 from ansible_collections.ucops.webex.plugins.module_utils.user_license import run_module
-from ansible_collections.ucops.webex.plugins.module_utils.webex_api import webex_argument_spec
+from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
+    fail_on_converted_collections,
+    webex_argument_spec,
+)
 
 
 def main() -> None:
@@ -341,6 +344,7 @@ def main() -> None:
         site_url=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    fail_on_converted_collections(module)
 
     result = run_module(module)
     module.exit_json(**result)

@@ -290,6 +290,21 @@ def test_blank_org_id_does_not_clear_stored_org(simulator, run_playbook, invento
     assert after == before
 
 
+def test_list_for_text_option_rejected(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Alpine Dental", org_id=ALPINE["id"])])
+    before = dump_inventory(inventory_db)
+
+    run = run_playbook([customer_task(simulator, "Alpine Dental",
+                                      hierarchy=["Keystone", "Reseller North"])])
+
+    record = run.task("customer")
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "hierarchy=['Keystone', 'Reseller North']" in message
+    assert "a list or mapping was given where the module expects one text value" in message
+    assert dump_inventory(inventory_db) == before
+
+
 def test_diff_shows_record_before_after(simulator, run_playbook):
     run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
 

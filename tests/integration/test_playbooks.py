@@ -132,6 +132,21 @@ def test_upgrade_customer_without_default_fails_alone(simulator, run_playbook, t
     assert any(line.startswith("Borealis Logistics: FAILED") for line in lines), lines
 
 
+def test_upgrade_customer_list_variable_fails_alone(simulator, run_playbook, tmp_path):
+    inventory = inventory_with_borealis_vars(tmp_path,
+                                             webex_hierarchy=["Keystone", "Reseller North"])
+
+    run = run_upgrade(run_playbook, simulator, inventory=inventory,
+                      limit="alpine_dental,borealis_logistics")
+
+    assert run.rc != 0
+    failure = run.task("Record the failure", host="borealis_logistics")
+    message = failure["result"]["ansible_facts"]["upgrade_21_1_outcome"]["message"]
+    assert "Host borealis_logistics: webex_hierarchy must be one text value each" in message
+    succeeded = {record["host"] for record in run.results if record["task"] == "Record the success"}
+    assert succeeded == {"alpine_dental"}
+
+
 @pytest.mark.parametrize("limit", ["borealis_logistics", "reseller_north"])
 def test_upgrade_limited_failure_fails_run(simulator, run_playbook, tmp_path, limit):
     """With --limit (which leaves localhost out), a failed customer still fails the run."""

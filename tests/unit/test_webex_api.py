@@ -32,6 +32,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexAuthError,
     WebexClient,
     check_page_is_new,
+    converted_collection_options,
     parse_retry_after,
     webex_argument_spec,
 )
@@ -1647,3 +1648,22 @@ def test_page_content_decoded_like_response(headers, content):
     assert client.read_page_content(page) == expected
     # JSON is UTF-8: a body that is valid UTF-8 is read as such, whatever its label.
     assert expected[0]["displayName"] == "Jos\u00e9 M\u00fcller"
+
+
+def test_converted_collection_options():
+    spec = {
+        "hierarchy": {"type": "str"},
+        "name": {"type": "str"},
+        "site": {},
+        "access_token": {"type": "str", "no_log": True},
+        "licenses": {"type": "list", "elements": "str"},
+    }
+    params = {
+        "hierarchy": "['Keystone', 'Reseller North']",
+        "name": "[Lab] Test {A}",
+        "site": " {'url': 'a.webex.com'} ",
+        "access_token": "['secret']",
+        "licenses": ["Advanced Messaging"],
+    }
+
+    assert converted_collection_options(spec, params) == ["hierarchy", "site"]
