@@ -127,11 +127,21 @@ def check_not_url(path: str) -> None:
 def database_error_message(path: Optional[str], error: sqlite3.Error) -> str:
     """Describe an SQLite error met while using the inventory ``path``, with what to check."""
     path = resolve_inventory_path(path)
+    if is_disk_full_error(error):
+        return (
+            f"the inventory database {path} failed: {error}. The file was left as it was: "
+            "free disk space on its file system, then run the task again"
+        )
     return (
         f"the inventory database {path} failed: {error}. Check the file (for example with "
         f"sqlite3 {path} 'PRAGMA integrity_check'), its directory and the free disk space, "
         "then run the task again"
     )
+
+
+def is_disk_full_error(error: BaseException) -> bool:
+    """Tell whether an SQLite error says that the disk (or the file's quota) is full."""
+    return isinstance(error, sqlite3.Error) and "database or disk is full" in str(error)
 
 
 def inventory_argument_spec() -> Dict[str, Any]:
@@ -179,8 +189,10 @@ class InventoryStore:
                     "ucops.webex.webex_customer (or playbooks/upgrade_21_1.yml) and sync "
                     "them with ucops.webex.webex_license_sync first, or set inventory_db"
                 )
-            prepare_directory(self.path)
-            create_inventory_file(self.dialect)
+            # A link to a missing file names the file to create, private like any other.
+            target = os.path.realpath(self.path)
+            prepare_directory(target)
+            create_inventory_file(SQLiteDialect(target, lock_timeout, busy_timeout))
 
         self._conn = self.dialect.retry_locked(self.dialect.connect)
         # Set when this store upgraded an older file: the version it had and its copy.

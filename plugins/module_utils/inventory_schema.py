@@ -587,20 +587,38 @@ class SQLiteDialect:
 
     def error_for(self, exc: sqlite3.DatabaseError) -> InventoryError:
         """Wrap an SQLite error that makes the file unusable."""
+        if "database or disk is full" in str(exc):
+            return InventoryError(
+                f"inventory database {self.path} cannot be used: {exc}. The file was left "
+                "as it was: free disk space on its file system, then run the task again"
+            )
         if "readonly" in str(exc) or "unable to open database file" in str(exc):
             # "unable to open" with an intact file: most often a directory that cannot be
             # written, where SQLite must create the WAL and shared-memory files.
+            blocked = self.unwritable_paths()
+            named = f" Not writable: {', '.join(blocked)}." if blocked else ""
             return InventoryError(
-                f"inventory database {self.path} cannot be used: {exc}. The modules write to "
-                "the file and create FILE-wal and FILE-shm next to it, even to read, so give "
-                "write access to the file and its directory, or copy the file to a writable "
-                "place and set inventory_db to the copy"
+                f"inventory database {self.path} cannot be used: {exc}. SQLite writes to the "
+                "file and to FILE-wal and FILE-shm next to it, which it creates in the "
+                f"directory.{named} Give write access to them (a FILE-shm left read-only by "
+                "a reader of a read-only file may also be removed while no task runs), or "
+                "copy the file to a writable place and set inventory_db to the copy"
             )
         return InventoryError(
             f"inventory database {self.path} cannot be used: {exc}. Check it with sqlite3 "
             f"{self.path} 'PRAGMA integrity_check', restore it from a backup (see the "
             "collection's docs/inventory.md), or set inventory_db to another file"
         )
+
+    def unwritable_paths(self) -> List[str]:
+        """Return the inventory file, its WAL files and its directory where they cannot be
+        written by this process."""
+        directory = os.path.dirname(self.path) or "."
+        paths = [self.path, self.path + "-wal", self.path + "-shm"]
+        blocked = [p for p in paths if os.path.exists(p) and not os.access(p, os.W_OK)]
+        if not os.access(directory, os.W_OK):
+            blocked.append(directory)
+        return blocked
 
     # -- SQL fragments ------------------------------------------------------------------
 

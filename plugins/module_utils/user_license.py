@@ -19,6 +19,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryLockedError,
     InventoryStore,
     database_error_message,
+    is_disk_full_error,
 )
 from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import (
     check_storable_text,
@@ -538,10 +539,17 @@ class UserLicenseChange:
                 person_fields=fields,
             )
         except (InventoryError, sqlite3.Error, UnicodeError) as error:
+            # A full disk passes the writability check, which needs no new page.
+            space = (
+                "free disk space on its file system, then "
+                if is_disk_full_error(error)
+                else ""
+            )
             raise UserLicenseError(
                 f"the licenses of user '{self.params['user']}' were changed in Webex, but the "
-                f"inventory could not record it: {error}; run ucops.webex.webex_license_sync "
-                "to bring the inventory up to date",
+                f"inventory {self.store.path} could not record it: {error}. To bring the "
+                f"inventory up to date, {space}run ucops.webex.webex_license_sync for "
+                f"customer '{self.customer_name}'",
                 changed=True,
             ) from error
 

@@ -1095,7 +1095,7 @@ def test_readonly_error_names_write_access(db_path):
 
     error = dialect.error_for(sqlite3.OperationalError("attempt to write a readonly database"))
 
-    assert "give write access to the file and its directory" in str(error)
+    assert "Give write access to them" in str(error)
     assert "integrity_check" not in str(error)
 
 
@@ -1106,7 +1106,7 @@ def test_unable_to_open_names_write_access(db_path):
 
     error = dialect.error_for(sqlite3.OperationalError("unable to open database file"))
 
-    assert "give write access to the file and its directory" in str(error)
+    assert "Give write access to them" in str(error)
     assert "restore it from a backup" not in str(error)
 
 
@@ -1127,3 +1127,43 @@ def test_new_file_without_hard_links(db_path, monkeypatch):
         assert store.upgrade_message() is None
     assert sorted(os.listdir(os.path.dirname(db_path))) == [os.path.basename(db_path)]
     assert os.stat(db_path).st_mode & 0o777 == 0o600
+
+
+def test_new_file_through_link_is_private(tmp_path):
+    target = tmp_path / "data" / "inventory.db"
+    link = tmp_path / "inventory.db"
+    link.symlink_to(target)
+
+    with InventoryStore(str(link)) as store:
+        assert store.schema_version == SCHEMA_VERSION
+
+    assert link.is_symlink()
+    assert os.stat(target).st_mode & 0o777 == 0o600
+    assert os.stat(target.parent).st_mode & 0o777 == 0o700
+
+
+def test_readonly_error_names_unwritable_side_file(db_path, monkeypatch):
+    # A reader of a read-only file leaves FILE-shm read-only; root passes any access check,
+    # so the check is replaced here.
+    for suffix in ("", "-wal", "-shm"):
+        open(db_path + suffix, "wb").close()
+    monkeypatch.setattr(inventory_schema.os, "access",
+                        lambda path, mode: not str(path).endswith("-shm"))
+
+    error = inventory_schema.SQLiteDialect(db_path).error_for(
+        sqlite3.OperationalError("attempt to write a readonly database")
+    )
+
+    message = str(error)
+    assert f"Not writable: {db_path}-shm." in message
+    assert "even to read" not in message
+
+
+def test_disk_full_message_says_free_space(db_path):
+    full = sqlite3.OperationalError("database or disk is full")
+
+    assert "free disk space on its file system, then run the task again" in str(
+        inventory_schema.SQLiteDialect(db_path).error_for(full))
+    message = inventory_module.database_error_message(db_path, full)
+    assert message.startswith(f"the inventory database {db_path} failed: database or disk")
+    assert "The file was left as it was: free disk space" in message
