@@ -511,11 +511,12 @@ def test_database_error_after_patch_reported(store, monkeypatch):
 
     # Webex has the change, so the task reports changed and advises a sync.
     assert raised.value.changed is True
-    assert "were changed in Webex, but the inventory could not record it" in (
+    assert "were changed in Webex, but the inventory " in raised.value.message
+    assert f"{store.path} could not record it: database or disk is full" in (
         raised.value.message
     )
-    assert "database or disk is full" in raised.value.message
-    assert "webex_license_sync" in raised.value.message
+    assert ("To bring the inventory up to date, free disk space on its file system, then run "
+            "ucops.webex.webex_license_sync for customer") in raised.value.message
     assert client.patches == [[{"id": "ADV-A", "operation": "add"}]]
 
 
