@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import difflib
+import glob
 import json
 import os
 import re
@@ -964,6 +965,11 @@ def save_copy_before_upgrade(connection: sqlite3.Connection, path: str, version:
     write, into a file readable only by the user, and is renamed into place only when
     complete. Raises InventoryError, with the file unchanged, when the copy fails.
     """
+    # The caller holds the write lock, so no other copy is being written: partial copies
+    # are left by a run that was killed or failed.
+    for stale in glob.glob(f"{glob.escape(path)}.schema-*.bak.*.partial*"):
+        with contextlib.suppress(OSError):
+            os.unlink(stale)
     target = f"{path}.schema-{version}.bak"
     number = 2
     while os.path.lexists(target):
@@ -980,8 +986,9 @@ def save_copy_before_upgrade(connection: sqlite3.Connection, path: str, version:
             copy.close()
         os.replace(partial, target)
     except (OSError, sqlite3.Error) as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
+        for leftover in (partial, partial + "-journal"):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
         raise InventoryError(
             f"inventory database {path} has schema version {version} and must be upgraded "
             f"once to version {SCHEMA_VERSION}, after a copy of it is saved as {target}, but "

@@ -968,6 +968,20 @@ def test_failed_copy_leaves_file_unchanged(db_path, monkeypatch):
     assert not [name for name in os.listdir(os.path.dirname(db_path)) if "partial" in name]
 
 
+def test_stale_partial_copies_removed(db_path):
+    # A run killed while it copied leaves its partial copy and the copy's journal.
+    create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
+    stale = [f"{db_path}.schema-1.bak.4242.partial", f"{db_path}.schema-1.bak.4242.partial-journal"]
+    for name in stale:
+        with open(name, "w", encoding="utf-8") as handle:
+            handle.write("cut short")
+
+    with InventoryStore(db_path, lock_timeout=10) as store:
+        assert store.upgrade_backup == f"{db_path}.schema-1.bak"
+
+    assert not [name for name in os.listdir(os.path.dirname(db_path)) if "partial" in name]
+
+
 def test_copy_made_under_write_lock(db_path, monkeypatch):
     """No other process can upgrade or write the file while the copy is taken."""
     create_schema_1_database(db_path, [item for page in UPGRADE_PAGES for item in page])
