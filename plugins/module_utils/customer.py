@@ -336,7 +336,13 @@ def manage_customer(
 
     Raises CustomerError or InventoryError; nothing is saved then.
     """
+    new_name = (params.get("new_name") or "").strip() or None
     if params["state"] == "absent":
+        if new_name:
+            raise CustomerError(
+                f"new_name '{new_name}' renames a customer, which state=absent does not do; "
+                "remove new_name or use state=present"
+            )
         outcome = remove_customer(params["inventory_db"], params["name"], check_mode)
     else:
         path = resolve_inventory_path(params["inventory_db"])
@@ -357,7 +363,19 @@ def manage_customer(
                 check_org_defaults(params["name"], rows, check)
                 org_rows = (check.org_id, rows)
         with open_store(params["inventory_db"], check_mode) as store:
+            old_name = params["name"]
+            renamed = False
+            if new_name:
+                renamed = store.rename_customer(old_name, new_name, dry_run=check_mode)
+                if not (check_mode and renamed):
+                    # Renamed now, or before: the other options apply to the new name. In
+                    # check mode they are compared with the record under its old name.
+                    params = dict(params, name=new_name)
             outcome = ensure_customer(store, client_factory, params, check_mode, org_rows)
+            if renamed:
+                outcome["changed"] = True
+                outcome["before"] = dict(outcome["before"] or {}, name=old_name)
+                outcome["customer"] = dict(outcome["customer"] or {}, name=new_name)
             _add_upgrade_warning(outcome, store)
         if new_file:
             # A mistyped inventory_db or WEBEX_INVENTORY_DB starts an empty inventory.

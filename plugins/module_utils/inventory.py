@@ -478,8 +478,71 @@ class InventoryStore:
         if owner is not None:
             raise InventoryError(
                 f"org_id '{org_id}' already belongs to customer '{owner['name']}'; one Webex "
-                "org is one customer, so delete or change that customer first"
+                "org is one customer, so remove that customer (state=absent), give it another "
+                "org_id, or rename it with new_name"
             )
+
+    def rename_customer(self, name: str, new_name: str, dry_run: bool = False) -> bool:
+        """Rename a customer with its synced data and history; return True if renamed.
+
+        A customer already named ``new_name``, with none named ``name``, counts as renamed
+        before (False). Raises InventoryError when both or neither exist.
+        """
+        old = self.get_customer(name)
+        new = self.get_customer(new_name)
+        if old is None and new is not None:
+            return False
+        if old is None:
+            raise InventoryError(
+                f"customer '{name}' cannot be renamed to '{new_name}': neither is in the "
+                f"inventory {self.path}. Check the name, or add the customer with new_name "
+                "as its name"
+            )
+        if new is not None:
+            raise InventoryError(
+                f"customer '{name}' cannot be renamed to '{new_name}', because a customer of "
+                f"that name is in the inventory {self.path} already. Remove one of them with "
+                "state=absent first"
+            )
+        if dry_run:
+            return True
+
+        def action(connection: sqlite3.Connection) -> None:
+            params = {"name": name, "new_name": new_name, "now": self.now()}
+            columns = [row[1] for row in connection.execute("PRAGMA table_info(customers)")]
+            copied = ", ".join(
+                {"name": ":new_name", "updated_at": ":now"}.get(column, column)
+                for column in columns
+            )
+            # org_id is unique, so the old row lets go of it before the copy takes it.
+            connection.execute(
+                "UPDATE customers SET org_id = NULL WHERE name = :name", params
+            )
+            connection.execute(
+                f"INSERT INTO customers ({', '.join(columns)}) SELECT {copied} FROM customers "
+                "WHERE name = :name",
+                params,
+            )
+            connection.execute(
+                "UPDATE customers SET org_id = :org_id WHERE name = :new_name",
+                dict(params, org_id=old["org_id"]),
+            )
+            tables = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'customers'"
+                )
+            ]
+            for table in tables:
+                names = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
+                if "customer" in names:
+                    connection.execute(
+                        f"UPDATE {table} SET customer = :new_name WHERE customer = :name", params
+                    )
+            connection.execute("DELETE FROM customers WHERE name = :name", params)
+
+        self._write(action)
+        return True
 
     def delete_customer(
         self, name: str, dry_run: bool = False

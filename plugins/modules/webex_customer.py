@@ -51,6 +51,16 @@ options:
         lacks is cleared with a warning, unless O(default_subscription_id) or
         O(default_site_url) set new values.
     type: str
+  new_name:
+    description:
+      - New name of the customer, which keeps its org id, defaults, synced data and sync
+        history. The other options then apply to the customer under its new name.
+      - When no customer is named O(name) but one is named O(new_name), the rename counts as
+        done before and nothing changes, so the task can run again.
+      - The task fails when both names, or neither, are in the inventory.
+      - Update O(name) (or C(webex_customer_name) in the playbooks' inventory) to the new name
+        for later tasks.
+    type: str
   hierarchy:
     description:
       - Place of the customer in the partner hierarchy, as levels separated by C(/), for
@@ -138,9 +148,14 @@ EXAMPLES = r"""
     name: Borealis Logistics
     hierarchy: Provider/Reseller North
 
-- name: Remove the customer and its synced data from the inventory
+- name: Rename the customer, keeping its org, defaults and synced data
   ucops.webex.webex_customer:
     name: Borealis Logistics
+    new_name: Borealis Freight
+
+- name: Remove the customer and its synced data from the inventory
+  ucops.webex.webex_customer:
+    name: Borealis Freight
     state: absent
 """
 
@@ -228,6 +243,7 @@ def main() -> None:
     argument_spec.update(inventory_argument_spec())
     argument_spec.update(
         name=dict(type="str", required=True),
+        new_name=dict(type="str"),
         hierarchy=dict(type="str"),
         default_subscription_id=dict(type="str"),
         default_site_url=dict(type="str"),

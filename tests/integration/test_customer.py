@@ -305,6 +305,55 @@ def test_list_for_text_option_rejected(simulator, run_playbook, inventory_db):
     assert dump_inventory(inventory_db) == before
 
 
+def test_rename_keeps_data_and_history(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Alpine Dental", org_id=ALPINE["id"]),
+                  sync_task(simulator, "Alpine Dental")])
+    before = dump_inventory(inventory_db)
+    people = count_rows(inventory_db, "people", "Alpine Dental")
+    history = count_rows(inventory_db, "sync_history", "Alpine Dental")
+    rename = {"name": "rename", "ucops.webex.webex_customer": {
+        "name": "Alpine Dental", "new_name": "Alpine Dental Group"}}
+
+    preview = run_playbook([rename], check=True, diff=True).task("rename")
+    assert_ok(preview)
+    assert preview["changed"]
+    assert preview["result"]["diff"]["before"]["name"] == "Alpine Dental"
+    assert preview["result"]["diff"]["after"]["name"] == "Alpine Dental Group"
+    assert dump_inventory(inventory_db) == before
+
+    applied = run_playbook([rename]).task("rename")
+    assert_ok(applied)
+    assert applied["changed"]
+    assert applied["result"]["customer"]["name"] == "Alpine Dental Group"
+    assert applied["result"]["customer"]["org_id"] == ALPINE["id"]
+    assert [row["name"] for row in customer_rows(inventory_db)] == ["Alpine Dental Group"]
+    assert count_rows(inventory_db, "people", "Alpine Dental Group") == people > 0
+    assert count_rows(inventory_db, "sync_history", "Alpine Dental Group") == history
+    assert count_rows(inventory_db, "people", "Alpine Dental") == 0
+
+    again = run_playbook([rename, sync_task(simulator, "Alpine Dental Group")])
+    assert_ok(again.task("rename"))
+    assert not again.task("rename")["changed"]
+    assert_ok(again.task("sync"))
+    assert not again.task("sync")["changed"]
+
+
+def test_rename_onto_existing_customer_fails(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Alpine Dental", org_id=ALPINE["id"]),
+                  customer_task(simulator, "Borealis Logistics", task="second",
+                                org_id=BOREALIS["id"])])
+    before = dump_inventory(inventory_db)
+
+    run = run_playbook([{"name": "rename", "ucops.webex.webex_customer": {
+        "name": "Alpine Dental", "new_name": "Borealis Logistics"}}])
+
+    record = run.task("rename")
+    assert record["failed"]
+    assert ("customer 'Alpine Dental' cannot be renamed to 'Borealis Logistics', because a "
+            "customer of that name is in the inventory") in record["result"]["msg"]
+    assert dump_inventory(inventory_db) == before
+
+
 def test_diff_shows_record_before_after(simulator, run_playbook):
     run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
 

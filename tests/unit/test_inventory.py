@@ -1167,3 +1167,15 @@ def test_disk_full_message_says_free_space(db_path):
     message = inventory_module.database_error_message(db_path, full)
     assert message.startswith(f"the inventory database {db_path} failed: database or disk")
     assert "The file was left as it was: free disk space" in message
+
+
+def test_rename_of_unknown_customer_fails(db_path):
+    with InventoryStore(db_path) as store:
+        with pytest.raises(InventoryError, match="neither is in the inventory"):
+            store.rename_customer("Nobody", "Somebody")
+        store.upsert_customer("Acme", org_id="ORG-1")
+        assert store.rename_customer("Acme", "Acme Group", dry_run=True) is True
+        assert store.get_customer("Acme") is not None
+        assert store.rename_customer("Acme", "Acme Group") is True
+        assert store.get_customer("Acme Group")["org_id"] == "ORG-1"
+        assert store.rename_customer("Acme", "Acme Group") is False
