@@ -87,5 +87,6 @@ options:
     type: float
     default: 300
 requirements:
+  - python >= 3.8 (on the host that runs the module)
   - python requests >= 2.25 (on the host that runs the module)
 """

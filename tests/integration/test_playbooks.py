@@ -684,4 +684,3 @@ def test_upgrade_check_mode_of_new_customer(simulator, run_playbook):
     assert line.startswith("Borealis Logistics: upgraded; ")
     assert line.endswith("(check mode: counts of the stored defaults and licenses, which the "
                          "run would change)")
-

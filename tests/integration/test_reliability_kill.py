@@ -167,7 +167,9 @@ def test_task_timeout_commits_nothing(simulator, run_playbook, inventory_db):
 
     record = run.task("sync")
     assert record["failed"]
-    assert "Timed out" in record["result"]["msg"]
+    # ansible-core 2.19 writes "Timed out after 2 seconds", older releases
+    # "The task ... timed out after 2 seconds".
+    assert "timed out" in record["result"]["msg"].lower()
     # The module ends after its listing (about 8 s, much longer on a loaded machine) and
     # records the failure, unless it was ended before that. The row is written just before
     # the process ends, so wait for the process itself.
