@@ -141,7 +141,7 @@ def database_error_message(path: Optional[str], error: sqlite3.Error) -> str:
 
 
 def is_disk_full_error(error: BaseException) -> bool:
-    """Tell whether an SQLite error says that the disk (or the file's quota) is full."""
+    """Return True when an SQLite error reports a full disk (or a full quota of the file)."""
     return isinstance(error, sqlite3.Error) and "database or disk is full" in str(error)
 
 

@@ -219,7 +219,7 @@ removed:
 kept:
   description:
     - Licenses outside the managed set (the licenses of the customer's defaults) that the
-      user holds after the change, which this task left alone.
+      user has after the change, which this task left alone.
     - C(reason) is V(unsubscribed) (bundled, no subscription, never removed),
       V(outside_defaults) (another subscription or site URL; O(state=present) keeps it
       unless it is an add-on or meeting license of the same product as a listed one,

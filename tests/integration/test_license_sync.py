@@ -460,8 +460,7 @@ def test_org_option_without_stored_org_warns(simulator, run_playbook, inventory_
     assert stored == [{"org_id": ALPINE["id"]}]
 
 
-def test_token_org_recorded_and_not_read_for_a_second_customer(
-        simulator, run_playbook, inventory_db):
+def test_token_org_recorded_once(simulator, run_playbook, inventory_db):
     """A customer without org_id keeps the org of its first sync; no other customer reads it."""
     keystone = ORGS["Keystone Partner Services"]
     run_playbook([{"name": "add", "ucops.webex.webex_customer": {"name": name}}

@@ -184,7 +184,7 @@ def test_sync_playbook_syncs_every_customer(simulator, run_playbook):
 
 
 def test_sync_playbook_passes_connection_variables(simulator, run_playbook):
-    """webex_max_retry_wait reaches the modules: a 429 that asks for 2 s fails at once."""
+    """webex_max_retry_wait reaches the modules: a 429 with Retry-After 2 fails at once."""
     simulator.set_faults(rules=[{"method": "GET", "path": "/v1/people", "status": 429,
                                  "retry_after": 2, "times": 1}])
 
@@ -661,7 +661,8 @@ def test_upgrade_fails_on_stored_default_the_org_lost(simulator, start_simulator
 
 def test_upgrade_check_mode_of_new_customer(simulator, run_playbook):
     """A check-mode upgrade of a customer without stored defaults gives no warning about
-    the defaults that the run would set, and its outcome line says that counts are stored."""
+    the defaults that the run would set, and its outcome line states that the counts are
+    the stored ones."""
     borealis = ORGS["Borealis Logistics"]
     added = run_playbook([{"name": "add", "ucops.webex.webex_customer": {
         "name": "Borealis Logistics", "org_id": borealis["id"],

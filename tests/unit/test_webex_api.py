@@ -1200,7 +1200,7 @@ def test_server_error_retries_exhausted(client, replay, sleeps):
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_long_retry_after_fails_without_waiting(make_client, replay, sleeps, status):
-    # The server asks for an hour. The wait is capped at 300 s, which would use up
+    # Retry-After requests an hour. The wait is capped at 300 s, which would use up
     # max_retry_wait, and the retry would most likely be refused again.
     client = make_client(max_retry_wait=300)
     replay.expect("GET", "/roles", status=status, headers={"Retry-After": "3600"})
