@@ -150,8 +150,7 @@ def ensure_customer(
             f"'{similar}' is. If you meant '{similar}', correct the name"
             f"{_case_hint(name, similar)} and remove '{name}' with state=absent"
         )
-    params = _org_id_from_environment(stored, params, warnings)
-    _check_org_not_cleared(stored, params.get("org_id"))
+    params = _org_id_from_environment(stored, _blank_org_id_unset(params), warnings)
     check = licensing.plan_org_check(
         stored, params["org_id"], params["default_subscription_id"], params["default_site_url"]
     )
@@ -199,20 +198,16 @@ def ensure_customer(
     return result
 
 
-def _check_org_not_cleared(stored: Optional[Mapping[str, Any]], org_id: Optional[str]) -> None:
-    """Raise CustomerError when a blank org_id would clear the stored org of a customer.
+def _blank_org_id_unset(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """Return ``params`` with a blank org_id as not set, so that a stored org id is kept.
 
-    Without an org id, the next sync would read the token's own org under this customer.
+    Clearing the org id would make the next sync read the token's own org under this
+    customer, and an inventory variable set to "" would fail or change every later run.
     """
-    if org_id is None or org_id.strip() or not stored or not stored.get("org_id"):
-        return
-    raise CustomerError(
-        f"org_id '{org_id}' is blank and would clear org '{stored['org_id']}' of customer "
-        f"'{stored['name']}', whose next sync would then read the token's own org instead. "
-        "A customer's org can be changed but not cleared: leave org_id out (or set it to "
-        "the customer's org id) to keep it, or remove the customer with state=absent and "
-        "add it again"
-    )
+    params = dict(params)
+    if params.get("org_id") is not None and not str(params["org_id"]).strip():
+        params["org_id"] = None
+    return params
 
 
 def _org_id_from_environment(
@@ -347,10 +342,15 @@ def manage_customer(
     else:
         path = resolve_inventory_path(params["inventory_db"])
         new_file = not os.path.exists(path)
+        if new_file and new_name:
+            raise CustomerError(
+                f"customer '{params['name']}' cannot be renamed to '{new_name}': the inventory "
+                f"{path} does not exist. Check inventory_db or WEBEX_INVENTORY_DB"
+            )
         org_rows = None
         if new_file:
             # A new file has no customers yet, so WEBEX_ORG_ID names the org of this one.
-            params = _org_id_from_environment(None, params, [])
+            params = _org_id_from_environment(None, _blank_org_id_unset(params), [])
         if new_file and not check_mode:
             # Read and check the org before the file exists, so that a wrong org id or
             # default leaves no new, empty inventory behind.
@@ -366,13 +366,15 @@ def manage_customer(
             old_name = params["name"]
             renamed = False
             if new_name:
-                renamed = store.rename_customer(old_name, new_name, dry_run=check_mode)
-                if not (check_mode and renamed):
-                    # Renamed now, or before: the other options apply to the new name. In
-                    # check mode they are compared with the record under its old name.
+                # Checked first, applied last: a task that fails on another option leaves
+                # the customer under its old name.
+                renamed = store.rename_customer(old_name, new_name, dry_run=True)
+                if not renamed:
                     params = dict(params, name=new_name)
             outcome = ensure_customer(store, client_factory, params, check_mode, org_rows)
             if renamed:
+                if not check_mode:
+                    store.rename_customer(old_name, new_name)
                 outcome["changed"] = True
                 outcome["before"] = dict(outcome["before"] or {}, name=old_name)
                 outcome["customer"] = dict(outcome["customer"] or {}, name=new_name)

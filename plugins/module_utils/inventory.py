@@ -192,8 +192,15 @@ class InventoryStore:
                 )
             # A link to a missing file names the file to create, private like any other.
             target = os.path.realpath(self.path)
-            prepare_directory(target)
-            create_inventory_file(SQLiteDialect(target, lock_timeout, busy_timeout))
+            try:
+                prepare_directory(target)
+                create_inventory_file(SQLiteDialect(target, lock_timeout, busy_timeout))
+            except OSError as exc:
+                raise InventoryError(
+                    f"cannot create the inventory database {self.path}: {exc.strerror or exc}. "
+                    f"Allow writing to {os.path.dirname(target)}, or set inventory_db (or "
+                    "WEBEX_INVENTORY_DB) to a path you can write"
+                ) from exc
 
         self._conn = self.dialect.retry_locked(self.dialect.connect)
         # Set when this store upgraded an older file: the version it had and its copy.
@@ -488,6 +495,8 @@ class InventoryStore:
         A customer already named ``new_name``, with none named ``name``, counts as renamed
         before (False). Raises InventoryError when both or neither exist.
         """
+        if new_name == name:
+            return False
         old = self.get_customer(name)
         new = self.get_customer(new_name)
         if old is None and new is not None:
@@ -509,6 +518,16 @@ class InventoryStore:
 
         def action(connection: sqlite3.Connection) -> None:
             params = {"name": name, "new_name": new_name, "now": self.now()}
+            # Read again under the write lock: a sync may have stored an org id meanwhile.
+            row = connection.execute(
+                "SELECT org_id FROM customers WHERE name = :name", params
+            ).fetchone()
+            if row is None:
+                raise InventoryError(
+                    f"customer '{name}' was removed while it was being renamed; run the task "
+                    "again"
+                )
+            org_id = row[0]
             columns = [row[1] for row in connection.execute("PRAGMA table_info(customers)")]
             copied = ", ".join(
                 {"name": ":new_name", "updated_at": ":now"}.get(column, column)
@@ -525,7 +544,7 @@ class InventoryStore:
             )
             connection.execute(
                 "UPDATE customers SET org_id = :org_id WHERE name = :new_name",
-                dict(params, org_id=old["org_id"]),
+                dict(params, org_id=org_id),
             )
             tables = [
                 row[0]

@@ -97,9 +97,9 @@ def converted_collection_options(
         if spec.get("type", "str") != "str" or spec.get("no_log") or not isinstance(value, str):
             continue
         text = value.strip()
-        if not (text.startswith("[") and text.endswith("]")) and not (
-            text.startswith("{") and text.endswith("}")
-        ):
+        bracketed = (text[:1], text[-1:]) in (("[", "]"), ("{", "}"))
+        # Ansible writes the strings of a list or mapping in quotes, so "[2024]" passes.
+        if not bracketed or ("'" not in text and '"' not in text):
             continue
         try:
             parsed = ast.literal_eval(text)

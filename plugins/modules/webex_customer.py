@@ -42,8 +42,8 @@ options:
         it. When a customer has no org id, the token's own org is used, and the customer's
         first sync stores the id of that org.
       - One org belongs to one customer only.
-      - An empty string cannot clear a stored org id (the next sync would read another org
-        under this customer's name); the task then fails.
+      - An empty string is the same as not setting it, so a stored org id is never cleared
+        (the next sync would read another org under this customer's name).
       - If not set, the stored value is kept. For a new customer the E(WEBEX_ORG_ID)
         environment variable is used then; it never moves a stored customer to another org
         (the task warns when the two differ).

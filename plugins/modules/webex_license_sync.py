@@ -45,7 +45,9 @@ options:
         or the org id that the listed people, locations or workspaces carry), with a warning.
         Every later sync reads that org, and a sync of another customer that reads the same
         org fails, so one org is never stored under two customers.
-      - If not set, the E(WEBEX_ORG_ID) environment variable is used.
+      - If not set, the E(WEBEX_ORG_ID) environment variable is used for a customer that has
+        no org id and was never synced. For other customers it is ignored, with a warning
+        when it differs from the customer's org.
     type: str
   scope:
     description:
@@ -315,6 +317,7 @@ pages_read:
   sample: {licenses: 1, roles: 1, people: 412}
 """
 
+import os
 import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
@@ -345,12 +348,15 @@ def main() -> None:
         people_sample=dict(type="int", default=20),
         warn_missing_defaults=dict(type="bool", default=True),
     )
+    # WEBEX_ORG_ID names the org of a customer never synced (see sync.choose_org_id), so the
+    # option has no fallback and the variable is passed on apart.
+    argument_spec["org_id"] = dict(type="str")
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     fail_on_converted_collections(module)
 
     try:
         result = run_license_sync(
-            module.params,
+            dict(module.params, org_id_from_env=os.environ.get("WEBEX_ORG_ID")),
             lambda: WebexClient.from_module(module),
             check_mode=module.check_mode,
             diff_mode=module._diff,

@@ -278,10 +278,9 @@ def test_blank_org_id_does_not_clear_stored_org(simulator, run_playbook, invento
                         customer_task(simulator, "Zeta Corp", task="new", org_id="")])
 
     record = run.task("customer")
-    assert record["failed"]
-    assert (f"org_id '' is blank and would clear org '{ALPINE['id']}' of customer "
-            "'Alpine Dental'") in record["result"]["msg"]
-    assert "remove the customer with state=absent" in record["result"]["msg"]
+    assert_ok(record)
+    assert not record["changed"]
+    assert record["result"]["customer"]["org_id"] == ALPINE["id"]
     assert_ok(run.task("new"))
     rows = {row["name"]: row["org_id"] for row in customer_rows(inventory_db)}
     assert rows == {"Alpine Dental": ALPINE["id"], "Zeta Corp": None}
@@ -336,6 +335,20 @@ def test_rename_keeps_data_and_history(simulator, run_playbook, inventory_db):
     assert not again.task("rename")["changed"]
     assert_ok(again.task("sync"))
     assert not again.task("sync")["changed"]
+
+
+def test_failed_rename_task_keeps_old_name(simulator, run_playbook, inventory_db):
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
+    before = dump_inventory(inventory_db)
+
+    run = run_playbook([customer_task(simulator, "Borealis Logistics", task="rename",
+                                      new_name="Borealis Freight",
+                                      default_subscription_id="Sub-NOPE")])
+
+    record = run.task("rename")
+    assert record["failed"]
+    assert "Sub-NOPE" in record["result"]["msg"]
+    assert dump_inventory(inventory_db) == before
 
 
 def test_rename_onto_existing_customer_fails(simulator, run_playbook, inventory_db):

@@ -487,6 +487,28 @@ def test_token_org_recorded_once(simulator, run_playbook, inventory_db):
                             for entry in requests[-1:])
 
 
+def test_org_variable_names_org_of_unsynced_customer(simulator, run_playbook, inventory_db):
+    """WEBEX_ORG_ID left in the environment is not stored on a customer synced before."""
+    run_playbook([{"name": "add", "ucops.webex.webex_customer": {"name": name}}
+                  for name in ("Keystone", "Floating")])
+    synced(run_playbook([sync_task(simulator, "Keystone", scope=["licenses", "roles"])]))
+    environment = {"WEBEX_ORG_ID": ALPINE["id"]}
+
+    run = run_playbook([sync_task(simulator, "Keystone", scope=["licenses", "roles"]),
+                        sync_task(simulator, "Floating", task="never synced",
+                                  scope=["licenses", "roles"])], extra_env=environment)
+
+    kept = synced(run)
+    assert kept["result"]["org_id"] is None
+    assert (f"WEBEX_ORG_ID is '{ALPINE['id']}', but customer 'Keystone' has org id none (the "
+            "token's own org) and was synced before, so the variable was ignored") in " ".join(
+        kept["result"]["warnings"])
+    assert synced(run, "never synced")["result"]["org_id"] == ALPINE["id"]
+    stored = query(inventory_db, "SELECT name, org_id FROM customers ORDER BY name")
+    assert stored == [{"name": "Floating", "org_id": ALPINE["id"]},
+                      {"name": "Keystone", "org_id": None}]
+
+
 def test_token_org_not_recorded_in_check_mode(simulator, run_playbook, inventory_db):
     keystone = ORGS["Keystone Partner Services"]
     run_playbook([{"name": "add", "ucops.webex.webex_customer": {"name": "Keystone"}}])

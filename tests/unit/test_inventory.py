@@ -1179,3 +1179,25 @@ def test_rename_of_unknown_customer_fails(db_path):
         assert store.rename_customer("Acme", "Acme Group") is True
         assert store.get_customer("Acme Group")["org_id"] == "ORG-1"
         assert store.rename_customer("Acme", "Acme Group") is False
+
+
+def test_unwritable_directory_named(db_path, monkeypatch):
+    def refused(**_options):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(inventory_schema.tempfile, "mkstemp", refused)
+
+    with pytest.raises(InventoryError) as raised:
+        InventoryStore(db_path)
+
+    message = str(raised.value)
+    assert message.startswith(f"cannot create the inventory database {db_path}: Permission")
+    assert f"Allow writing to {os.path.dirname(db_path)}" in message
+    assert not os.path.exists(db_path)
+
+
+def test_rename_to_same_name_changes_nothing(db_path):
+    with InventoryStore(db_path) as store:
+        store.upsert_customer("Acme", org_id="ORG-1")
+        assert store.rename_customer("Acme", "Acme") is False
+        assert store.get_customer("Acme")["org_id"] == "ORG-1"

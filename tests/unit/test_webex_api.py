@@ -1660,7 +1660,7 @@ def test_converted_collection_options():
     }
     params = {
         "hierarchy": "['Keystone', 'Reseller North']",
-        "name": "[Lab] Test {A}",
+        "name": "[2024]",
         "site": " {'url': 'a.webex.com'} ",
         "access_token": "['secret']",
         "licenses": ["Advanced Messaging"],
