@@ -528,6 +528,7 @@ class InventoryStore:
                     "again"
                 )
             org_id = row[0]
+
             columns = [row[1] for row in connection.execute("PRAGMA table_info(customers)")]
             copied = ", ".join(
                 {"name": ":new_name", "updated_at": ":now"}.get(column, column)
@@ -546,6 +547,8 @@ class InventoryStore:
                 "UPDATE customers SET org_id = :org_id WHERE name = :new_name",
                 dict(params, org_id=org_id),
             )
+
+            # Every other table with a customer column follows the new name.
             tables = [
                 row[0]
                 for row in connection.execute(
@@ -558,6 +561,7 @@ class InventoryStore:
                     connection.execute(
                         f"UPDATE {table} SET customer = :new_name WHERE customer = :name", params
                     )
+
             connection.execute("DELETE FROM customers WHERE name = :name", params)
 
         self._write(action)

@@ -498,11 +498,11 @@ def test_org_variable_names_org_of_unsynced_customer(simulator, run_playbook, in
                         sync_task(simulator, "Floating", task="never synced",
                                   scope=["licenses", "roles"])], extra_env=environment)
 
-    kept = synced(run)
-    assert kept["result"]["org_id"] is None
+    ignored = synced(run)
+    assert ignored["result"]["org_id"] is None
     assert (f"WEBEX_ORG_ID is '{ALPINE['id']}', but customer 'Keystone' has org id none (the "
             "token's own org) and was synced before, so the variable was ignored") in " ".join(
-        kept["result"]["warnings"])
+        ignored["result"]["warnings"])
     assert synced(run, "never synced")["result"]["org_id"] == ALPINE["id"]
     stored = query(inventory_db, "SELECT name, org_id FROM customers ORDER BY name")
     assert stored == [{"name": "Floating", "org_id": ALPINE["id"]},

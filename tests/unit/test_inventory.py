@@ -1182,10 +1182,10 @@ def test_rename_of_unknown_customer_fails(db_path):
 
 
 def test_unwritable_directory_named(db_path, monkeypatch):
-    def refused(**_options):
+    def permission_denied(**_options):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(inventory_schema.tempfile, "mkstemp", refused)
+    monkeypatch.setattr(inventory_schema.tempfile, "mkstemp", permission_denied)
 
     with pytest.raises(InventoryError) as raised:
         InventoryStore(db_path)
