@@ -48,6 +48,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import 
     SyncSession,
     insert_history,
     license_dict,
+    org_owner,
     query_users_outside_defaults,
 )
 
@@ -375,11 +376,7 @@ class InventoryStore:
 
     def customer_of_org(self, org_id: str) -> Optional[str]:
         """Return the name of the customer whose org id is ``org_id``, or None."""
-        row = self._conn.execute(
-            "SELECT name FROM customers WHERE org_id = :org_id ORDER BY name LIMIT 1",
-            {"org_id": org_id},
-        ).fetchone()
-        return None if row is None else str(row["name"])
+        return org_owner(self._conn, org_id)
 
     def list_customers(self, hierarchy_prefix: Optional[str] = None) -> List[Dict[str, Any]]:
         """Return the customers at or below ``hierarchy_prefix`` (all when None), by name."""
@@ -478,13 +475,10 @@ class InventoryStore:
     def _check_org_id(connection: sqlite3.Connection, name: str, org_id: Optional[str]) -> None:
         if org_id is None:
             return
-        owner = connection.execute(
-            "SELECT name FROM customers WHERE org_id = :org_id AND name <> :name",
-            {"org_id": org_id, "name": name},
-        ).fetchone()
+        owner = org_owner(connection, org_id, other_than=name)
         if owner is not None:
             raise InventoryError(
-                f"org_id '{org_id}' already belongs to customer '{owner['name']}'; one Webex "
+                f"org_id '{org_id}' already belongs to customer '{owner}'; one Webex "
                 "org is one customer, so remove that customer (state=absent), give it another "
                 "org_id, or rename it with new_name"
             )

@@ -135,6 +135,24 @@ SPECS: Dict[str, TableSpec] = {
 }
 
 
+def org_owner(
+    connection: sqlite3.Connection, org_id: str, other_than: Optional[str] = None
+) -> Optional[str]:
+    """Return the first customer (by name) whose org id names the org ``org_id``, or None.
+
+    Org ids are compared with licensing.org_key, so the base64 form and the UUID alone of
+    one org match. ``other_than`` names a customer to leave out.
+    """
+    key = licensing.org_key(org_id)
+    rows = connection.execute(
+        "SELECT name, org_id FROM customers WHERE org_id IS NOT NULL ORDER BY name"
+    ).fetchall()
+    for name, stored in rows:
+        if name != other_than and licensing.org_key(stored) == key:
+            return str(name)
+    return None
+
+
 def org_taken_message(customer: str, org_id: str, owner: str) -> str:
     """Return the error for a customer without org id whose sync read the org of ``owner``."""
     return (
@@ -1198,12 +1216,9 @@ class SyncSession:
         """
         if not self.org_id or customer["org_id"]:
             return False
-        owner = self._conn.execute(
-            "SELECT name FROM customers WHERE org_id = :org_id AND name <> :customer",
-            {"org_id": self.org_id, "customer": self.customer},
-        ).fetchone()
+        owner = org_owner(self._conn, self.org_id, other_than=self.customer)
         if owner is not None:
-            raise InventoryError(org_taken_message(self.customer, self.org_id, owner[0]))
+            raise InventoryError(org_taken_message(self.customer, self.org_id, owner))
         self._conn.execute(
             "UPDATE customers SET org_id = :org_id WHERE name = :customer",
             {"org_id": self.org_id, "customer": self.customer},

@@ -219,6 +219,9 @@ def normalize_subscription_id(value: Optional[str]) -> Optional[str]:
     return text or None
 
 
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
+
+
 def org_key(org_id: Optional[str]) -> Optional[str]:
     """Return a comparable form of a Webex org id, or None for a blank one.
 
@@ -228,13 +231,15 @@ def org_key(org_id: Optional[str]) -> Optional[str]:
     text = (org_id or "").strip()
     if not text:
         return None
+    if _UUID.fullmatch(text):
+        return text.lower()
     try:
         decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
     except (ValueError, UnicodeDecodeError):
         decoded = ""
     if decoded.startswith("ciscospark://") and "/ORGANIZATION/" in decoded:
         return decoded.rsplit("/", 1)[1].lower()
-    return text.lower()
+    return text
 
 
 def normalize_hierarchy(hierarchy: Optional[str]) -> str:

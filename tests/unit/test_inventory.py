@@ -456,6 +456,18 @@ def test_upsert_customer_rejects_org_of_other_customer(store):
     assert store.get_customer("Other") is None
 
 
+def test_org_written_as_uuid_matches_base64_form(store):
+    base64_id = ("Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi9lZWEzM2Q0ZS04YmVkLTRiNjUtOTRhNC1kMjlj"
+                 "NzM4M2Q0OTY")
+    add_customer(store, "Acme", org_id=base64_id)
+
+    with pytest.raises(InventoryError, match="already belongs to customer 'Acme'"):
+        store.upsert_customer("Other", org_id="EEA33D4E-8BED-4B65-94A4-D29C7383D496")
+
+    assert store.customer_of_org("eea33d4e-8bed-4b65-94a4-d29c7383d496") == "Acme"
+    assert store.get_customer("Other") is None
+
+
 def test_upsert_customer_rejects_empty_name(store):
     with pytest.raises(InventoryError, match="must not be empty"):
         store.upsert_customer("  ")

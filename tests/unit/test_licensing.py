@@ -802,7 +802,9 @@ def test_plan_ignores_duplicate_ids():
     ("Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi9lZWEzM2Q0ZS04YmVkLTRiNjUtOTRhNC1kMjljNzM4M2Q0OTY",
      "Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi9mMzhiMmZmYy04MGE0LTRmNWEtOTFjOS1iYzcwMWU3ZWE0MTk",
      False),
-    ("ORG-1", " org-1 ", True),
+    ("ORG-1", " ORG-1 ", True),
+    # Other ids are compared as they are, since base64 is case-sensitive.
+    ("ORG-1", "org-1", False),
     ("ORG-1", "ORG-2", False),
 ])
 def test_org_key_compares_both_id_forms(first, second, same):
