@@ -203,7 +203,14 @@ class InventoryStore:
                     "WEBEX_INVENTORY_DB) to a path you can write"
                 ) from exc
 
-        self._conn = self.dialect.retry_locked(self.dialect.connect)
+        try:
+            self._conn = self.dialect.retry_locked(self.dialect.connect)
+        except InventoryError as exc:
+            # A file that cannot be written fails here already, before the upgrade.
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.DatabaseError) and self._needs_upgrade(file_version):
+                raise self._readonly_upgrade_error(file_version, cause) from cause
+            raise
         # Set when this store upgraded an older file: the version it had and its copy.
         self.upgraded_from: Optional[int] = None
         self.upgrade_backup: Optional[str] = None
@@ -221,18 +228,28 @@ class InventoryStore:
             self._conn.close()
             if isinstance(exc, sqlite3.OperationalError) and self.dialect.is_lock_error(exc):
                 raise
-            if file_version and file_version < SCHEMA_VERSION and "readonly" in str(exc):
-                raise InventoryError(
-                    f"inventory database {self.path} has schema version {file_version} and "
-                    f"must be upgraded once to version {SCHEMA_VERSION}, which writes to the "
-                    f"file, but it cannot be written ({exc}). Run a ucops.webex module once "
-                    "with write access to the file and its directory, or copy the file to a "
-                    "writable place and set inventory_db to the copy"
-                ) from exc
+            if self._needs_upgrade(file_version) and "readonly" in str(exc):
+                raise self._readonly_upgrade_error(file_version, exc) from exc
             raise self.dialect.error_for(exc) from exc
         except BaseException:
             self._conn.close()
             raise
+
+    @staticmethod
+    def _needs_upgrade(file_version: Optional[int]) -> bool:
+        return bool(file_version) and file_version < SCHEMA_VERSION
+
+    def _readonly_upgrade_error(
+        self, file_version: Optional[int], exc: sqlite3.DatabaseError
+    ) -> InventoryError:
+        """Describe an older file that must be upgraded but cannot be written."""
+        return InventoryError(
+            f"inventory database {self.path} has schema version {file_version} and "
+            f"must be upgraded once to version {SCHEMA_VERSION}, which writes to the "
+            f"file, but it cannot be written ({exc}). Run a ucops.webex module once "
+            "with write access to the file and its directory, or copy the file to a "
+            "writable place and set inventory_db to the copy"
+        )
 
     def _check_not_foreign(self) -> None:
         """Raise InventoryError when a file without a schema version has tables already.

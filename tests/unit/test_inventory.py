@@ -351,6 +351,28 @@ def test_readonly_old_schema_names_upgrade(db_path, monkeypatch):
     assert "with write access to the file and its directory" in message
 
 
+def test_readonly_old_schema_at_connect_names_upgrade(db_path, monkeypatch):
+    connection = sqlite3.connect(db_path)
+    for _version, statements in inventory_schema.MIGRATIONS[:3]:
+        for statement in statements:
+            connection.execute(statement)
+    connection.execute("PRAGMA user_version = 3")
+    connection.commit()
+    connection.close()
+
+    def readonly(dialect):
+        error = sqlite3.OperationalError("attempt to write a readonly database")
+        raise dialect.error_for(error) from error
+
+    # With real file modes (as a user other than root) the first pragma fails already.
+    monkeypatch.setattr(inventory_schema.SQLiteDialect, "connect", readonly)
+    with pytest.raises(InventoryError) as caught:
+        InventoryStore(db_path)
+    message = str(caught.value)
+    assert f"{db_path} has schema version 3" in message
+    assert f"must be upgraded once to version {SCHEMA_VERSION}" in message
+
+
 def test_newer_schema_found_inside_transaction(db_path):
     """The header can be stale while the WAL contains the newer version: migrate checks again."""
     InventoryStore(db_path).close()
