@@ -329,7 +329,8 @@ def test_file_being_created_is_never_seen_empty(db_path, monkeypatch):
     assert sorted(os.listdir(os.path.dirname(db_path))) == [os.path.basename(db_path)]
 
 
-def test_readonly_old_schema_names_upgrade(db_path, monkeypatch):
+def create_schema_3_file(db_path):
+    """Write an empty inventory of schema version 3, which this code upgrades."""
     connection = sqlite3.connect(db_path)
     for _version, statements in inventory_schema.MIGRATIONS[:3]:
         for statement in statements:
@@ -337,6 +338,10 @@ def test_readonly_old_schema_names_upgrade(db_path, monkeypatch):
     connection.execute("PRAGMA user_version = 3")
     connection.commit()
     connection.close()
+
+
+def test_readonly_old_schema_names_upgrade(db_path, monkeypatch):
+    create_schema_3_file(db_path)
 
     def readonly(_dialect, _connection, _before_upgrade=None):
         raise sqlite3.OperationalError("attempt to write a readonly database")
@@ -351,14 +356,8 @@ def test_readonly_old_schema_names_upgrade(db_path, monkeypatch):
     assert "with write access to the file and its directory" in message
 
 
-def test_readonly_old_schema_at_connect_names_upgrade(db_path, monkeypatch):
-    connection = sqlite3.connect(db_path)
-    for _version, statements in inventory_schema.MIGRATIONS[:3]:
-        for statement in statements:
-            connection.execute(statement)
-    connection.execute("PRAGMA user_version = 3")
-    connection.commit()
-    connection.close()
+def test_readonly_old_schema_at_connect(db_path, monkeypatch):
+    create_schema_3_file(db_path)
 
     def readonly(dialect):
         error = sqlite3.OperationalError("attempt to write a readonly database")
