@@ -78,12 +78,14 @@ options:
   max_retry_wait:
     description:
       - Maximum total time in seconds that one task spends waiting before retries.
-      - Rate-limited requests (HTTP 429) wait as long as C(Retry-After) says, capped at 300
-        seconds per wait. Reads (GET) that fail with HTTP 502, 503, 504 or a connection error
-        are retried up to 4 times after 0.5, 1, 2 and 4 seconds.
+      - Rate-limited requests (HTTP 429), and locked ones (HTTP 423) that send C(Retry-After),
+        wait as long as C(Retry-After) says, capped at 300 seconds per wait. Reads (GET)
+        that fail with HTTP 502, 503, 504 or a connection error are retried up to 4 times
+        after 0.5, 1, 2 and 4 seconds.
       - When the next wait would exceed this budget, the task fails and says so.
       - Changes (POST, PUT, PATCH) are never retried after a server error or a connection
-        error once the request was sent, but they are retried on HTTP 429.
+        error once the request was sent, but they are retried on HTTP 429 and on HTTP 423
+        with C(Retry-After).
     type: float
     default: 300
 requirements:

@@ -4,9 +4,9 @@
 """HTTP client for the Webex REST API, shared by every ucops.webex module.
 
 The client owns authentication (bearer token, optional OAuth refresh), paging over
-``Link: rel="next"``, waiting on 429 ``Retry-After``, bounded retries of reads on
-502/503/504 and connection errors, and error messages that name the method, path,
-HTTP status, the API message and the trackingId but never a token.
+``Link: rel="next"``, waiting on 429 ``Retry-After`` (and on a 423 that sends one), bounded
+retries of reads on 502/503/504 and connection errors, and error messages that name the
+method, path, HTTP status, the API message and the trackingId but never a token.
 """
 
 from __future__ import annotations
@@ -586,7 +586,7 @@ class WebexClient:
                 continue
 
             status = response.status_code
-            if status == 429:
+            if _asks_to_wait(response):
                 requested_wait = self._wait_for_rate_limit(method, url, response, short_waits)
                 short_waits = short_waits + 1 if requested_wait < REPEATED_429_MIN_WAIT else 0
                 continue
@@ -656,7 +656,7 @@ class WebexClient:
     def _wait_for_rate_limit(
         self, method: str, url: str, response: Any, short_waits: int = 0
     ) -> float:
-        """Sleep for the Retry-After time of a 429 and return the wait the server requested.
+        """Sleep for the Retry-After time of a 429 (or 423) and return the wait requested.
 
         A server that keeps responding 429 with Retry-After 0 (or a past date) would be
         requested again at once without end, since such waits never use up max_retry_wait.
@@ -753,7 +753,7 @@ class WebexClient:
                 raise self._build_exception_error("POST", url, exc, None) from None
             # A busy or failing token service is no sign of wrong credentials, so it
             # gets the waits and retries of other requests.
-            if response.status_code == 429:
+            if _asks_to_wait(response):
                 requested_wait = self._wait_for_rate_limit("POST", url, response, short_waits)
                 short_waits = short_waits + 1 if requested_wait < REPEATED_429_MIN_WAIT else 0
                 continue
@@ -1015,11 +1015,11 @@ class WebexClient:
     ) -> Iterator[tuple[dict, list]]:
         """Yield (body, items) for each page, following Link rel="next".
 
-        With offset_paging, a full page without a next link is followed by a request with
-        start set to the number of items read so far, unless an earlier page had a next
-        link. A next link that repeats a fetched URL, a page without the item list, or an
-        offset page that starts with an item already seen raises WebexApiError instead of
-        looping.
+        With offset_paging, a page with items but without a next link is followed by a
+        request with start set to the number of items read so far, unless an earlier page
+        had a next link; an empty page ends the list. A next link that repeats a fetched
+        URL, a page without the item list, or an offset page that starts with an item
+        already seen raises WebexApiError instead of looping.
         """
         responses = self._iter_page_responses(
             path, params, item_key, offset_paging, items_optional, decode=True
@@ -1065,14 +1065,15 @@ class WebexClient:
             next_url = self._next_link_url(response, _page_url(url, query), first_query)
             linked = linked or next_url is not None
             # An API that sent a next link on an earlier page marks the last page by its
-            # absence, so offsets are only a fallback for lists that never link.
+            # absence, so offsets are only a fallback for lists that never link. There only
+            # an empty page ends the list: a server may send fewer items than max asks for
+            # (its own page limit), so a short page need not be the last one.
             if (
                 next_url is None
                 and offset_paging
                 and not linked
                 and page_size
-                and items is not None
-                and len(items) >= page_size
+                and items
             ):
                 next_url = _offset_page_url(first_url, first_query, items_read)
             if next_url is None:
@@ -1269,6 +1270,17 @@ def decode_json(content: bytes, charset: Optional[str] = None) -> Any:
     except (LookupError, UnicodeDecodeError):
         text = content.decode("latin-1")
     return jsonlib.loads(text)
+
+
+def _asks_to_wait(response: Any) -> bool:
+    """Tell whether a response asks the client to wait and send the request again.
+
+    A 429 always does (without Retry-After the client waits DEFAULT_RETRY_AFTER). A 423
+    (Locked: the resource is busy for a while) does when it carries Retry-After; the
+    request was not carried out, so sending it again is safe for a change too.
+    """
+    status = response.status_code
+    return status == 429 or (status == 423 and bool(response.headers.get("Retry-After")))
 
 
 def _session_headers() -> dict:

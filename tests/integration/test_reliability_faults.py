@@ -153,6 +153,57 @@ def test_throttle_budget_exceeded_fails(simulator, run_playbook, inventory_db, b
     assert people_statuses(simulator) == [200, 429, 429, 429]
 
 
+def test_locked_with_retry_after_is_sent_again(simulator, run_playbook, inventory_db,
+                                               borealis_store):
+    """HTTP 423 (Locked) with Retry-After, on a read of the sync: waited out, then sent again;
+    without Retry-After the sync fails and names the status."""
+    before, assigned = borealis_store
+    simulator.set_faults(rules=[
+        {"method": "GET", "path": "/v1/people", "status": 423, "times": 2, "retry_after": 0}])
+
+    run = run_playbook([sync_task(simulator)])
+
+    result = assert_synced_live(run, inventory_db, simulator, assigned)
+    assert result["api_requests"]["retries"] == 2
+    assert people_statuses(simulator)[:3] == [423, 423, 200]
+
+
+def test_locked_without_retry_after_fails(simulator, run_playbook, inventory_db, borealis_store):
+    before, _assigned = borealis_store
+    simulator.set_faults(rules=[{"method": "GET", "path": "/v1/people", "status": 423}])
+
+    run = run_playbook([sync_task(simulator)])
+
+    assert_failed_unchanged(run, inventory_db, before, "GET /v1/people", "HTTP 423")
+    assert people_statuses(simulator) == [423]
+
+
+# -- paging -------------------------------------------------------------------------------
+
+
+def test_workspaces_paged_by_offsets_with_short_pages_read_whole(
+    simulator, run_playbook, inventory_db, borealis_store
+):
+    """GET /v1/workspaces without Link headers (offset paging, as its OpenAPI description
+    has it) from a server whose pages hold fewer items than max: the sync reads to the
+    first empty page, so it removes no stored workspace."""
+    _before, assigned = borealis_store
+    workspaces = len(BOREALIS["workspaces"])
+    per_page = 5
+    simulator.set_faults(rules=[{"method": "GET", "path": "/v1/workspaces", "drop_link": True,
+                                 "max_items": per_page}])
+
+    run = run_playbook([sync_task(simulator)])
+
+    result = assert_synced_live(run, inventory_db, simulator, assigned)
+    assert result["fetched"]["workspaces"] == workspaces
+    assert result["summary"]["workspaces"]["removed"] == 0
+    starts = [entry["query"].get("start") for entry in simulator.requests()
+              if entry["path"] == "/v1/workspaces"]
+    pages = -(-workspaces // per_page)
+    assert starts == [None] + [str(n * per_page) for n in range(1, pages)] + [str(workspaces)]
+
+
 # -- server errors ------------------------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
 The app calls `Faults.decide` once per /v1 request. A decision either replaces the response
 (`render_fault`) or lets the real handler run and changes its response afterwards
-(`transform_response`: truncated JSON, a body without `items`, a Link back to page one).
+(`transform_response`: truncated JSON, a body without `items`, a Link back to page one, no
+Link at all, or fewer items than the page had).
 """
 
 from __future__ import annotations
@@ -63,10 +64,16 @@ class FaultRule:
         if self.body not in BODY_KINDS:
             raise bad_request(f"Fault rule body must be one of {', '.join(BODY_KINDS)}.")
         self.repeat_page = bool(data.get("repeat_page", False))
+        # A server that pages without Link headers, or with a page limit below max.
+        self.drop_link = bool(data.get("drop_link", False))
+        self.max_items = _int_setting(data, "max_items", 0, None)
         # The handler runs (a change is applied) and the fault replaces its response, like a
         # gateway that times out after the service has done the work.
         self.after_handler = bool(data.get("after_handler", False))
-        passes_through = self.repeat_page or self.body == "no_items"
+        passes_through = (
+            self.repeat_page or self.drop_link or self.max_items is not None
+            or self.body == "no_items"
+        )
         self.status = _int_setting(data, "status", 100, 200 if passes_through else 503, 599)
         self.times = _int_setting(data, "times", 0, None)
         self.skip = _int_setting(data, "skip", 0, 0)
@@ -102,6 +109,8 @@ class FaultRule:
             "retry_after": self.retry_after,
             "body": self.body,
             "repeat_page": self.repeat_page,
+            "drop_link": self.drop_link,
+            "max_items": self.max_items,
             "after_handler": self.after_handler,
             "matched": self.matched,
             "fired": self.fired,
@@ -119,6 +128,8 @@ class FaultDecision:
         retry_after=None,
         repeat_page=False,
         after_handler=False,
+        drop_link=False,
+        max_items=None,
     ):
         self.kind = kind
         self.status = status
@@ -126,6 +137,8 @@ class FaultDecision:
         self.retry_after = retry_after
         self.repeat_page = repeat_page
         self.after_handler = after_handler
+        self.drop_link = drop_link
+        self.max_items = max_items
 
     @property
     def replaces(self) -> bool:
@@ -205,6 +218,8 @@ class Faults:
                         retry_after,
                         rule.repeat_page,
                         rule.after_handler,
+                        rule.drop_link,
+                        rule.max_items,
                     )
             if self.throttle_every and self.request_count % self.throttle_every == 0:
                 return FaultDecision("throttle", 429, "json", self.retry_after)
@@ -239,7 +254,8 @@ def render_fault(decision: FaultDecision, tracking_id: str) -> Response:
 
 def transform_response(decision: FaultDecision, response: Response, url_root: str, path: str,
                        args) -> Response:
-    """Change a real handler response for 200-status rules (truncated, no_items, repeat_page)."""
+    """Change a real handler response for 200-status rules (truncated, no_items, repeat_page,
+    drop_link, max_items)."""
     if response.status_code != 200:
         return response
     if decision.body == "truncated":
@@ -253,6 +269,16 @@ def transform_response(decision: FaultDecision, response: Response, url_root: st
         if isinstance(payload, dict):
             payload.pop("items", None)
             response.set_data(json.dumps(payload))
+    if decision.max_items is not None:
+        try:
+            payload = json.loads(response.get_data())
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and isinstance(payload.get("items"), list):
+            payload["items"] = payload["items"][: decision.max_items]
+            response.set_data(json.dumps(payload))
+    if decision.drop_link:
+        response.headers.pop("Link", None)
     if decision.repeat_page:
         pairs = [(k, v) for k, v in args.items(multi=True) if k not in CURSOR_PARAMS]
         query = urlencode(pairs)

@@ -173,12 +173,32 @@ def test_rule_repeat_page(client):
     ]
 
 
+def test_rule_drop_link_and_max_items(client):
+    cobalt = org_ids(client)["Cobalt Health"]
+    query = {"orgId": cobalt, "max": 20}
+    whole = client.get("/v1/workspaces", query_string=query, headers=auth())
+    set_faults(client, rules=[{"path": "/v1/workspaces", "drop_link": True, "max_items": 7}])
+
+    cut = client.get("/v1/workspaces", query_string=query, headers=auth())
+
+    assert "Link" in whole.headers
+    assert cut.status_code == 200
+    assert "Link" not in cut.headers
+    assert [w["id"] for w in cut.get_json()["items"]] == [
+        w["id"] for w in whole.get_json()["items"][:7]
+    ]
+    rule = client.get("/_simulator/faults").get_json()["rules"][0]
+    assert (rule["drop_link"], rule["max_items"], rule["status"]) == (True, 7, 200)
+
+
 def test_invalid_fault_settings(client):
     assert client.put("/_simulator/faults", json={"throttle_every": "x"}).status_code == 400
     assert client.put("/_simulator/faults", json={"bogus": 1}).status_code == 400
     assert client.put("/_simulator/faults", json={"rules": [{"status": 500}]}).status_code == 400
     assert client.put("/_simulator/faults",
                       json={"rules": [{"path": "/v1/x", "body": "xml"}]}).status_code == 400
+    assert client.put("/_simulator/faults",
+                      json={"rules": [{"path": "/v1/x", "max_items": -1}]}).status_code == 400
 
 
 def test_request_log(client):

@@ -787,10 +787,37 @@ def test_workspaces_follow_start_offsets(client, replay, monkeypatch):
     replay.expect(
         "GET", "/workspaces", query={"max": "2", "start": "4"}, body={"items": [{"id": "W5"}]}
     )
+    replay.expect("GET", "/workspaces", query={"max": "2", "start": "5"}, body={"items": []})
 
     pages = list(client.iter_workspaces())
 
-    assert [[item["id"] for item in page] for page in pages] == [["W1", "W2"], ["W3", "W4"], ["W5"]]
+    assert [[item["id"] for item in page] for page in pages] == [
+        ["W1", "W2"], ["W3", "W4"], ["W5"], []
+    ]
+    assert len(replay.sent) == 4
+
+
+def test_workspaces_without_links_go_on_after_a_short_page(client, replay, monkeypatch):
+    """A server whose own page limit is below max sends short pages: only an empty page
+    ends a list that has no next links, so no workspace is left out."""
+    monkeypatch.setattr(webex_api, "WORKSPACES_PAGE_SIZE", 3)
+    replay.expect(
+        "GET", "/workspaces", query={"max": "3"}, body={"items": [{"id": "W1"}, {"id": "W2"}]}
+    )
+    replay.expect(
+        "GET",
+        "/workspaces",
+        query={"max": "3", "start": "2"},
+        body={"items": [{"id": "W3"}, {"id": "W4"}]},
+    )
+    replay.expect(
+        "GET", "/workspaces", query={"max": "3", "start": "4"}, body={"items": [{"id": "W5"}]}
+    )
+    replay.expect("GET", "/workspaces", query={"max": "3", "start": "5"}, body={"items": []})
+
+    items = [item["id"] for page in client.iter_workspaces() for item in page]
+
+    assert items == ["W1", "W2", "W3", "W4", "W5"]
 
 
 def test_workspaces_follow_link_when_present(make_client, replay, monkeypatch):
@@ -1160,6 +1187,47 @@ def test_429_on_patch_retried(client, replay, sleeps):
 
     assert response.status == 200
     assert sleeps == [2.0]
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+def test_423_with_retry_after_waits_and_sends_again(client, replay, sleeps, method):
+    """A 423 (Locked) that sends Retry-After was not carried out, so even a change is sent
+    again after the wait, as for a 429."""
+    path = "/roles" if method == "GET" else "/licenses/users"
+    replay.expect(method, path, status=423, headers={"Retry-After": "3"},
+                  body=error_body("Locked"))
+    replay.expect(method, path, body={"items": [], "licenses": ["L1"]})
+
+    if method == "GET":
+        client.list_roles()
+    else:
+        client.assign_licenses(person_id="P1", licenses=[{"id": "L1"}])
+
+    assert sleeps == [3.0]
+    assert client.stats["retries"] == 1
+    assert len(replay.sent) == 2
+
+
+def test_423_without_retry_after_fails_at_once(client, replay, sleeps):
+    replay.expect("GET", "/roles", status=423, body=error_body("Locked"))
+
+    with pytest.raises(WebexApiError, match="HTTP 423"):
+        client.list_roles()
+
+    assert sleeps == []
+    assert len(replay.sent) == 1
+
+
+def test_423_beyond_the_wait_budget_fails(make_client, replay, sleeps):
+    client = make_client(max_retry_wait=2)
+    replay.expect("GET", "/roles", status=423, headers={"Retry-After": "30"},
+                  body=error_body("Locked"))
+
+    with pytest.raises(WebexApiError) as raised:
+        client.list_roles()
+
+    assert "max_retry_wait" in str(raised.value)
+    assert sleeps == []
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
