@@ -447,8 +447,16 @@ def managed_license_ids(
 
 
 def retained_license_ids(licenses: Iterable[Mapping[str, Any]]) -> List[str]:
-    """Return the ids of unsubscribed licenses, which license changes never remove."""
-    return [str(row["id"]) for row in unsubscribed_licenses(licenses)]
+    """Return the ids of the licenses that license changes never remove: unsubscribed
+    ones (by this collection's policy) and Messenger licenses (Webex rejects changes to
+    them, see ``is_messenger_license``)."""
+    rows = list(licenses)
+    retained = [str(row["id"]) for row in unsubscribed_licenses(rows)]
+    retained += [
+        str(row["id"]) for row in rows
+        if is_messenger_license(row.get("name")) and str(row["id"]) not in retained
+    ]
+    return retained
 
 
 def validate_defaults(
@@ -909,6 +917,12 @@ WORKSPACE_ONLY_LICENSE_NAMES = ("Webex Calling - Workspaces",)
 KEPT_UNSUBSCRIBED = "unsubscribed"
 KEPT_OUTSIDE_DEFAULTS = "outside_defaults"
 KEPT_NOT_IN_INVENTORY = "not_in_inventory"
+KEPT_NOT_MANAGEABLE = "not_manageable"
+
+# Webex rejects a request that assigns or removes a user's Messenger license (error 400118,
+# "User management of Messenger license ... is not supported", in the admin OpenAPI
+# description of PATCH /licenses/users). The word "Messenger" in the name marks them.
+_MESSENGER_NAME = re.compile(r"\bmessenger\b", re.IGNORECASE)
 
 
 class AppliedChanges(NamedTuple):
@@ -928,6 +942,31 @@ def is_user_calling_license(name: Optional[str]) -> bool:
     """Tell whether a license name is one that needs calling properties when assigned."""
     key = str(name or "").strip().lower()
     return any(key == calling.lower() for calling in USER_CALLING_LICENSE_NAMES)
+
+
+def is_messenger_license(name: Optional[str]) -> bool:
+    """Tell whether a license name is a Messenger license, which Webex does not let an
+    administrator assign to or remove from a user."""
+    return bool(_MESSENGER_NAME.search(str(name or "")))
+
+
+def check_user_manageable(
+    license_ids: Iterable[str], licenses_by_id: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Raise LicensingError when a requested license is one that Webex does not let an
+    administrator assign or remove (a Messenger license)."""
+    labels = [
+        license_label(licenses_by_id[license_id])
+        for license_id in license_ids
+        if license_id in licenses_by_id
+        and is_messenger_license(licenses_by_id[license_id].get("name"))
+    ]
+    if labels:
+        raise LicensingError(
+            f"license {', '.join(repr(label) for label in labels)} is a Messenger license, "
+            "which Webex does not let administrators assign to or remove from users (error "
+            "400118): remove it from licenses. Tasks leave a user's Messenger license as it is"
+        )
 
 
 def is_workspace_only_license(name: Optional[str]) -> bool:
@@ -1099,19 +1138,23 @@ def describe_kept_licenses(
     """Describe the licenses a user holds that the change leaves alone, with the reason.
 
     ``reason`` is ``unsubscribed`` (bundled, no subscription: never removed),
-    ``outside_defaults`` (another subscription or site URL; states present and absent keep
-    it unless it has the name of a requested license)
-    or ``not_in_inventory`` (unknown to the inventory, so never removed). Managed licenses are
-    left out.
+    ``not_manageable`` (a Messenger license, which Webex does not let administrators
+    remove), ``outside_defaults`` (another subscription or site URL; states present and
+    absent keep it unless it has the name of a requested license) or ``not_in_inventory``
+    (unknown to the inventory, so never removed). Managed licenses are left out, except
+    Messenger licenses.
     """
     managed = set(managed_ids)
     result = []
     for license_id in _unique(held_ids):
-        if license_id in managed:
-            continue
         row = licenses_by_id.get(license_id)
+        messenger = row is not None and is_messenger_license(row.get("name"))
+        if license_id in managed and not messenger:
+            continue
         if row is None:
             reason = KEPT_NOT_IN_INVENTORY
+        elif messenger:
+            reason = KEPT_NOT_MANAGEABLE
         elif not normalize_subscription_id(row.get("subscription_id")):
             reason = KEPT_UNSUBSCRIBED
         else:

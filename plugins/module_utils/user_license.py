@@ -83,6 +83,7 @@ class UserLicenseChange:
                 self.params.get("licenses") or [], rows, org=self.customer_name
             )
             self.licenses_by_id = {str(row["id"]): row for row in rows}
+            licensing.check_user_manageable(requested, self.licenses_by_id)
             if self.state != "absent":
                 licensing.check_user_assignable(requested, self.licenses_by_id)
         except licensing.LicensingError as error:

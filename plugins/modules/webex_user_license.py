@@ -79,8 +79,10 @@ options:
         licenses of other sites).
       - V(exact) adds the missing licenses and removes every other license of the user,
         including licenses of other subscriptions or site URLs. Bundled licenses without a
-        subscription (such as Basic Messaging or Free screen share) and licenses unknown to
-        the inventory are never removed; they are returned in RV(kept).
+        subscription (such as Basic Messaging or Free screen share), Messenger licenses
+        (Webex rejects changes to them, error 400118) and licenses unknown to the inventory
+        are never removed; they are returned in RV(kept). A Messenger license in
+        O(licenses) fails the task before any change.
     type: str
     choices: [present, absent, exact]
     default: present
@@ -221,7 +223,8 @@ kept:
     - Licenses outside the managed set (the licenses of the customer's defaults) that the
       user has after the change, which this task left alone.
     - C(reason) is V(unsubscribed) (bundled, no subscription, never removed),
-      V(outside_defaults) (another subscription or site URL; O(state=present) keeps it
+      V(not_manageable) (a Messenger license, which Webex does not let administrators
+      remove), V(outside_defaults) (another subscription or site URL; O(state=present) keeps it
       unless it is an add-on or meeting license of the same product as a listed one,
       O(state=absent) unless it has the name of a listed license and, for meeting licenses,
       its site) or V(not_in_inventory) (unknown to the inventory, never removed).

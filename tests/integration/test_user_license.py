@@ -596,3 +596,83 @@ def test_unreadable_success_body_rereads(simulator, borealis, license_task, inve
     assert record["changed"] is True
     assert MESSAGING_US in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
     assert_counts_match(simulator, inventory_db, [MESSAGING_US])
+
+
+# -- Messenger licenses, which Webex does not let administrators manage -------------------
+
+
+def _messenger_fixture(tmp_path):
+    """The demo fixture with a Webex Messenger license of Sub-BOR100 held by the user with
+    bundled licenses only. Returns (fixture path, the Messenger license id)."""
+    import base64
+    import copy
+    import json
+
+    from tests.integration.helpers import DEMO
+
+    fixture = copy.deepcopy(DEMO)
+    org = next(o for o in fixture["organizations"] if o["id"] == ORG_ID)
+    template = base64.b64decode(MESSAGING_US + "=" * (-len(MESSAGING_US) % 4)).decode()
+    prefix, _code = template.rsplit(":", 1)
+    messenger_id = base64.b64encode(f"{prefix}:MS_messenger-1".encode()).decode().rstrip("=")
+    org["licenses"].append({
+        "id": messenger_id, "name": "Webex Messenger", "totalUnits": 5, "consumedUnits": 1,
+        "consumedByUsers": 1, "consumedByWorkspaces": 0, "subscriptionId": "Sub-BOR100"})
+    person = next(p for p in org["people"] if NO_LICENSE_USER in p["emails"])
+    person["licenses"].append(messenger_id)
+    path = tmp_path / "messenger.json"
+    path.write_text(json.dumps(fixture))
+    return path, messenger_id
+
+
+@pytest.fixture
+def messenger_org(start_simulator, run_playbook, tmp_path):
+    """A simulator with the Messenger fixture, Borealis synced with the US defaults.
+    Returns (simulator, Messenger license id, runner of one user license task)."""
+    path, messenger_id = _messenger_fixture(tmp_path)
+    simulator = start_simulator(path)
+    setup = run_playbook(customer_setup_tasks(CUSTOMER, **US_DEFAULTS),
+                         module_defaults=connection_defaults(simulator))
+    assert setup.rc == 0, setup.stdout[-3000:]
+
+    def run(check: bool = False, **options):
+        task = {"name": TASK, "ucops.webex.webex_user_license": dict(customer=CUSTOMER,
+                                                                     **options),
+                "ignore_errors": True}
+        playbook_run = run_playbook([task], check=check, diff=True,
+                                    module_defaults=connection_defaults(simulator))
+        return playbook_run.task(TASK)
+
+    return simulator, messenger_id, run
+
+
+def test_exact_keeps_messenger_license(messenger_org, inventory_db):
+    """State exact leaves a Messenger license in place (Webex refuses its removal with
+    error 400118), so the task converges instead of failing on every run."""
+    simulator, messenger_id, run = messenger_org
+    options = {"user": NO_LICENSE_USER, "licenses": ["Advanced Messaging"], "state": "exact"}
+
+    for check, expected in [(True, True), (False, True), (True, False), (False, False)]:
+        record = run(check=check, **options)
+        assert not record["failed"], record["result"].get("msg")
+        assert record["changed"] is expected
+        kept = {entry["id"]: entry["reason"] for entry in record["result"]["kept"]}
+        assert kept[messenger_id] == "not_manageable"
+
+    assert messenger_id in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
+    assert messenger_id in inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)["license_ids"]
+    assert all(item["status"] == 200 for item in patch_requests(simulator))
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_messenger_license_requested_fails_before_change(messenger_org, state):
+    simulator, _messenger_id, run = messenger_org
+    simulator.clear_requests()
+
+    record = run(user=NO_LICENSE_USER, licenses=["Webex Messenger"], state=state)
+
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "'Webex Messenger (Sub-BOR100)' is a Messenger license" in message
+    assert "400118" in message
+    assert patch_requests(simulator) == []

@@ -286,6 +286,44 @@ def test_unsubscribed_licenses():
     assert licensing.retained_license_ids(BOREALIS) == ["MSG"]
 
 
+@pytest.mark.parametrize("name, expected", [
+    ("Webex Messenger", True), ("Messenger", True), ("webex messenger - paid", True),
+    ("Advanced Messaging", False), ("Basic Messaging", False), ("Messengers Club", False),
+    (None, False),
+])
+def test_is_messenger_license(name, expected):
+    assert licensing.is_messenger_license(name) is expected
+
+
+def test_messenger_licenses_are_retained_and_kept():
+    licenses = rows(
+        api_license("MSN", "Webex Messenger", "Sub-1"),
+        api_license("AM", "Advanced Messaging", "Sub-1"),
+        api_license("BM", "Basic Messaging", None),
+    )
+    by_id = {row["id"]: row for row in licenses}
+
+    assert licensing.retained_license_ids(licenses) == ["BM", "MSN"]
+    plan = licensing.plan_user_license_change(
+        ["MSN", "BM"], ["AM"], "exact", ["MSN", "AM"], licensing.retained_license_ids(licenses)
+    )
+    assert (plan.add, plan.remove) == (("AM",), ())
+    kept = licensing.describe_kept_licenses(["AM", "MSN", "BM"], by_id, ["MSN", "AM"])
+    assert [(entry["id"], entry["reason"]) for entry in kept] == [
+        ("MSN", "not_manageable"), ("BM", "unsubscribed")]
+
+
+def test_check_user_manageable_refuses_messenger():
+    licenses = rows(api_license("MSN", "Webex Messenger", "Sub-1"),
+                    api_license("AM", "Advanced Messaging", "Sub-1"))
+    by_id = {row["id"]: row for row in licenses}
+
+    licensing.check_user_manageable(["AM"], by_id)
+    with pytest.raises(licensing.LicensingError, match=r"'Webex Messenger \(Sub-1\)' is a "
+                       r"Messenger license.*400118"):
+        licensing.check_user_manageable(["AM", "MSN"], by_id)
+
+
 def test_effective_defaults_single_subscription_and_site():
     licenses = rows(
         api_license("M", "Meeting", "Sub-1", "https://Alpine.webex.com/"),
