@@ -1117,6 +1117,54 @@ def split_applied_changes(
     )
 
 
+def is_whole_license_set(
+    before: Iterable[str], remove: Iterable[str], returned: Optional[Iterable[str]]
+) -> bool:
+    """Tell whether the license list of a change response is the user's whole set.
+
+    Webex's example of an HTTP 200 lists the user's whole set after the change, while its
+    description of an HTTP 206 says that the list contains only what was applied. A list
+    counts as the whole set when it contains every license of ``before`` that the request
+    did not remove.
+    """
+    if returned is None:
+        return False
+    removing = set(remove)
+    return {i for i in before if i not in removing} <= set(returned)
+
+
+def licenses_after_change(
+    before: Sequence[str],
+    add: Sequence[str],
+    remove: Sequence[str],
+    returned: Optional[Sequence[str]],
+    read: Optional[Sequence[str]],
+    complete: bool,
+) -> Optional[List[str]]:
+    """Return the license ids a user holds after an accepted change, or None if unknown.
+
+    ``before`` are the user's licenses before the request, which added ``add`` and removed
+    ``remove``. ``returned`` is the response's license list (None without one), ``read`` the
+    user's licenses read again after the request (None when the read failed), and
+    ``complete`` tells that Webex applied every change (HTTP 200).
+
+    A whole-set response list (``is_whole_license_set``) is taken as it is, since a read
+    right after the change may lag behind it. Otherwise the read counts, with the
+    additions that the response list confirms. Without a read, a complete change gives the
+    planned licenses, and a partial one (HTTP 206) gives None: which removals Webex
+    applied cannot be told.
+    """
+    if returned is not None and is_whole_license_set(before, remove, returned):
+        return _unique(returned)
+    if read is not None:
+        listed = set(returned or ())
+        return _unique(list(read) + [i for i in add if i in listed])
+    if complete:
+        removing = set(remove)
+        return _unique([i for i in before if i not in removing] + list(add))
+    return None
+
+
 def describe_license(
     license_id: str, licenses_by_id: Mapping[str, Mapping[str, Any]]
 ) -> Dict[str, Any]:

@@ -130,7 +130,7 @@ class UserLicenseChange:
             applied = licensing.split_applied_changes(plan.add, plan.remove, resulting)
             self._check_failed_request_outcome(response, applied)
         else:
-            after = self._person_after_change(person, response, planned, license_changes)
+            after = self._person_after_change(person, response, plan, license_changes)
             resulting = [str(license_id) for license_id in after.get("licenses") or []]
             # Even an HTTP 200 is checked: a change that the user's licenses after it do not
             # show was not applied.
@@ -472,39 +472,41 @@ class UserLicenseChange:
         self,
         person: Mapping[str, Any],
         response: Any,
-        planned: Sequence[str],
+        plan: licensing.LicensePlan,
         changes: Sequence[Mapping[str, Any]],
     ) -> Dict[str, Any]:
         """Return the user after an accepted change: read again, else from the response.
 
-        The licenses come from the response body (UserLicensesResponse.licenses) when it
-        has them, since a read right after the change may lag behind it; the read gives
-        the other fields (the location a calling license set). The change is made already,
-        so a failed read must not end the task as unchanged: without licenses in the body,
-        after a complete change (HTTP 200) they come from the plan, and a partial change
-        (HTTP 206) whose result cannot be read fails with changed=True.
+        The licenses come from ``licensing.licenses_after_change``: the response body
+        (UserLicensesResponse.licenses) when it lists the user's whole set, since a read
+        right after the change may lag behind it, else the read with the additions that
+        the body confirms. The read gives the other fields (the location a calling license
+        set). The change is made already, so a failed read must not end the task as
+        unchanged: after a complete change (HTTP 200) the licenses come from the body or
+        the plan, and a partial change (HTTP 206) whose result cannot be told fails with
+        changed=True.
         """
         returned = _returned_licenses(response)
+        before = [str(license_id) for license_id in person.get("licenses") or []]
         try:
             after = dict(self.client.get_person(person["id"]))
         except WebexApiError as error:
             read_error = error
         else:
-            if returned is not None:
-                after["licenses"] = returned
+            read = [str(license_id) for license_id in after.get("licenses") or []]
+            after["licenses"] = licensing.licenses_after_change(
+                before, plan.add, plan.remove, returned, read, response.status == 200
+            )
             return after
         after = dict(person)
         for change in changes:
             location = (change.get("properties") or {}).get("locationId")
             if change["operation"] == "add" and location:
                 after["locationId"] = location
-        source = "the licenses that the change request returned"
-        if returned is not None:
-            after["licenses"] = returned
-        elif response.status == 200:
-            after["licenses"] = list(planned)
-            source = "the planned licenses, which the API accepted in full (HTTP 200)"
-        else:
+        licenses = licensing.licenses_after_change(
+            before, plan.add, plan.remove, returned, None, response.status == 200
+        )
+        if licenses is None:
             raise UserLicenseError(
                 f"the Webex API applied part of the license change for user "
                 f"'{self.params['user']}' (HTTP {response.status}), and the user could not "
@@ -515,6 +517,11 @@ class UserLicenseChange:
                 status=response.status,
                 tracking_id=response.tracking_id,
             ) from read_error
+        after["licenses"] = licenses
+        if licensing.is_whole_license_set(before, plan.remove, returned):
+            source = "the licenses that the change request returned"
+        else:
+            source = "the planned licenses, which the API accepted in full (HTTP 200)"
         self.warnings.append(
             f"the licenses of user '{self.params['user']}' were changed, but reading the user "
             f"again failed ({read_error}), so the inventory records {source}"

@@ -22,6 +22,8 @@ description:
     record are updated in the same task; no new sync is needed.
   - When the API applies only part of the change (HTTP 206), the inventory records the part
     that was applied and the task fails, listing what was and was not assigned or removed.
+    The user's licenses after it are read again, since the 206 body may list only the
+    licenses that the request added.
   - When the API rejects the change (HTTP 400), the task fails with the API's message and
     error codes, and the inventory is left unchanged.
   - When the change request times out, loses its connection or gets HTTP 5xx, Webex may

@@ -404,6 +404,31 @@ def test_partial_success_records_applied(simulator, borealis, license_task, inve
     person = inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)
     assert MESSAGING_EU in person["license_ids"]
     assert STANDARD_EU not in person["license_ids"]
+    # The 206 lists only the added license; the user keeps the bundled ones.
+    live = live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
+    assert sorted(ids_of(result["licenses"])) == sorted(live)
+    assert BUNDLED <= set(ids_of(result["kept"]))
+
+
+def test_partial_success_for_user_not_stored(simulator, run_playbook, license_task,
+                                             inventory_db):
+    """A user that the inventory lacks (people not synced) is stored with the licenses
+    read after a 206, not only with the one the 206 lists."""
+    run = run_playbook(customer_setup_tasks(CUSTOMER, scope=["licenses"], **EU_DEFAULTS),
+                       module_defaults=connection_defaults(simulator))
+    assert run.rc == 0, run.stdout[-3000:]
+    assert inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER) is None
+
+    record, _run = license_task(user=NO_LICENSE_USER,
+                                licenses=["Advanced Messaging", "Webex Calling - Standard"],
+                                location=BOREALIS["locations"][1]["id"], extension="4712")
+
+    assert record["failed"]
+    assert record["result"]["status"] == 206
+    live = live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
+    person = inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)
+    assert person["license_ids"] == sorted(live)
+    assert_counts_match(simulator, inventory_db, [MESSAGING_EU, STANDARD_EU, *BUNDLED])
 
 
 def test_rejected_change_reports_error_code(simulator, borealis, license_task, inventory_db):

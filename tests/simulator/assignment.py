@@ -343,6 +343,8 @@ def validate_patch_body(body: dict) -> tuple[list[dict], list[dict]]:
 def assign_licenses(org: Org, body: dict) -> tuple[int, dict]:
     """Apply a PATCH /licenses/users body; return (200 or 206, UserLicensesResponse).
 
+    A 206 (some changes failed) lists only the licenses that the request added.
+
     Raises ApiError 400 when no requested change can be applied.
     """
     license_requests, site_requests = validate_patch_body(body)
@@ -352,6 +354,7 @@ def assign_licenses(org: Org, body: dict) -> tuple[int, dict]:
     removing = {e["id"] for e in license_requests if e.get("operation", "add") == "remove"}
     failures: list[Failure] = []
     succeeded = 0
+    applied_adds: list[str] = []
 
     for entry in addons_last(org, license_requests):
         lic = org.license_by_id.get(entry["id"])
@@ -370,6 +373,8 @@ def assign_licenses(org: Org, body: dict) -> tuple[int, dict]:
                 plan.remove(lic["id"])
         if failure is None:
             succeeded += 1
+            if entry.get("operation", "add") == "add":
+                applied_adds.append(lic["id"])
         else:
             failures.append(failure)
 
@@ -397,11 +402,14 @@ def assign_licenses(org: Org, body: dict) -> tuple[int, dict]:
     hosts = [s for s in person.get("siteUrls") or [] if not s.endswith("#attendee")]
     person["siteUrls"] = hosts + attendee_sites
     apply_plan(org, position, plan)
+    # HTTP 200 lists the user's whole set, as Webex's example does. HTTP 206 lists only the
+    # licenses that the request added, as its description says ("Compare the returned
+    # licenses with the requested licenses to determine which ones failed").
     response = {
         "orgId": org.id,
         "personId": person["id"],
         "email": (person.get("emails") or [""])[0],
-        "licenses": list(person["licenses"]),
+        "licenses": applied_adds if failures else list(person["licenses"]),
         "siteUrls": site_url_entries(person),
     }
     return (206 if failures else 200), response

@@ -852,3 +852,32 @@ def test_org_key_compares_both_id_forms(first, second, same):
 def test_org_key_blank():
     assert licensing.org_key(" ") is None
     assert licensing.org_key(None) is None
+
+
+@pytest.mark.parametrize("returned, read, complete, expected", [
+    # The body lists the whole set: taken as it is, even when the read lags behind.
+    (["B1", "B2", "A"], ["B1", "B2"], False, ["B1", "B2", "A"]),
+    (["B1", "B2", "A"], None, True, ["B1", "B2", "A"]),
+    # The body lists only the applied addition (HTTP 206): the read, plus that addition.
+    (["A"], ["B1", "B2", "R"], False, ["B1", "B2", "R", "A"]),
+    (["A"], ["B1", "B2", "A"], False, ["B1", "B2", "A"]),
+    # No body list: the read as it is, else the plan for a complete change only.
+    (None, ["B1", "B2"], True, ["B1", "B2"]),
+    (None, None, True, ["B1", "B2", "A", "C"]),
+    (None, None, False, None),
+    # An applied-only body without a read: complete gives the plan, partial is unknown.
+    (["A"], None, True, ["B1", "B2", "A", "C"]),
+    (["A"], None, False, None),
+])
+def test_licenses_after_change(returned, read, complete, expected):
+    before = ["B1", "B2", "R"]
+
+    result = licensing.licenses_after_change(before, ["A", "C"], ["R"], returned, read, complete)
+
+    assert result == expected
+
+
+def test_is_whole_license_set():
+    assert licensing.is_whole_license_set(["B", "R"], ["R"], ["B", "A"])
+    assert not licensing.is_whole_license_set(["B", "R"], ["R"], ["A"])
+    assert not licensing.is_whole_license_set(["B"], [], None)
