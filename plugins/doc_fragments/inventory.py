@@ -13,9 +13,11 @@ options:
       - When neither is set, the path is C($XDG_DATA_HOME/ucops.webex/inventory.db), or
         C(~/.local/share/ucops.webex/inventory.db) when E(XDG_DATA_HOME) is unset or not an
         absolute path.
-      - A missing file and its directory are created, readable only by the user who runs
-        the module. The file is switched to WAL mode, so C(inventory.db-wal) and
-        C(inventory.db-shm) files appear beside it while it is in use.
+      - M(ucops.webex.webex_customer) creates a missing file and its directory, readable
+        only by the user who runs the module. The other modules fail on a missing file with a
+        message that asks to add customers first. The file is switched to WAL mode, so
+        C(inventory.db-wal) and C(inventory.db-shm) files appear beside it while it is in
+        use.
       - The path must be on a local file system; SQLite locking is not reliable over network
         file systems such as NFS.
       - A database URL such as C(postgresql://host/db) is refused before anything is

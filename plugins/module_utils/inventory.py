@@ -781,7 +781,8 @@ class InventoryStore:
             "LEFT JOIN sync_state st ON st.customer = x.customer "
             "AND st.object_type = 'people' "
             f"WHERE l.hybrid = 0 AND {where} {location_condition}"
-            "ORDER BY c.hierarchy, c.name, loc.name, x.location_id, l.name, l.id",
+            "ORDER BY c.hierarchy, c.name, loc.name, x.location_id, l.name, l.subscription_id, "
+            "l.site_url_key, l.id",
             params,
         )
         result = []

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
@@ -25,8 +25,12 @@ def build_license_view(
 ) -> Dict[str, Any]:
     """List licenses at one level: a location of a customer, a customer, or a hierarchy node.
 
-    Returns ``{level, licenses}`` and, at hierarchy level, ``totals`` per license name and
-    subscription. Raises InventoryError for an unknown customer, location or hierarchy node.
+    Returns ``{level, licenses, not_synced, last_sync_failed}`` and, at hierarchy level,
+    ``totals`` per license name and subscription. ``not_synced`` names the customers at the
+    level whose licenses were never synced (they have no rows, which does not mean that
+    their org has no licenses), ``last_sync_failed`` those whose latest sync failed (their
+    rows are those of an older sync). Raises InventoryError for an unknown customer,
+    location or hierarchy node.
     """
     filters = dict(
         managed_only=managed_only, subscription_id=subscription_id, site_url=site_url, name=name
@@ -43,12 +47,12 @@ def build_license_view(
                 row["hierarchy"] = licensing.hierarchy_node(
                     record["hierarchy"], customer, row["location_name"]
                 )
-            return {"level": "location", "licenses": rows}
+            return dict(sync_status(store, [record]), level="location", licenses=rows)
 
         rows = store.license_rows(customer=customer, **filters)
         for row in rows:
             row["hierarchy"] = licensing.hierarchy_node(record["hierarchy"], customer)
-        return {"level": "customer", "licenses": rows}
+        return dict(sync_status(store, [record]), level="customer", licenses=rows)
 
     customers = store.list_customers(hierarchy_prefix=hierarchy)
     if hierarchy and not customers:
@@ -62,7 +66,42 @@ def build_license_view(
     for row in rows:
         row["hierarchy"] = licensing.hierarchy_node(row["hierarchy"], row["customer"])
     totals = store.license_totals(hierarchy_prefix=hierarchy, **filters)
-    return {"level": "hierarchy", "licenses": rows, "totals": totals}
+    return dict(
+        sync_status(store, customers), level="hierarchy", licenses=rows, totals=totals
+    )
+
+
+def sync_status(store: InventoryStore, customers: List[Mapping[str, Any]]) -> Dict[str, Any]:
+    """Return ``{not_synced, last_sync_failed}``: the names of the ``customers`` (records of
+    ``get_customer`` or ``list_customers``) whose licenses were never synced, and of those
+    whose latest sync failed."""
+    not_synced = []
+    failed = []
+    for record in customers:
+        if "licenses" not in (record.get("synced_at") or {}):
+            not_synced.append(record["name"])
+        latest = store.sync_history(record["name"], limit=1)
+        if latest and latest[0]["outcome"] == "failed":
+            failed.append(record["name"])
+    return {"not_synced": not_synced, "last_sync_failed": failed}
+
+
+def sync_warnings(listing: Mapping[str, Any]) -> List[str]:
+    """Return the warnings of a listing's ``not_synced`` and ``last_sync_failed``."""
+    warnings = []
+    if listing.get("not_synced"):
+        warnings.append(
+            f"the licenses of customer(s) {licensing.format_names(listing['not_synced'])} were "
+            "never synced, so the listing has no rows for them, whatever their orgs hold: "
+            "run ucops.webex.webex_license_sync (or playbooks/sync.yml) for them first"
+        )
+    if listing.get("last_sync_failed"):
+        warnings.append(
+            f"the latest sync of customer(s) {licensing.format_names(listing['last_sync_failed'])} "
+            "failed, so their rows come from an earlier sync (see synced_at): run the sync "
+            "again, or read the error in the sync history"
+        )
+    return warnings
 
 
 def require_customer(store: InventoryStore, customer: str) -> Dict[str, Any]:

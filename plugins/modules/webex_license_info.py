@@ -327,6 +327,22 @@ level:
   returned: always
   type: str
   sample: customer
+not_synced:
+  description:
+    - Customers at the level whose licenses were never synced. The listing has no rows for
+      them, which does not mean that their orgs have no licenses; the task warns.
+  returned: with O(source=inventory)
+  type: list
+  elements: str
+  sample: [Example Org]
+last_sync_failed:
+  description:
+    - Customers at the level whose latest sync failed. Their rows come from an earlier
+      sync (see C(synced_at)); the task warns.
+  returned: with O(source=inventory)
+  type: list
+  elements: str
+  sample: []
 """
 
 import sqlite3
@@ -340,7 +356,10 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     database_error_message,
     inventory_argument_spec,
 )
-from ansible_collections.ucops.webex.plugins.module_utils.license_view import build_license_view
+from ansible_collections.ucops.webex.plugins.module_utils.license_view import (
+    build_license_view,
+    sync_warnings,
+)
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
     WebexClient,
@@ -436,6 +455,8 @@ def main() -> None:
     except sqlite3.Error as error:
         module.fail_json(msg=database_error_message(module.params["inventory_db"], error))
 
+    for warning in sync_warnings(listing):
+        module.warn(warning)
     listing.update(licensing.distinct_subscriptions_and_site_urls(listing["licenses"]))
     module.exit_json(changed=False, **listing)
 

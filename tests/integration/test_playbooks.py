@@ -459,6 +459,55 @@ def test_license_report_customer_and_location_level(simulator, run_playbook, tmp
     assert managed - {row["id"] for row in location_listing["licenses"]}
 
 
+def test_license_report_never_synced_customer(simulator, run_playbook, tmp_path, inventory_db):
+    """A customer added but never synced has no rows: the report names it, and with a
+    threshold set the run fails after writing the report."""
+    assert run_upgrade(run_playbook, simulator, limit="alpine_dental").rc == 0
+    added = run_playbook([{"name": "add", "ucops.webex.webex_customer": {
+        "name": "Never Synced", "hierarchy": "Keystone/Reseller North",
+        "inventory_db": str(inventory_db)}}])
+    assert added.rc == 0, added.stdout[-3000:]
+
+    plain = run_report(run_playbook, tmp_path / "plain", webex_inventory_db=str(inventory_db),
+                       webex_report_hierarchy="Keystone")
+    gated = run_report(run_playbook, tmp_path / "gated", webex_inventory_db=str(inventory_db),
+                       webex_report_hierarchy="Keystone", webex_min_available_units=0)
+
+    assert plain.rc == 0, plain.stdout[-3000:]
+    assert read_report(tmp_path / "plain")[0]["not_synced"] == ["Never Synced"]
+    assert "were never synced" in plain.stdout
+    assert gated.rc != 0
+    failure = gated.task("Fail when thresholds are set and customers at this level were never "
+                         "synced")
+    assert "The licenses of Never Synced were never synced" in failure["result"]["msg"]
+    assert read_report(tmp_path / "gated")[0]["not_synced"] == ["Never Synced"]
+
+
+def test_license_report_removes_stale_totals(simulator, run_playbook, tmp_path):
+    assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
+    report_dir = tmp_path / "report"
+
+    provider = run_report(run_playbook, report_dir, webex_report_hierarchy="Keystone")
+    assert provider.rc == 0, provider.stdout[-3000:]
+    assert (report_dir / "totals.csv").exists()
+    customer = run_report(run_playbook, report_dir, webex_report_customer="Alpine Dental")
+
+    assert customer.rc == 0, customer.stdout[-3000:]
+    assert not (report_dir / "totals.csv").exists()
+
+
+@pytest.mark.parametrize("extra_vars", [
+    {"webex_report_location": "Austin"},
+    {"webex_report_hierarchy": "Keystone", "webex_report_customer": "Alpine Dental"},
+])
+def test_license_report_level_variables_checked(run_playbook, tmp_path, extra_vars):
+    run = run_report(run_playbook, tmp_path / "report", **extra_vars)
+
+    assert run.rc != 0
+    message = run.task("Check the level variables")["result"]["msg"]
+    assert "Set webex_report_customer with webex_report_location" in message
+
+
 @pytest.mark.parametrize("extra_vars, expected", [
     ({"webex_min_available_units": "abc"},
      'webex_min_available_units is "abc", which is not a whole number of units'),

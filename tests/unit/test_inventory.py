@@ -1234,3 +1234,25 @@ def test_rename_to_same_name_changes_nothing(db_path):
         store.upsert_customer("Acme", org_id="ORG-1")
         assert store.rename_customer("Acme", "Acme") is False
         assert store.get_customer("Acme")["org_id"] == "ORG-1"
+
+
+def test_license_view_names_customers_not_synced_or_failed(hierarchy_store):
+    from ansible_collections.ucops.webex.plugins.module_utils.license_view import (
+        build_license_view,
+        sync_warnings,
+    )
+
+    add_customer(hierarchy_store, "Delta", hierarchy="Provider/ResellerB")
+    hierarchy_store.record_failed_sync(
+        "Beta", ["licenses"], None, "2026-01-01T00:00:00Z", "HTTP 503")
+
+    listing = build_license_view(hierarchy_store, hierarchy="Provider")
+    customer = build_license_view(hierarchy_store, customer="Acme")
+
+    assert listing["not_synced"] == ["Delta"]
+    assert listing["last_sync_failed"] == ["Beta"]
+    assert (customer["not_synced"], customer["last_sync_failed"]) == ([], [])
+    warnings = sync_warnings(listing)
+    assert "customer(s) Delta were never synced" in warnings[0]
+    assert "latest sync of customer(s) Beta failed" in warnings[1]
+    assert sync_warnings(customer) == []
