@@ -685,16 +685,15 @@ def same_name_outside_defaults(
     return result
 
 
-def unfunded_replacements(
+def replacements(
     added_ids: Iterable[str],
     removed_ids: Iterable[str],
     licenses_by_id: Mapping[str, Mapping[str, Any]],
 ) -> List[Tuple[str, str]]:
-    """Return (added id, removed id) pairs where the added license has no units left.
+    """Return (added id, removed id) pairs of a change that replaces licenses.
 
     A replacement is an added license of the same product as a removed one, and for
-    calling any user calling license replaces another. Webex applies the valid part of a
-    request (HTTP 206), so it would remove the license and refuse its replacement.
+    calling any user calling license replaces another.
     """
 
     def product(license_id: str) -> Any:
@@ -704,13 +703,28 @@ def unfunded_replacements(
         return product_key(row)
 
     removed = {product(license_id): license_id for license_id in removed_ids}
-    pairs = []
-    for license_id in added_ids:
-        replaced_id = removed.get(product(license_id))
-        units = (licenses_by_id.get(license_id) or {}).get("available_units") or 0
-        if replaced_id is not None and units <= 0:
-            pairs.append((license_id, replaced_id))
-    return pairs
+    return [
+        (license_id, removed[product(license_id)])
+        for license_id in added_ids
+        if product(license_id) in removed
+    ]
+
+
+def unfunded_replacements(
+    added_ids: Iterable[str],
+    removed_ids: Iterable[str],
+    licenses_by_id: Mapping[str, Mapping[str, Any]],
+) -> List[Tuple[str, str]]:
+    """Return the ``replacements`` pairs where the added license has no units left.
+
+    Webex applies the valid part of a request (HTTP 206), so it would remove the license
+    and reject its replacement.
+    """
+    return [
+        (added_id, replaced_id)
+        for added_id, replaced_id in replacements(added_ids, removed_ids, licenses_by_id)
+        if ((licenses_by_id.get(added_id) or {}).get("available_units") or 0) <= 0
+    ]
 
 
 def product_key(row: Mapping[str, Any]) -> Tuple[str, str]:

@@ -108,6 +108,7 @@ class UserLicenseChange:
         planned = [i for i in current if i not in plan.remove] + list(plan.add)
         self._check_one_calling_license(plan, planned)
         self._check_replacement_units(plan)
+        self._warn_without_units(plan)
         license_changes = self._build_license_changes(plan, person)
 
         result: Dict[str, Any] = {
@@ -116,6 +117,7 @@ class UserLicenseChange:
             "diff": self._build_diff(person, current, planned),
         }
         if not plan.changed or self.check_mode:
+            self._warn_if_inventory_differs(str(person["id"]), current)
             result.update(self._describe_outcome(plan.add, plan.remove, planned, managed_ids))
             return result
 
@@ -136,6 +138,7 @@ class UserLicenseChange:
             # show was not applied.
             applied = licensing.split_applied_changes(plan.add, plan.remove, resulting)
         inventory = self._record_change(after, applied)
+        self._warn_if_inventory_differs(str(person["id"]), resulting)
 
         result.update(
             self._describe_outcome(applied.added, applied.removed, resulting, managed_ids)
@@ -155,6 +158,39 @@ class UserLicenseChange:
                 **{key: value for key, value in result.items() if key != "changed"},
             )
         return result
+
+    def _warn_if_inventory_differs(self, person_id: str, live_ids: Sequence[str]) -> None:
+        """Warn when the inventory's licenses of the user differ from those read in Webex.
+
+        A change whose outcome an earlier run could not tell, or a change made in Control
+        Hub since the last sync, leaves the inventory behind. This task records only the
+        changes it applies itself, since it cannot tell whether a sync has counted the
+        others, so the warning points to a sync.
+        """
+        stored = self.store.find_person(self.customer_name, person_id)
+        if stored is None:
+            return
+        known = set(self.licenses_by_id)
+        live = {i for i in live_ids if i in known}
+        recorded = {i for i in stored["license_ids"] if i in known}
+        parts = []
+        if live - recorded:
+            parts.append(
+                f"Webex shows {', '.join(self._labels(sorted(live - recorded)))}, which the "
+                "inventory lacks"
+            )
+        if recorded - live:
+            parts.append(
+                f"the inventory shows {', '.join(self._labels(sorted(recorded - live)))}, "
+                "which Webex does not"
+            )
+        if parts:
+            self.warnings.append(
+                f"the inventory's licenses of user '{self.params['user']}' differ from Webex: "
+                f"{'; '.join(parts)}. This task records only the changes it makes, so run "
+                f"ucops.webex.webex_license_sync for customer '{self.customer_name}' to bring "
+                "the inventory and its counts up to date"
+            )
 
     def _check_calling_conflicts(self, plan: licensing.LicensePlan, current: Sequence[str]) -> None:
         """Reject, before any change, a second calling license beside the user's one."""
@@ -197,14 +233,48 @@ class UserLicenseChange:
         # NOTE: only a lack of units is caught here. Webex may reject the new license for
         # another reason and still apply the removal, and the task then fails naming both.
         pairs = licensing.unfunded_replacements(plan.add, plan.remove, self.licenses_by_id)
+        where = "in the inventory"
+        if not pairs:
+            # Units change in Control Hub between syncs, so the counts of the licenses to
+            # add are read live before a replacement.
+            added = [i for i, _old in licensing.replacements(
+                plan.add, plan.remove, self.licenses_by_id)]
+            live = self._live_units(added)
+            pairs = licensing.unfunded_replacements(plan.add, plan.remove, live)
+            where = "in Webex (read just now)"
         if pairs:
             added_id, replaced_id = pairs[0]
             raise UserLicenseError(
-                f"{self._label(added_id)} has no units left in the inventory, so it cannot "
+                f"{self._label(added_id)} has no units left {where}, so it cannot "
                 f"replace {self._label(replaced_id)} of user '{self.params['user']}': Webex "
                 "would remove that license and reject the new one. Free or buy units, sync "
                 "the licenses, and run the task again. Nothing was changed"
             )
+
+    def _warn_without_units(self, plan: licensing.LicensePlan) -> None:
+        """Warn about licenses to add that have no units left in the inventory.
+
+        Webex rejects such an addition. Units may have been freed since the last sync, so
+        the change is still sent; the warning shows in check mode too.
+        """
+        empty = [
+            license_id for license_id in plan.add
+            if (self.licenses_by_id.get(license_id) or {}).get("available_units", 1) <= 0
+        ]
+        if empty:
+            self.warnings.append(
+                f"the inventory shows no units left of {', '.join(self._labels(empty))} (as of "
+                "its last sync), so Webex may reject adding them to user "
+                f"'{self.params['user']}'"
+            )
+
+    def _live_units(self, license_ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+        """Return the inventory rows of the licenses, with available units read live."""
+        rows = dict(self.licenses_by_id)
+        for license_id in license_ids:
+            item = licensing.normalize_license(self.client.get_license(license_id))
+            rows[license_id] = dict(rows[license_id], available_units=item["available_units"])
+        return rows
 
     def _check_inventory_writable(self) -> None:
         try:
@@ -642,6 +712,14 @@ class UserLicenseChange:
         reasons = _error_descriptions(body)
         if reasons:
             parts.append(f"API errors: {'; '.join(reasons)}")
+        lost = licensing.replacements(applied.not_added, applied.removed, self.licenses_by_id)
+        for new_id, old_id in lost:
+            parts.append(
+                f"the user no longer has {self._label(old_id)}: Webex removed it and rejected "
+                f"{self._label(new_id)}, which was to replace it. Give the user a license of "
+                "that product again (in Control Hub for a license outside the defaults), or "
+                "free units of the new one and run the task again"
+            )
         parts.append(
             "the inventory records what was applied; check units and calling "
             "properties of the licenses not applied, then run the task again"

@@ -75,7 +75,8 @@ options:
         licenses of other sites stay, since each site is its own hosting right. When the
         user holds a calling license and the task would add another one, it fails before
         any change; use V(exact) to replace a calling license. A replacement also fails
-        before any change when the license to add has no units left in the inventory.
+        before any change when the license to add has no units left in the inventory or in
+        Webex, whose counts are read just before a replacement.
       - V(absent) removes the listed licenses that the user holds, together with licenses
         of the same name from other subscriptions, calling licenses included (not meeting
         licenses of other sites).
@@ -137,7 +138,13 @@ notes:
     (error code 400404), fail with the API's message.
   - A replacement (an added license of the same product as a removed one, or a calling
     license for another) fails before any change when the added license has no units left
-    in the inventory, because Webex would apply the removal alone (HTTP 206).
+    in the inventory or in Webex (its counts are read live first, since they change between
+    syncs), because Webex would apply the removal alone (HTTP 206).
+  - A license to add that the inventory shows without units left gets a warning (also in
+    check mode); the change is still sent, since units may have been freed since the sync.
+  - When the user's licenses in Webex differ from those in the inventory (changed in
+    Control Hub since the last sync, or by a run whose outcome was unknown), the task warns
+    and names them. It records only its own changes; a sync brings the rest up to date.
 seealso:
   - module: ucops.webex.webex_customer
   - module: ucops.webex.webex_license_sync

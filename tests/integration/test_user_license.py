@@ -29,6 +29,7 @@ US_DEFAULTS = {"default_subscription_id": "Sub-BOR100", "default_site_url": "bor
 EU_DEFAULTS = {"default_subscription_id": "Sub-BOR101",
                "default_site_url": "borealis-eu.webex.com"}
 TASK = "manage licenses"
+BOREALIS_LICENSES = {item["id"]: item for item in BOREALIS["licenses"]}
 
 
 def license_id(name: str, subscription: str | None = None) -> str:
@@ -264,6 +265,31 @@ def test_present_replaces_add_on_of_other_subscription(simulator, borealis, lice
     assert PROFESSIONAL_EU in live
 
 
+def test_replacement_checks_units_live(simulator, borealis, license_task, inventory_db):
+    """Another admin took the last free units of the default's Advanced Messaging after the
+    sync. The inventory still shows free units, so the units are read live before the
+    replacement, which fails before any change instead of costing the user the license."""
+    borealis(**EU_DEFAULTS)
+    free = BOREALIS_LICENSES[MESSAGING_EU]["totalUnits"] - live_consumed_units(
+        simulator, ORG_ID)[MESSAGING_EU]
+    others = [p for p in BOREALIS["people"]
+              if MESSAGING_EU not in p.get("licenses", []) and MESSAGING_USER not in p["emails"]]
+    for person in others[:free]:
+        response = simulator.api("PATCH", "/licenses/users", json={
+            "orgId": ORG_ID, "personId": person["id"], "licenses": [{"id": MESSAGING_EU}]})
+        assert response.status_code == 200, response.text
+    simulator.clear_requests()
+
+    record, _run = license_task(user=MESSAGING_USER, licenses=["Advanced Messaging"])
+
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "has no units left in Webex (read just now)" in message
+    assert "Nothing was changed" in message
+    assert patch_requests(simulator) == []
+    assert MESSAGING_US in live_person(simulator, ORG_ID, MESSAGING_USER)["licenses"]
+
+
 def test_calling_license_with_location(simulator, borealis, license_task, inventory_db):
     borealis(**US_DEFAULTS)
     location = BOREALIS["locations"][0]
@@ -408,6 +434,19 @@ def test_partial_success_records_applied(simulator, borealis, license_task, inve
     live = live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
     assert sorted(ids_of(result["licenses"])) == sorted(live)
     assert BUNDLED <= set(ids_of(result["kept"]))
+
+
+def test_check_mode_warns_without_units(simulator, borealis, license_task):
+    borealis(**EU_DEFAULTS)
+
+    record, _run = license_task(check=True, user=NO_LICENSE_USER,
+                                licenses=["Webex Calling - Standard"],
+                                location=BOREALIS["locations"][1]["id"], extension="4712")
+
+    assert not record["failed"], record["result"].get("msg")
+    assert record["changed"] is True
+    warnings = " ".join(record["result"].get("warnings", []))
+    assert "no units left of Webex Calling - Standard (Sub-BOR101)" in warnings
 
 
 def test_partial_success_for_user_not_stored(simulator, run_playbook, license_task,
@@ -590,6 +629,34 @@ def test_lost_response_after_change_recorded(simulator, borealis, license_task, 
     assert MESSAGING_US in inventory_person(inventory_db, CUSTOMER, NO_LICENSE_USER)["license_ids"]
     assert_counts_match(simulator, inventory_db, [MESSAGING_US])
     assert len(patch_requests(simulator)) == 1
+
+
+def test_rerun_after_unknown_outcome_warns(simulator, borealis, license_task, inventory_db):
+    """The change was applied but neither its response nor a read of the user arrived, so
+    the inventory stayed unchanged. A new run finds nothing to change, and warns that the
+    inventory lacks the license, so the user knows to sync."""
+    borealis(**US_DEFAULTS)
+    simulator.set_faults(rules=[
+        {"method": "PATCH", "path": "/v1/licenses/users", "status": 502, "after_handler": True,
+         "times": 1},
+        {"method": "GET", "path": "/v1/people/*", "status": 503, "times": 5}])
+    options = {"user": NO_LICENSE_USER, "licenses": ["Advanced Messaging"]}
+
+    first, _run = license_task(**options)
+    simulator.set_faults()
+    again, _run = license_task(**options)
+
+    assert first["failed"]
+    assert first["changed"] is True
+    assert not again["failed"], again["result"].get("msg")
+    assert again["changed"] is False
+    warnings = " ".join(again["result"].get("warnings", []))
+    assert "differ from Webex: Webex shows Advanced Messaging (Sub-BOR100)" in warnings
+    assert "run ucops.webex.webex_license_sync for customer 'Borealis Logistics'" in warnings
+    borealis(**US_DEFAULTS)  # adds the customer again (no change) and syncs it
+    synced, _run = license_task(**options)
+    assert "differ from Webex" not in " ".join(synced["result"].get("warnings", []))
+    assert_counts_match(simulator, inventory_db, [MESSAGING_US])
 
 
 def test_server_error_without_change_unchanged(simulator, borealis, license_task,

@@ -168,6 +168,7 @@ class FakeClient:
         self.org_id = None
         self.stats = {"requests": 0}
         self.patches = []
+        self.live_units = {}
 
     def find_person(self, user):
         if user in (self.person["id"], self.person["emails"][0]):
@@ -179,6 +180,11 @@ class FakeClient:
 
     def iter_locations(self):
         yield self.locations
+
+    def get_license(self, license_id, include_users=False):
+        # Live counts read before a replacement: free units unless a test sets none.
+        total, consumed = self.live_units.get(license_id, (100, 0))
+        return {"id": license_id, "totalUnits": total, "consumedUnits": consumed}
 
     def assign_licenses(self, person_id=None, email=None, licenses=(), site_urls=()):
         self.patches.append(list(licenses))
@@ -767,8 +773,10 @@ def test_calling_options_not_applied_are_named(store):
 
     assert result["changed"] is False
     assert client.patches == []
-    assert len(change.warnings) == 1
-    assert change.warnings[0].startswith(
+    # The fake user holds C-A, which the inventory (C-B) lacks: that is warned about too.
+    options = [text for text in change.warnings if "differ from Webex" not in text]
+    assert len(options) == 1
+    assert options[0].startswith(
         "location and extension of user 'ann@acme.example' were not applied")
 
 
@@ -785,7 +793,7 @@ def test_calling_options_equal_to_the_users_no_warning(store):
     result = change.run()
 
     assert result["changed"] is False
-    assert change.warnings == []
+    assert [text for text in change.warnings if "differ from Webex" not in text] == []
 
 
 def test_locked_inventory_sends_no_change(store, monkeypatch):
@@ -864,3 +872,33 @@ def test_unapplied_phone_number_compared_with_work_numbers(store):
     change.run()
 
     assert change.warnings and change.warnings[0].startswith("phone_number of user")
+
+
+def test_replacement_units_read_live(store):
+    """The inventory shows free units of C-A, but Webex has none left: the replacement of
+    the user's C-B fails before any change."""
+    client = FakeClient(PERSON)
+    client.live_units["C-A"] = (30, 30)
+    change = UserLicenseChange(
+        params(licenses=["Webex Calling - Professional", "Meeting - Webex Enterprise Edition"],
+               state="exact", extension="4711"),
+        store, client,
+    )
+
+    with pytest.raises(UserLicenseError, match=r"no units left in Webex \(read just now\)"):
+        change.run()
+
+    assert client.patches == []
+
+
+def test_inventory_difference_warned(store):
+    client = FakeClient(dict(PERSON, licenses=["MSG", "SS", "M-A", "C-A"]))
+    change = UserLicenseChange(params(licenses=["Webex Calling - Professional"]), store, client)
+
+    result = change.run()
+
+    assert result["changed"] is False
+    difference = [text for text in change.warnings if "differ from Webex" in text]
+    assert len(difference) == 1
+    assert "Webex shows Webex Calling - Professional (Sub-A100)" in difference[0]
+    assert "the inventory shows Webex Calling - Professional (Sub-B200)" in difference[0]
