@@ -119,7 +119,10 @@ def test_upgrade_customer_without_default_fails_alone(simulator, run_playbook, t
     outcome = failure["result"]["ansible_facts"]["upgrade_21_1_outcome"]
     assert "Sub-BOR100, Sub-BOR101" in outcome["message"]
     assert "webex_default_subscription_id" in outcome["message"]
-    assert "borealis-eu.webex.com, borealis.webex.com" in outcome["message"]
+    # The sites are named per subscription, since the default site must be one of the
+    # default subscription.
+    assert ("Sub-BOR100: borealis.webex.com; Sub-BOR101: borealis-eu.webex.com"
+            in outcome["message"])
     assert "webex_default_site_url" in outcome["message"]
     succeeded = {record["host"] for record in run.results if record["task"] == "Record the success"}
     assert succeeded == {"alpine_dental", "cobalt_health"}
