@@ -800,6 +800,8 @@ class SyncSession:
         self._people_data_version: Optional[int] = None
         # Ids of listed licenses without totalUnits, which are stored with 0 units.
         self._licenses_without_total: List[str] = []
+        # Ids of listed licenses with a negative totalUnits, also stored with 0 units.
+        self._licenses_negative_total: List[str] = []
         # The stored license counts when the sync started (licenses in scope only).
         self._license_counts_at_start: Optional[List[Tuple[Any, ...]]] = None
         self._conn = self._dialect.retry_locked(self._dialect.connect)
@@ -837,6 +839,9 @@ class SyncSession:
         rows = [license_row(item) for item in items]
         self._licenses_without_total += [
             row["id"] for item, row in zip(items, rows) if item.get("totalUnits") is None
+        ]
+        self._licenses_negative_total += [
+            row["id"] for item, row in zip(items, rows) if licensing.negative_total_units(item)
         ]
         return self._stage_all("licenses", rows, {})
 
@@ -1123,6 +1128,17 @@ class SyncSession:
                 f"without totalUnits ({listed_ids}); they are stored with 0 units in total, so the "
                 "inventory shows no units available for them. Run the sync again, and report "
                 "it to Webex support with the license ids if it repeats"
+            )
+        if self._licenses_negative_total:
+            ids = sorted(set(self._licenses_negative_total))
+            listed_ids = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            warnings.append(
+                f"the Webex API listed {len(ids)} license(s) of customer '{self.customer}' "
+                f"with a negative totalUnits ({listed_ids}), which is no number of units (it "
+                "may mark an unlimited license, which the API does not document). They are "
+                "stored with 0 units in total, so the inventory shows no units available for "
+                "them and threshold checks flag them; totals of several customers do not "
+                "subtract them. Report it to Webex support with the license ids"
             )
         return warnings
 

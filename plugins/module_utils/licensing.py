@@ -274,8 +274,6 @@ def available_units(total_units: int, consumed_units: int) -> int:
 
 def utilization(total_units: int, consumed_units: int) -> Optional[float]:
     """Return consumed units in percent of the total (one decimal), None when total is 0."""
-    # NOTE: whether a negative totalUnits (for example -1) means "unlimited" is not stated
-    # in the API descriptions, so it is used as is and gives a negative utilization.
     if not total_units:
         return None
     return round(consumed_units * 100.0 / total_units, 1)
@@ -284,7 +282,8 @@ def utilization(total_units: int, consumed_units: int) -> Optional[float]:
 def normalize_license(item: Mapping[str, Any]) -> LicenseRow:
     """Convert a license object of ``GET /v1/licenses`` to a ``LicenseRow``.
 
-    Missing ``totalUnits``/``consumedUnits`` count as 0; null ``consumedByUsers`` and
+    Missing ``totalUnits``/``consumedUnits`` count as 0, and so does a negative
+    ``totalUnits`` (see ``negative_total_units``); null ``consumedByUsers`` and
     ``consumedByWorkspaces`` stay None. Raises LicensingError for a missing id or a counter
     that is not a whole number.
     """
@@ -294,7 +293,7 @@ def normalize_license(item: Mapping[str, Any]) -> LicenseRow:
     name = str(item.get("name") or "")
     hybrid = is_hybrid(name)
 
-    total = _count(item, "totalUnits", license_id) or 0
+    total = max(_count(item, "totalUnits", license_id) or 0, 0)
     consumed = _count(item, "consumedUnits", license_id) or 0
     by_users = _count(item, "consumedByUsers", license_id)
     by_workspaces = _count(item, "consumedByWorkspaces", license_id)
@@ -319,6 +318,21 @@ def normalize_license(item: Mapping[str, Any]) -> LicenseRow:
         available_units=available_units(total, consumed),
         utilization=utilization(total, consumed),
     )
+
+
+def negative_total_units(item: Mapping[str, Any]) -> bool:
+    """Tell whether a license object has a negative ``totalUnits`` (such as -1).
+
+    NOTE: the Webex API descriptions give no meaning to a negative total; it may mark an
+    unlimited license. It is no number of units, so it counts as 0 and the sync warns,
+    as for a license without ``totalUnits``. Summing it would lower the totals of other
+    customers, and its utilization would be negative.
+    """
+    try:
+        value = _count(item, "totalUnits", item.get("id"))
+    except LicensingError:
+        return False
+    return value is not None and value < 0
 
 
 # The counts the inventory stores (SQLite INTEGER is a signed 64-bit number).

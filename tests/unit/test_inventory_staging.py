@@ -753,5 +753,21 @@ def test_license_without_total_units_warns(store):
     assert "stored with 0 units in total" in warning
 
 
+def test_license_with_negative_total_units_warns(store):
+    licenses = [dict(item) for item in LICENSES]
+    licenses[1]["totalUnits"] = -1
+    licenses[2]["totalUnits"] = "-5"
+
+    report = commit_sync(store, licenses=licenses)
+
+    assert len(report["data_warnings"]) == 1
+    warning = report["data_warnings"][0]
+    assert "listed 2 license(s) of customer 'Acme' with a negative totalUnits (ADV, C-B)" in warning
+    assert "stored with 0 units in total" in warning
+    stored = {row["id"]: row for row in store.license_rows(customer="Acme")}
+    assert stored[licenses[1]["id"]]["total_units"] == 0
+    assert stored[licenses[1]["id"]]["available_units"] == 0
+
+
 def test_complete_licenses_no_data_warning(store):
     assert commit_sync(store)["data_warnings"] == []

@@ -245,8 +245,9 @@ def test_normalize_license_rejects_non_ascii_digits(value):
 
 
 def test_normalize_license_keeps_the_smallest_storable_count():
-    row = licensing.normalize_license({"id": "L", "name": "X", "totalUnits": -(2**63)})
-    assert row["total_units"] == -(2**63)
+    # A negative total counts as 0 (test_negative_total_counts_as_zero); other counts stay.
+    row = licensing.normalize_license({"id": "L", "name": "X", "consumedUnits": -(2**63)})
+    assert row["consumed_units"] == -(2**63)
 
 
 def test_normalize_license_requires_id():
@@ -881,3 +882,20 @@ def test_is_whole_license_set():
     assert licensing.is_whole_license_set(["B", "R"], ["R"], ["B", "A"])
     assert not licensing.is_whole_license_set(["B", "R"], ["R"], ["A"])
     assert not licensing.is_whole_license_set(["B"], [], None)
+
+
+@pytest.mark.parametrize("total, negative", [(-1, True), ("-3", True), (0, False), (5, False),
+                                             (None, False), ("many", False)])
+def test_negative_total_units(total, negative):
+    item = api_license("L", "Webex Webinars", "Sub-1", total=total)
+
+    assert licensing.negative_total_units(item) is negative
+
+
+def test_negative_total_counts_as_zero():
+    row = licensing.normalize_license(api_license("L", "Webex Webinars", "Sub-1", total=-1,
+                                                  consumed=3))
+
+    assert row["total_units"] == 0
+    assert row["available_units"] == 0
+    assert row["utilization"] is None
