@@ -660,6 +660,27 @@ def test_license_report_csv_formula_text(simulator, run_playbook, tmp_path, inve
     assert "'=HYPERLINK" in totals
 
 
+def test_license_table_keeps_one_row_per_line(simulator, run_playbook, tmp_path,
+                                              inventory_db):
+    """A line break in a name (the API allows one) is shown as a space in the text table,
+    so each row stays on one line; the CSV keeps the name as it is."""
+    assert run_upgrade(run_playbook, simulator, limit="alpine_dental").rc == 0
+    with sqlite3.connect(inventory_db) as connection:
+        connection.execute("UPDATE licenses SET name = 'Advanced\nMessaging' "
+                           "WHERE customer = 'Alpine Dental' AND name = 'Advanced Messaging'")
+    report_dir = tmp_path / "report"
+
+    run = run_report(run_playbook, report_dir, webex_report_customer="Alpine Dental")
+
+    assert run.rc == 0, run.stdout[-3000:]
+    table = (report_dir / "licenses.txt").read_text().splitlines()
+    assert any(line.startswith("Alpine Dental") and "Advanced Messaging" in line
+               for line in table), table
+    assert not any(line.startswith("Messaging") for line in table)
+    _listing, rows = read_report(report_dir)
+    assert "Advanced\nMessaging" in {row["name"] for row in rows}
+
+
 def test_upgrade_to_subscription_without_sites(start_simulator, run_playbook, tmp_path,
                                                inventory_db):
     """Moving a customer to a subscription without meeting sites clears its site URL."""
