@@ -1177,18 +1177,24 @@ def licenses_after_change(
     ``complete`` tells that Webex applied every change (HTTP 200).
 
     A whole-set response list (``is_whole_license_set``) is taken as it is, since a read
-    right after the change may lag behind it. Otherwise the read counts, with the
-    additions that the response list confirms. Without a read, a complete change gives the
-    planned licenses, and a partial one (HTTP 206) gives None: which removals Webex
-    applied cannot be told.
+    right after the change may lag behind it. After a partial change that removed every
+    license of ``before``, any list passes that test, so the list is not taken there.
+    Otherwise the read counts, with the additions that the response list confirms. Without
+    a read, a complete change gives the planned licenses, and a partial one (HTTP 206)
+    gives None: which removals Webex applied cannot be told.
     """
-    if returned is not None and is_whole_license_set(before, remove, returned):
+    removing = set(remove)
+    keeps_some = any(i not in removing for i in before)
+    if (
+        returned is not None
+        and is_whole_license_set(before, remove, returned)
+        and (keeps_some or complete)
+    ):
         return _unique(returned)
     if read is not None:
         listed = set(returned or ())
         return _unique(list(read) + [i for i in add if i in listed])
     if complete:
-        removing = set(remove)
         return _unique([i for i in before if i not in removing] + list(add))
     return None
 

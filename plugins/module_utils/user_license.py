@@ -272,7 +272,15 @@ class UserLicenseChange:
         """Return the inventory rows of the licenses, with available units read live."""
         rows = dict(self.licenses_by_id)
         for license_id in license_ids:
-            item = licensing.normalize_license(self.client.get_license(license_id))
+            try:
+                item = licensing.normalize_license(self.client.get_license(license_id))
+            except (WebexApiError, licensing.LicensingError) as error:
+                raise UserLicenseError(
+                    f"reading the units of {self._label(license_id)} before it replaces a "
+                    f"license of user '{self.params['user']}' failed: {error}. Nothing was "
+                    "changed. Run the task again; the token needs to read licenses "
+                    "(spark-admin:licenses_read)"
+                ) from error
             rows[license_id] = dict(rows[license_id], available_units=item["available_units"])
         return rows
 

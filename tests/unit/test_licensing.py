@@ -855,6 +855,18 @@ def test_org_key_blank():
     assert licensing.org_key(None) is None
 
 
+def test_licenses_after_change_removing_all():
+    """A 206 that removed every license the user held: any list passes the whole-set test,
+    so the read decides, and a rejected removal stays."""
+    result = licensing.licenses_after_change(["R1", "R2"], ["A"], ["R1", "R2"], ["A"],
+                                             ["R2", "A"], False)
+    unknown = licensing.licenses_after_change(["R1", "R2"], ["A"], ["R1", "R2"], ["A"],
+                                              None, False)
+
+    assert result == ["R2", "A"]
+    assert unknown is None
+
+
 @pytest.mark.parametrize("returned, read, complete, expected", [
     # The body lists the whole set: taken as it is, even when the read lags behind.
     (["B1", "B2", "A"], ["B1", "B2"], False, ["B1", "B2", "A"]),

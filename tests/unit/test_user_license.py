@@ -169,6 +169,7 @@ class FakeClient:
         self.stats = {"requests": 0}
         self.patches = []
         self.live_units = {}
+        self.license_error = None
 
     def find_person(self, user):
         if user in (self.person["id"], self.person["emails"][0]):
@@ -183,6 +184,8 @@ class FakeClient:
 
     def get_license(self, license_id, include_users=False):
         # Live counts read before a replacement: free units unless a test sets none.
+        if self.license_error is not None:
+            raise self.license_error
         total, consumed = self.live_units.get(license_id, (100, 0))
         return {"id": license_id, "totalUnits": total, "consumedUnits": consumed}
 
@@ -902,3 +905,19 @@ def test_inventory_difference_warned(store):
     assert len(difference) == 1
     assert "Webex shows Webex Calling - Professional (Sub-A100)" in difference[0]
     assert "the inventory shows Webex Calling - Professional (Sub-B200)" in difference[0]
+
+
+def test_replacement_units_read_failure_changes_nothing(store):
+    client = FakeClient(PERSON)
+    client.license_error = WebexApiError("forbidden", "GET", "/licenses/C-A", 403)
+    change = UserLicenseChange(
+        params(licenses=["Webex Calling - Professional", "Meeting - Webex Enterprise Edition"],
+               state="exact", extension="4711"),
+        store, client,
+    )
+
+    with pytest.raises(UserLicenseError, match=r"reading the units of Webex Calling - "
+                       r"Professional \(Sub-A100\) before it replaces .* Nothing was changed"):
+        change.run()
+
+    assert client.patches == []
