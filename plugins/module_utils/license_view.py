@@ -12,6 +12,9 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryStore,
 )
 
+# Sync runs read per customer to find its latest sync of the licenses.
+HISTORY_LOOKBACK = 50
+
 
 def build_license_view(
     store: InventoryStore,
@@ -74,14 +77,15 @@ def build_license_view(
 def sync_status(store: InventoryStore, customers: List[Mapping[str, Any]]) -> Dict[str, Any]:
     """Return ``{not_synced, last_sync_failed}``: the names of the ``customers`` (records of
     ``get_customer`` or ``list_customers``) whose licenses were never synced, and of those
-    whose latest sync failed."""
+    whose latest sync of the licenses failed (syncs of other object types do not count)."""
     not_synced = []
     failed = []
     for record in customers:
         if "licenses" not in (record.get("synced_at") or {}):
             not_synced.append(record["name"])
-        latest = store.sync_history(record["name"], limit=1)
-        if latest and latest[0]["outcome"] == "failed":
+        history = store.sync_history(record["name"], limit=HISTORY_LOOKBACK)
+        latest = next((run for run in history if "licenses" in run["scope"]), None)
+        if latest is not None and latest["outcome"] == "failed":
             failed.append(record["name"])
     return {"not_synced": not_synced, "last_sync_failed": failed}
 
@@ -97,9 +101,10 @@ def sync_warnings(listing: Mapping[str, Any]) -> List[str]:
         )
     if listing.get("last_sync_failed"):
         warnings.append(
-            f"the latest sync of customer(s) {licensing.format_names(listing['last_sync_failed'])} "
-            "failed, so their rows come from an earlier sync (see synced_at): run the sync "
-            "again, or read the error in the sync history"
+            "the latest license sync of customer(s) "
+            f"{licensing.format_names(listing['last_sync_failed'])} failed, so their rows come "
+            "from an earlier sync (see synced_at): run the sync again, or read the error in "
+            "the sync history"
         )
     return warnings
 

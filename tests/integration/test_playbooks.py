@@ -484,6 +484,16 @@ def test_license_report_never_synced_customer(simulator, run_playbook, tmp_path,
                          "synced")
     assert "The licenses of Never Synced were never synced" in failure["result"]["msg"]
     assert read_report(tmp_path / "gated")[0]["not_synced"] == ["Never Synced"]
+    # A threshold by name cannot match a customer without synced licenses: the run fails
+    # on the customer never synced, after writing the report, not on the name.
+    named = run_report(run_playbook, tmp_path / "named", webex_inventory_db=str(inventory_db),
+                       webex_report_customer="Never Synced",
+                       webex_min_available_units_by_name={"Advanced Messaging": 1})
+    assert named.rc != 0
+    assert (tmp_path / "named" / "licenses.json").exists()
+    assert "were never synced" in named.task(
+        "Fail when thresholds are set and customers at this level were never synced"
+    )["result"]["msg"]
 
 
 def test_license_report_removes_stale_totals(simulator, run_playbook, tmp_path):

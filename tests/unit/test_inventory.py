@@ -1254,5 +1254,23 @@ def test_license_view_names_customers_not_synced_or_failed(hierarchy_store):
     assert (customer["not_synced"], customer["last_sync_failed"]) == ([], [])
     warnings = sync_warnings(listing)
     assert "customer(s) Delta were never synced" in warnings[0]
-    assert "latest sync of customer(s) Beta failed" in warnings[1]
+    assert "latest license sync of customer(s) Beta failed" in warnings[1]
     assert sync_warnings(customer) == []
+
+
+def test_license_view_ignores_failed_syncs_without_licenses(hierarchy_store):
+    from ansible_collections.ucops.webex.plugins.module_utils.license_view import sync_status
+
+    hierarchy_store.record_failed_sync(
+        "Beta", ["people"], None, "2026-01-01T00:00:00Z", "HTTP 503")
+    hierarchy_store.record_failed_sync(
+        "Gamma", ["licenses"], None, "2026-01-01T00:00:00Z", "HTTP 503")
+    full_sync(hierarchy_store, "Gamma", pages=[], licenses=[])
+    hierarchy_store.record_failed_sync(
+        "Acme", ["licenses", "people"], None, "2026-01-01T00:00:00Z", "HTTP 503")
+    hierarchy_store.record_failed_sync(
+        "Acme", ["people"], None, "2026-01-01T00:01:00Z", "HTTP 503")
+
+    status = sync_status(hierarchy_store, hierarchy_store.list_customers())
+
+    assert status["last_sync_failed"] == ["Acme"]
