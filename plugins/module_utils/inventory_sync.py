@@ -1069,6 +1069,7 @@ class SyncSession:
         self._check_open()
         self._end_staging()
         self._check_licenses_visible()
+        self._check_lists_not_emptied()
         customer = self.store.get_customer(self.customer)
         if customer is None:
             raise InventoryError(f"customer '{self.customer}' was deleted during the sync")
@@ -1088,6 +1089,7 @@ class SyncSession:
         self._check_open()
         self._end_staging()
         self._check_licenses_visible()
+        self._check_lists_not_emptied()
 
         def transaction() -> Dict[str, Any]:
             self._conn.execute(self._dialect.begin_write_sql)
@@ -1374,6 +1376,54 @@ class SyncSession:
             "licenses of people to administrators only: use the token of a full or "
             "read-only administrator of the org (scope spark-admin:people_read)"
         )
+
+    def _check_lists_not_emptied(self) -> None:
+        """Raise InventoryError when an empty list would remove every stored person or
+        location while the rest of the data shows that they exist.
+
+        An empty list is a valid response, but also what a token without the list's read
+        scope or a fault of the service gives. Removing every person while the licenses
+        show units consumed by users, or every location while people or workspaces are
+        placed in one, would empty the inventory without a word.
+        """
+        params = {"customer": self.customer}
+        if (
+            "people" in self.scope
+            and not self._people_seen
+            and self._scalar("SELECT COUNT(*) FROM people WHERE customer = :customer", params)
+        ):
+            source = _staged("licenses") if "licenses" in self.scope else "licenses"
+            used = self._scalar(
+                f"SELECT COALESCE(SUM(consumed_by_users), 0) FROM {source} "
+                "WHERE customer = :customer AND hybrid = 0",
+                params,
+            )
+            if used > 0:
+                raise InventoryError(
+                    "GET /people returned no people, while the licenses show "
+                    f"{used} units consumed by users, so the sync did not remove the stored "
+                    "people and changed nothing. Check that the token may read the org's "
+                    "people (scope spark-admin:people_read), then run the sync again"
+                )
+        if (
+            "locations" in self.scope
+            and not self._appended["locations"]
+            and self._scalar(
+                "SELECT COUNT(*) FROM locations WHERE customer = :customer", params
+            )
+            and self._scalar(
+                "SELECT EXISTS (SELECT 1 FROM people WHERE customer = :customer "
+                "AND location_id IS NOT NULL) OR EXISTS (SELECT 1 FROM workspaces "
+                "WHERE customer = :customer AND location_id IS NOT NULL)",
+                params,
+            )
+        ):
+            raise InventoryError(
+                "GET /locations returned no locations, while people or workspaces of the "
+                "inventory are placed in one, so the sync did not remove the stored "
+                "locations and changed nothing. Check that the token may read the org's "
+                "locations (scope spark-admin:locations_read), then run the sync again"
+            )
 
     def _finish_staging(self, spec: TableSpec) -> None:
         """Index the staged rows of one type by id and keep the last copy of a repeated object.

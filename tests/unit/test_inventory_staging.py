@@ -771,3 +771,39 @@ def test_license_with_negative_total_units_warns(store):
 
 def test_complete_licenses_no_data_warning(store):
     assert commit_sync(store)["data_warnings"] == []
+
+
+def test_empty_people_list_refused_while_licenses_are_used(db_path, store):
+    """GET /people answering an empty list, while the licenses show units consumed by
+    users, would remove every stored person: the sync changes nothing instead."""
+    commit_sync(store)
+    before = [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)]
+
+    with pytest.raises(InventoryError, match="GET /people returned no people, while the "
+                       "licenses show 7 units consumed by users"):
+        commit_sync(store, pages=[[]])
+
+    assert [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)] == before
+
+
+def test_empty_people_list_accepted_without_used_licenses(store):
+    commit_sync(store)
+    unused = [dict(item, consumedUnits=0, consumedByUsers=0) for item in LICENSES]
+
+    report = commit_sync(store, licenses=unused, pages=[[]])
+
+    assert report["summary"]["people"]["removed"] == 6
+
+
+def test_empty_locations_list_refused_while_people_are_placed(store):
+    with store.begin_sync("Acme", scope=["licenses", "people", "locations"]) as session:
+        stage(session, LICENSES, PAGES)
+        session.stage_locations([{"id": "LOC-1", "name": "Head Office"}])
+        session.commit()
+
+    with store.begin_sync("Acme", scope=["locations"]) as session:
+        session.stage_locations([])
+        with pytest.raises(InventoryError, match="GET /locations returned no locations"):
+            session.commit()
+
+    assert [row["id"] for row in store.list_locations("Acme")] == ["LOC-1"]
