@@ -180,9 +180,15 @@ def ensure_customer(
         device=choose_device(stored, params),
         dry_run=check_mode,
     )
-    if stored and stored.get("synced_at") and after and stored.get("org_id") != after.get("org_id"):
+    if (
+        stored
+        and stored.get("synced_at")
+        and after
+        and licensing.org_key(stored.get("org_id")) != licensing.org_key(after.get("org_id"))
+    ):
         # The synced licenses, people and locations are those of the old org until the next
-        # sync replaces them, so reports would show them under this customer.
+        # sync replaces them, so reports would show them under this customer. The same org
+        # written in another form (base64 id or UUID) is no other org.
         would = "would keep" if check_mode else "keeps"
         previous = (
             f"its previous org '{stored['org_id']}'"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import sqlite3
@@ -516,6 +517,27 @@ def test_org_change_warns_until_sync(simulator, run_playbook, inventory_db):
     assert_ok(record)
     warnings = " ".join(record["result"].get("warnings", []))
     assert f"synced from its previous org '{BOREALIS['id']}' until its next sync" in warnings
+
+
+def test_same_org_in_another_form_does_not_warn(simulator, run_playbook, inventory_db):
+    """An org id stored as its UUID and given again as the base64 id names the same org:
+    the id is stored in the new form without the warning about data of another org."""
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"]),
+                  {"name": "sync", "ucops.webex.webex_license_sync": {
+                      "api_url": simulator.api_url, "access_token": PARTNER_TOKEN,
+                      "customer": "Borealis Logistics", "scope": ["licenses"]}}])
+    uuid = base64.b64decode(BOREALIS["id"] + "==").decode().rsplit("/", 1)[1]
+    with sqlite3.connect(inventory_db) as connection:
+        connection.execute("UPDATE customers SET org_id = ? WHERE name = 'Borealis Logistics'",
+                           (uuid,))
+
+    run = run_playbook([customer_task(simulator, "Borealis Logistics", task="form",
+                                      org_id=BOREALIS["id"])])
+
+    record = run.task("form")
+    assert_ok(record)
+    assert record["result"]["customer"]["org_id"] == BOREALIS["id"]
+    assert "previous org" not in " ".join(record["result"].get("warnings", []))
 
 
 @pytest.mark.parametrize("change", [
