@@ -289,7 +289,8 @@ api_requests:
           stopped may be missing from the count.
       type: int
     retries:
-      description: Requests sent again after a 429, a 5xx or a connection error.
+      description: Requests sent again after a 429, a 423 with Retry-After, a 5xx or a
+        connection error.
       type: int
     waited_seconds:
       description: Seconds spent waiting before retries.

@@ -357,7 +357,9 @@ def test_requests_equal_pages(simulator, run_playbook, inventory_db):
         "/v1/roles": 1,
         "/v1/people": math.ceil(len(COBALT["people"]) / PEOPLE_PAGE),
         "/v1/locations": 1,
-        "/v1/workspaces": 1,
+        # One page of 60 without a next link, then an empty page at start=60: a list paged
+        # by offsets only ends at an empty page, since a server may send fewer than max.
+        "/v1/workspaces": 2,
     }
     assert {path: paths.count(path) for path in set(paths)} == expected
     assert record["result"]["api_requests"]["requests"] == len(log) == sum(expected.values())
