@@ -242,6 +242,30 @@ def org_key(org_id: Optional[str]) -> Optional[str]:
     return text
 
 
+def org_api_id(org_id: str, sibling_id: Optional[str] = None) -> str:
+    """Return an org id in the base64 form that the API's orgId parameter takes.
+
+    A UUID alone becomes base64 of ``ciscospark://<region>/ORGANIZATION/<uuid>`` (without
+    padding). The region comes from ``sibling_id``, another id of the same response (such
+    as the person that carried the org id), and is ``us`` when that id names no region. Any
+    other text is returned as it is.
+    """
+    text = org_id.strip()
+    if not _UUID.fullmatch(text):
+        return text
+    region = "us"
+    try:
+        decoded = base64.urlsafe_b64decode(
+            (sibling_id or "") + "=" * (-len(sibling_id or "") % 4)
+        ).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        decoded = ""
+    if decoded.startswith("ciscospark://"):
+        region = decoded[len("ciscospark://"):].split("/", 1)[0] or region
+    encoded = base64.b64encode(f"ciscospark://{region}/ORGANIZATION/{text.lower()}".encode())
+    return encoded.decode("ascii").rstrip("=")
+
+
 def normalize_hierarchy(hierarchy: Optional[str]) -> str:
     """Return a hierarchy path with single slashes and no blank levels ("" for the top)."""
     if not hierarchy:

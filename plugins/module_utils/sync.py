@@ -354,12 +354,17 @@ ORG_NAMING_TYPES = ("people", "locations", "workspaces")
 
 
 def first_org_id(page: Sequence[Any]) -> Optional[str]:
-    """Return the first non-blank orgId of a page's items, or None."""
+    """Return the first non-blank orgId of a page's items, or None.
+
+    An org id written as a UUID alone is returned in the base64 form, which the orgId
+    parameter of later requests takes (``licensing.org_api_id``).
+    """
     for item in page:
         if isinstance(item, Mapping):
             org_id = item.get("orgId")
             if isinstance(org_id, str) and org_id.strip():
-                return org_id.strip()
+                sibling = item.get("id")
+                return licensing.org_api_id(org_id, sibling if isinstance(sibling, str) else None)
     return None
 
 

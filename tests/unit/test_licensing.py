@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
@@ -911,3 +913,26 @@ def test_negative_total_counts_as_zero():
     assert row["total_units"] == 0
     assert row["available_units"] == 0
     assert row["utilization"] is None
+
+
+ORG_UUID = "6513270e-269e-4d37-b2a7-4de452e6b438"
+ORG_BASE64 = ("Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi82NTEzMjcwZS0yNjllLTRkMzctYjJhNy00ZGU0"
+              "NTJlNmI0Mzg")
+
+
+def test_org_api_id_encodes_a_uuid():
+    person = "Y2lzY29zcGFyazovL3VzL1BFT1BMRS9hYmM"  # ciscospark://us/PEOPLE/abc
+
+    assert licensing.org_api_id(ORG_UUID.upper(), person) == ORG_BASE64
+    assert licensing.org_api_id(ORG_UUID) == ORG_BASE64
+    assert licensing.org_key(licensing.org_api_id(ORG_UUID, "not base64!")) == ORG_UUID
+
+
+def test_org_api_id_keeps_the_region_and_other_ids():
+    eu_person = base64.b64encode(b"ciscospark://eu/PEOPLE/abc").decode().rstrip("=")
+    eu_org = licensing.org_api_id(ORG_UUID, eu_person)
+
+    assert base64.b64decode(eu_org + "=" * (-len(eu_org) % 4)).decode() == (
+        f"ciscospark://eu/ORGANIZATION/{ORG_UUID}")
+    assert licensing.org_api_id(f" {ORG_BASE64} ") == ORG_BASE64
+    assert licensing.org_api_id("ORG-Acme") == "ORG-Acme"

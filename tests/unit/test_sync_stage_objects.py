@@ -83,3 +83,17 @@ def test_caller_gone_sees_closed_reader(tmp_path):
         os.close(write_end)
     with open(tmp_path / "result.json", "w") as handle:
         assert sync.caller_gone(handle.fileno()) is False
+
+
+def test_first_org_id_gives_the_base64_form():
+    """The orgId parameter takes the base64 org id, so a UUID that people carry is stored in
+    that form, with the region of the person's id."""
+    person = {"id": "Y2lzY29zcGFyazovL3VzL1BFT1BMRS9hYmM",
+              "orgId": "6513270e-269e-4d37-b2a7-4de452e6b438"}
+
+    org_id = sync.first_org_id([{"id": "X"}, person])
+
+    assert org_id == ("Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi82NTEzMjcwZS0yNjllLTRkMzctYjJh"
+                      "Ny00ZGU0NTJlNmI0Mzg")
+    assert sync.first_org_id([{"id": "P", "orgId": " ORG-1 "}]) == "ORG-1"
+    assert sync.first_org_id([{"id": "P"}]) is None
