@@ -23,6 +23,7 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
 )
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
+    WebexAuthError,
     WebexClient,
 )
 
@@ -88,9 +89,14 @@ def read_org_licenses(client: WebexClient, customer: str, org_id: Optional[str])
         items = client.list_licenses()
     except WebexApiError as error:
         org = f"org_id '{org_id}'" if org_id else "the token's own org"
+        if isinstance(error, WebexAuthError):
+            # The credentials failed (an expired token or a failed refresh), not the org.
+            advice = "Check the credentials"
+        else:
+            advice = "Check org_id and that the token may act on that org"
         raise CustomerError(
             f"cannot read the licenses of {org} for customer '{customer}', so nothing was "
-            f"saved. Check org_id and that the token may act on that org: {error}",
+            f"saved. {advice}: {error}",
             status=error.status,
             tracking_id=error.tracking_id,
         ) from error

@@ -519,6 +519,18 @@ def test_org_change_warns_until_sync(simulator, run_playbook, inventory_db):
     assert f"synced from its previous org '{BOREALIS['id']}' until its next sync" in warnings
 
 
+def test_rejected_token_blames_credentials_not_org(simulator, run_playbook, inventory_db):
+    run = run_playbook([customer_task(simulator, "Borealis Logistics", token="expired-token",
+                                      org_id=BOREALIS["id"])])
+
+    record = run.task("customer")
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "nothing was saved. Check the credentials:" in message
+    assert "Check org_id" not in message
+    assert "The access token is invalid or expired" in message
+
+
 def test_same_org_in_another_form_does_not_warn(simulator, run_playbook, inventory_db):
     """An org id stored as its UUID and given again as the base64 id names the same org:
     the id is stored in the new form without the warning about data of another org."""
