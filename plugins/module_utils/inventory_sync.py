@@ -498,6 +498,13 @@ def license_dict(row: Mapping[str, Any]) -> Dict[str, Any]:
 # SQL builders shared by diff and commit
 
 
+def _some_ids(ids: Iterable[str], shown: int = 5) -> Tuple[int, str]:
+    """Return how many distinct ids there are and a text naming the first ``shown``."""
+    distinct = sorted(set(ids))
+    more = len(distinct) - shown
+    return len(distinct), ", ".join(distinct[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def _staged(table: str) -> str:
     return "s_" + table
 
@@ -1123,19 +1130,17 @@ class SyncSession:
                 "the inventory looks wrong, run the sync again"
             )
         if self._licenses_without_total:
-            ids = sorted(set(self._licenses_without_total))
-            listed_ids = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            count, listed_ids = _some_ids(self._licenses_without_total)
             warnings.append(
-                f"the Webex API listed {len(ids)} license(s) of customer '{self.customer}' "
+                f"the Webex API listed {count} license(s) of customer '{self.customer}' "
                 f"without totalUnits ({listed_ids}); they are stored with 0 units in total, so the "
                 "inventory shows no units available for them. Run the sync again, and report "
                 "it to Webex support with the license ids if it repeats"
             )
         if self._licenses_negative_total:
-            ids = sorted(set(self._licenses_negative_total))
-            listed_ids = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            count, listed_ids = _some_ids(self._licenses_negative_total)
             warnings.append(
-                f"the Webex API listed {len(ids)} license(s) of customer '{self.customer}' "
+                f"the Webex API listed {count} license(s) of customer '{self.customer}' "
                 f"with a negative totalUnits ({listed_ids}), which is no number of units (it "
                 "may mark an unlimited license, which the API does not document). They are "
                 "stored with 0 units in total, so the inventory shows no units available for "

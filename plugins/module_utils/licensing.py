@@ -27,6 +27,7 @@ import base64
 import re
 from typing import (
     Any,
+    Callable,
     Dict,
     Iterable,
     List,
@@ -1007,18 +1008,27 @@ def check_user_manageable(
 ) -> None:
     """Raise LicensingError when a requested license is one that Webex does not let an
     administrator assign or remove (a Messenger license)."""
-    labels = [
-        license_label(licenses_by_id[license_id])
-        for license_id in license_ids
-        if license_id in licenses_by_id
-        and is_messenger_license(licenses_by_id[license_id].get("name"))
-    ]
+    labels = _labels_where(license_ids, licenses_by_id, is_messenger_license)
     if labels:
         raise LicensingError(
             f"license {', '.join(repr(label) for label in labels)} is a Messenger license, "
             "which Webex does not let administrators assign to or remove from users (error "
             "400118): remove it from licenses. Tasks leave a user's Messenger license as it is"
         )
+
+
+def _labels_where(
+    license_ids: Iterable[str],
+    licenses_by_id: Mapping[str, Mapping[str, Any]],
+    name_test: Callable[[Optional[str]], bool],
+) -> List[str]:
+    """Return the labels of the known licenses among ``license_ids`` whose name passes
+    ``name_test``."""
+    return [
+        license_label(licenses_by_id[license_id])
+        for license_id in license_ids
+        if license_id in licenses_by_id and name_test(licenses_by_id[license_id].get("name"))
+    ]
 
 
 def is_workspace_only_license(name: Optional[str]) -> bool:
@@ -1031,12 +1041,7 @@ def check_user_assignable(
     license_ids: Iterable[str], licenses_by_id: Mapping[str, Mapping[str, Any]]
 ) -> None:
     """Raise LicensingError when a license to add is one for workspaces only."""
-    labels = [
-        license_label(licenses_by_id[license_id])
-        for license_id in license_ids
-        if license_id in licenses_by_id
-        and is_workspace_only_license(licenses_by_id[license_id].get("name"))
-    ]
+    labels = _labels_where(license_ids, licenses_by_id, is_workspace_only_license)
     if labels:
         raise LicensingError(
             f"license {', '.join(repr(label) for label in labels)} is for workspaces and "
