@@ -666,6 +666,16 @@ class InventoryStore:
             row["summary"] = json.loads(row["summary"]) if row["summary"] else None
         return rows
 
+    def latest_sync_outcome(self, customer: str, object_type: str) -> Optional[str]:
+        """Return the outcome of the customer's latest sync whose scope included
+        ``object_type`` (``failed`` or another outcome), or None when there is none."""
+        row = self._conn.execute(
+            "SELECT outcome FROM sync_history WHERE customer = :customer "
+            "AND ',' || scope || ',' LIKE :pattern ORDER BY id DESC LIMIT 1",
+            {"customer": customer, "pattern": f"%,{object_type},%"},
+        ).fetchone()
+        return None if row is None else row["outcome"]
+
     # -- reads ----------------------------------------------------------------------------
 
     def list_licenses(self, customer: str) -> List[Dict[str, Any]]:

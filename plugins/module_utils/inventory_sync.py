@@ -803,6 +803,8 @@ class SyncSession:
         self._people_staged: set = set()
         # People listed with a "licenses" field; see _check_licenses_visible.
         self._people_with_licenses = 0
+        # People and workspaces listed by this sync that are placed in a location.
+        self._listed_located = 0
         self._people_seen_sorted: Optional[array] = None
         self._people_data_version: Optional[int] = None
         # Ids of listed licenses without totalUnits, which are stored with 0 units.
@@ -868,14 +870,17 @@ class SyncSession:
         # leaves the session as it was.
         prepared = []
         with_licenses = 0
+        located = 0
         for item in items:
             row = person_row(item)
             with_licenses += "licenses" in item
+            located += row["location_id"] is not None
             license_ids = person_link_ids(item, "licenses")
             role_ids = person_link_ids(item, "roles")
             prepared.append((row, license_ids, role_ids))
         listed = len(prepared)
         self._people_with_licenses += with_licenses
+        self._listed_located += located
         prepared = _last_copies(prepared, lambda entry: entry[0]["id"])
         rows = []
         # Flat lists of (owner seq, target code) pairs.
@@ -926,6 +931,7 @@ class SyncSession:
         self._check_stage("workspaces")
         prepared = [(workspace_row(item), workspace_license_ids(item)) for item in items]
         listed = len(prepared)
+        self._listed_located += sum(row["location_id"] is not None for row, _ids in prepared)
         rows = []
         license_links: List[int] = []
         codes = self._codes
@@ -1384,22 +1390,24 @@ class SyncSession:
 
     def _check_lists_not_emptied(self) -> None:
         """Raise InventoryError when an empty list would remove every stored person or
-        location while the rest of the data shows that they exist.
+        location while other lists of the same sync show that they exist.
 
         An empty list is a valid response, but also what a token without the list's read
         scope or a fault of the service gives. Removing every person while the licenses
-        show units consumed by users, or every location while people or workspaces are
-        placed in one, would empty the inventory without a word.
+        read by this sync show units consumed by users, or every location while the people
+        or workspaces read by this sync are placed in one, would empty the inventory
+        without a word. A sync without those other lists in its scope cannot tell, so it
+        applies the empty list, which is also the way to remove them on purpose.
         """
         params = {"customer": self.customer}
         if (
             "people" in self.scope
+            and "licenses" in self.scope
             and not self._people_seen
             and self._scalar("SELECT COUNT(*) FROM people WHERE customer = :customer", params)
         ):
-            source = _staged("licenses") if "licenses" in self.scope else "licenses"
             used = self._scalar(
-                f"SELECT COALESCE(SUM(consumed_by_users), 0) FROM {source} "
+                f"SELECT COALESCE(SUM(consumed_by_users), 0) FROM {_staged('licenses')} "
                 "WHERE customer = :customer AND hybrid = 0",
                 params,
             )
@@ -1408,24 +1416,18 @@ class SyncSession:
                     "GET /people returned no people, while the licenses show "
                     f"{used} units consumed by users, so the sync did not remove the stored "
                     "people and changed nothing. Check that the token may read the org's "
-                    "people (scope spark-admin:people_read), then run the sync again"
+                    "people (scope spark-admin:people_read), then run the sync again. If "
+                    "the org has no people left, sync with scope [people] to remove them"
                 )
         if (
             "locations" in self.scope
             and not self._appended["locations"]
-            and self._scalar(
-                "SELECT COUNT(*) FROM locations WHERE customer = :customer", params
-            )
-            and self._scalar(
-                "SELECT EXISTS (SELECT 1 FROM people WHERE customer = :customer "
-                "AND location_id IS NOT NULL) OR EXISTS (SELECT 1 FROM workspaces "
-                "WHERE customer = :customer AND location_id IS NOT NULL)",
-                params,
-            )
+            and self._listed_located
+            and self._scalar("SELECT COUNT(*) FROM locations WHERE customer = :customer", params)
         ):
             raise InventoryError(
-                "GET /locations returned no locations, while people or workspaces of the "
-                "inventory are placed in one, so the sync did not remove the stored "
+                "GET /locations returned no locations, while people or workspaces read by "
+                "this sync are placed in one, so the sync did not remove the stored "
                 "locations and changed nothing. Check that the token may read the org's "
                 "locations (scope spark-admin:locations_read), then run the sync again"
             )

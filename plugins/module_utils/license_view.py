@@ -12,9 +12,6 @@ from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
     InventoryStore,
 )
 
-# Sync runs read per customer to find its latest sync of the licenses.
-HISTORY_LOOKBACK = 50
-
 
 def build_license_view(
     store: InventoryStore,
@@ -83,9 +80,7 @@ def sync_status(store: InventoryStore, customers: List[Mapping[str, Any]]) -> Di
     for record in customers:
         if "licenses" not in (record.get("synced_at") or {}):
             not_synced.append(record["name"])
-        history = store.sync_history(record["name"], limit=HISTORY_LOOKBACK)
-        latest = next((run for run in history if "licenses" in run["scope"]), None)
-        if latest is not None and latest["outcome"] == "failed":
+        if store.latest_sync_outcome(record["name"], "licenses") == "failed":
             failed.append(record["name"])
     return {"not_synced": not_synced, "last_sync_failed": failed}
 

@@ -1207,17 +1207,19 @@ def licenses_after_change(
 
     A whole-set response list (``is_whole_license_set``) is taken as it is, since a read
     right after the change may lag behind it. After a partial change that removed every
-    license of ``before``, any list passes that test, so the list is not taken there.
+    license of ``before``, any list passes that test, so the list is not taken there
+    (a user without licenses before has nothing to remove, so there it is).
     Otherwise the read counts, with the additions that the response list confirms. Without
     a read, a complete change gives the planned licenses, and a partial one (HTTP 206)
     gives None: which removals Webex applied cannot be told.
     """
     removing = set(remove)
     keeps_some = any(i not in removing for i in before)
+    removes_held = any(i in removing for i in before)
     if (
         returned is not None
         and is_whole_license_set(before, remove, returned)
-        and (keeps_some or complete)
+        and (keeps_some or complete or not removes_held)
     ):
         return _unique(returned)
     if read is not None:

@@ -494,6 +494,16 @@ def test_license_report_never_synced_customer(simulator, run_playbook, tmp_path,
     assert "were never synced" in named.task(
         "Fail when thresholds are set and customers at this level were never synced"
     )["result"]["msg"]
+    # At a level with a synced customer the name check still applies, and names the
+    # customers whose licenses cannot match.
+    mixed = run_report(run_playbook, tmp_path / "mixed", webex_inventory_db=str(inventory_db),
+                       webex_report_hierarchy="Keystone",
+                       webex_min_available_units_by_name={"Webex Webinars": 1})
+    assert mixed.rc != 0
+    message = mixed.task("Fail on threshold license names that match no license at this "
+                         "level")["result"]["msg"]
+    assert "The licenses of Never Synced were never synced, so their names cannot match" in (
+        message)
 
 
 def test_license_report_removes_stale_totals(simulator, run_playbook, tmp_path):

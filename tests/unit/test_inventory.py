@@ -1271,6 +1271,12 @@ def test_license_view_ignores_failed_syncs_without_licenses(hierarchy_store):
     hierarchy_store.record_failed_sync(
         "Acme", ["people"], None, "2026-01-01T00:01:00Z", "HTTP 503")
 
+    for minute in range(60):  # many later syncs of the people do not hide it
+        hierarchy_store.record_failed_sync(
+            "Acme", ["people"], None, f"2026-01-01T01:{minute:02d}:00Z", "HTTP 503")
+
     status = sync_status(hierarchy_store, hierarchy_store.list_customers())
 
     assert status["last_sync_failed"] == ["Acme"]
+    assert hierarchy_store.latest_sync_outcome("Gamma", "licenses") != "failed"
+    assert hierarchy_store.latest_sync_outcome("Delta", "licenses") is None

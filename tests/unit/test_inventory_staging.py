@@ -801,9 +801,43 @@ def test_empty_locations_list_refused_while_people_are_placed(store):
         session.stage_locations([{"id": "LOC-1", "name": "Head Office"}])
         session.commit()
 
-    with store.begin_sync("Acme", scope=["locations"]) as session:
+    with store.begin_sync("Acme", scope=["people", "locations"]) as session:
+        for page in PAGES:
+            session.stage_people(page)
         session.stage_locations([])
         with pytest.raises(InventoryError, match="GET /locations returned no locations"):
             session.commit()
 
     assert [row["id"] for row in store.list_locations("Acme")] == ["LOC-1"]
+
+
+@pytest.mark.parametrize("scope, pages", [
+    (["locations"], None),  # nothing read by this sync places anyone in a location
+    (["people", "locations"], [[person(1, location=None), person(2, location=None)]]),
+])
+def test_empty_locations_list_applied_when_nothing_contradicts(store, scope, pages):
+    with store.begin_sync("Acme", scope=["licenses", "people", "locations"]) as session:
+        stage(session, LICENSES, PAGES)
+        session.stage_locations([{"id": "LOC-1", "name": "Head Office"}])
+        session.commit()
+
+    with store.begin_sync("Acme", scope=scope) as session:
+        for page in pages or []:
+            session.stage_people(page)
+        session.stage_locations([])
+        report = session.commit()
+
+    assert report["summary"]["locations"]["removed"] == 1
+    assert store.list_locations("Acme") == []
+
+
+def test_empty_people_list_applied_without_licenses_in_scope(store):
+    """A sync of the people alone has no fresh license counts to judge an empty list by,
+    so it applies it: the way to remove every person on purpose."""
+    commit_sync(store)
+
+    with store.begin_sync("Acme", scope=["people"]) as session:
+        session.stage_people([])
+        report = session.commit()
+
+    assert report["summary"]["people"]["removed"] == 6

@@ -869,6 +869,11 @@ def test_licenses_after_change_removing_all():
     assert unknown is None
 
 
+def test_licenses_after_change_user_without_licenses():
+    """Nothing to remove: the 206 list is right in either reading, also without a read."""
+    assert licensing.licenses_after_change([], ["A", "B"], [], ["A"], None, False) == ["A"]
+
+
 @pytest.mark.parametrize("returned, read, complete, expected", [
     # The body lists the whole set: taken as it is, even when the read lags behind.
     (["B1", "B2", "A"], ["B1", "B2"], False, ["B1", "B2", "A"]),
