@@ -119,12 +119,13 @@ docs-check: venv collection
 	done
 
 # Build the collection tarball and install it into an empty collections path, with
-# ansible-core and requests at the pinned versions in a virtual environment of its own.
+# ansible-core (with its cryptography) and requests at the pinned versions in a virtual
+# environment of its own.
 # Every module and role must be listed from the installed copy.
 $(INSTALL_VENV)/.installed: requirements-dev.txt
 	rm -rf $(INSTALL_VENV)
 	$(PYTHON) -m venv $(INSTALL_VENV)
-	$(INSTALL_VENV)/bin/pip install --quiet $$(grep -E '^(ansible-core|requests)==' requirements-dev.txt)
+	$(INSTALL_VENV)/bin/pip install --quiet $$(grep -E '^(ansible-core|cryptography|requests)==' requirements-dev.txt)
 	touch $@
 
 build-check: venv $(INSTALL_VENV)/.installed
