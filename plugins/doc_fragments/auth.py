@@ -43,8 +43,9 @@ options:
     description:
       - OAuth refresh token of the Webex integration.
       - A new refresh token returned by the refresh replaces it for the rest of the task, but is
-        not written anywhere. Store the newest refresh token yourself if the integration
-        rotates them.
+        neither written anywhere nor returned. Each task refreshes on its own, so an
+        integration that revokes the old refresh token at each refresh can serve one task
+        only; get an access token before the run and set O(access_token) instead.
       - If not set, the E(WEBEX_REFRESH_TOKEN) environment variable is used.
     type: str
   org_id:

@@ -1150,8 +1150,9 @@ class SyncSession:
                 f"with a negative totalUnits ({listed_ids}), which is no number of units (it "
                 "may mark an unlimited license, which the API does not document). They are "
                 "stored with 0 units in total, so the inventory shows no units available for "
-                "them and threshold checks flag them; totals of several customers do not "
-                "subtract them. Report it to Webex support with the license ids"
+                "them and a minimum of available units flags them; totals of several "
+                "customers do not subtract them. Report it to Webex support with the license "
+                "ids"
             )
         return warnings
 

@@ -28,9 +28,9 @@ def build_license_view(
     Returns ``{level, licenses, not_synced, last_sync_failed}`` and, at hierarchy level,
     ``totals`` per license name and subscription. ``not_synced`` names the customers at the
     level whose licenses were never synced (they have no rows, which does not mean that
-    their org has no licenses), ``last_sync_failed`` those whose latest sync failed (their
-    rows are those of an older sync). Raises InventoryError for an unknown customer,
-    location or hierarchy node.
+    their org has no licenses), ``last_sync_failed`` the others whose latest sync of the
+    licenses failed (their rows are those of an older sync). Raises InventoryError for an
+    unknown customer, location or hierarchy node.
     """
     filters = dict(
         managed_only=managed_only, subscription_id=subscription_id, site_url=site_url, name=name
@@ -73,14 +73,16 @@ def build_license_view(
 
 def sync_status(store: InventoryStore, customers: List[Mapping[str, Any]]) -> Dict[str, Any]:
     """Return ``{not_synced, last_sync_failed}``: the names of the ``customers`` (records of
-    ``get_customer`` or ``list_customers``) whose licenses were never synced, and of those
-    whose latest sync of the licenses failed (syncs of other object types do not count)."""
+    ``get_customer`` or ``list_customers``) whose licenses were never synced, and of the
+    others those whose latest sync of the licenses failed (syncs of other object types do
+    not count)."""
     not_synced = []
     failed = []
     for record in customers:
         if "licenses" not in (record.get("synced_at") or {}):
+            # Listed as never synced only, even when its syncs failed: it has no rows.
             not_synced.append(record["name"])
-        if store.latest_sync_outcome(record["name"], "licenses") == "failed":
+        elif store.latest_sync_outcome(record["name"], "licenses") == "failed":
             failed.append(record["name"])
     return {"not_synced": not_synced, "last_sync_failed": failed}
 

@@ -37,7 +37,9 @@ options:
     required: true
   org_id:
     description:
-      - ID of the customer's Webex organization.
+      - ID of the customer's Webex organization, in the form the Webex API writes it (the
+        base64 id that C(orgId) of C(GET /v1/people) gives). The same org written as its UUID
+        alone counts as the same org in the inventory, but API requests send the id as given.
       - Partner administrators set the customer org here; the token must be allowed to act on
         it. When a customer has no org id, the token's own org is used, and the customer's
         first sync stores the id of that org.

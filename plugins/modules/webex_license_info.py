@@ -337,8 +337,9 @@ not_synced:
   sample: [Example Org]
 last_sync_failed:
   description:
-    - Customers at the level whose latest sync failed. Their rows come from an earlier
-      sync (see C(synced_at)); the task warns.
+    - Customers at the level whose latest sync of the licenses failed (syncs of other
+      object types do not count). Their rows come from an earlier sync (see C(synced_at));
+      the task warns. A customer never synced is in RV(not_synced) only.
   returned: with O(source=inventory)
   type: list
   elements: str

@@ -103,6 +103,13 @@ notes:
     subscription when it gives the person the license of the same name from the defaults.
   - Licenses without a subscription id (bundled licenses such as Basic Messaging) are never
     managed and are listed in RV(unsubscribed_licenses).
+  - A license listed with a negative C(totalUnits) (such as -1, which the API does not
+    document) is stored with 0 units in total, like one without C(totalUnits), and the
+    task warns.
+  - An empty list of people, or of locations, that other lists of the same sync contradict
+    (licenses consumed by users, or people or workspaces placed in a location) fails the
+    task and changes nothing. A sync whose O(scope) lacks those other lists applies an
+    empty list; O(scope=[people]) is the way to remove every person on purpose.
   - On Linux the module reads the API's pages in a second process, a fork of itself, while
     it stores the pages it has already read. Each sync runs as two processes until the last
     page is read. On other systems the pages are read by a thread of the module process.

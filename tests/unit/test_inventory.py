@@ -1245,6 +1245,9 @@ def test_license_view_names_customers_not_synced_or_failed(hierarchy_store):
     add_customer(hierarchy_store, "Delta", hierarchy="Provider/ResellerB")
     hierarchy_store.record_failed_sync(
         "Beta", ["licenses"], None, "2026-01-01T00:00:00Z", "HTTP 503")
+    # A customer whose only sync failed has no rows: it is named as never synced only.
+    hierarchy_store.record_failed_sync(
+        "Delta", ["licenses"], None, "2026-01-01T00:00:00Z", "HTTP 503")
 
     listing = build_license_view(hierarchy_store, hierarchy="Provider")
     customer = build_license_view(hierarchy_store, customer="Acme")
