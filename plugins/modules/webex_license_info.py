@@ -371,7 +371,17 @@ from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
 
 def list_live_licenses(module: AnsibleModule) -> dict:
     client = WebexClient.from_module(module)
-    rows = [licensing.normalize_license(item) for item in client.list_licenses()]
+    items = client.list_licenses()
+    negative = sorted(
+        str(item.get("id")) for item in items if licensing.negative_total_units(item)
+    )
+    if negative:
+        module.warn(
+            f"the Webex API listed license(s) {', '.join(negative)} with a negative "
+            "totalUnits, which is no number of units (it may mark an unlimited license, "
+            "which the API does not document); they are shown with 0 units in total"
+        )
+    rows = [licensing.normalize_license(item) for item in items]
     rows = licensing.filter_licenses(
         rows,
         subscription_id=module.params["subscription_id"],

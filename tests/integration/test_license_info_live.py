@@ -270,3 +270,22 @@ def test_invalid_license_from_the_api_fails_cleanly(start_simulator, run_playboo
         assert "totalUnits" in message
     # The org is read before a new inventory is created, so no file is left behind.
     assert not inventory_db.exists()
+
+
+def test_negative_total_units_shown_as_zero_with_warning(start_simulator, run_playbook,
+                                                         tmp_path):
+    fixture = json.loads(DEMO_FIXTURE.read_text())
+    org = next(o for o in fixture["organizations"] if o["id"] == ALPINE["id"])
+    webinar = dict(org["licenses"][0], id=org["licenses"][0]["id"] + "X", name="Webinars",
+                   totalUnits=-1, consumedUnits=3)
+    org["licenses"].append(webinar)
+    path = tmp_path / "negative.json"
+    path.write_text(json.dumps(fixture))
+    simulator = start_simulator(path)
+
+    run = run_playbook([info_task(simulator, org_id=ALPINE["id"])])
+
+    row = next(item for item in licenses_of(run) if item["id"] == webinar["id"])
+    assert (row["total_units"], row["available_units"], row["utilization"]) == (0, 0, None)
+    warnings = " ".join(run.task("list licenses")["result"].get("warnings", []))
+    assert f"license(s) {webinar['id']} with a negative totalUnits" in warnings
