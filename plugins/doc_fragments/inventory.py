@@ -14,8 +14,8 @@ options:
         C(~/.local/share/ucops.webex/inventory.db) when E(XDG_DATA_HOME) is unset or not an
         absolute path.
       - M(ucops.webex.webex_customer) creates a missing file and its directory, readable
-        only by the user who runs the module. The other modules fail on a missing file with a
-        message that asks to add customers first. The file is switched to WAL mode, so
+        only by the user who runs the module. The other modules fail on a missing file, with a
+        message to add customers first. The file is switched to WAL mode, so
         C(inventory.db-wal) and C(inventory.db-shm) files appear beside it while it is in
         use.
       - The path must be on a local file system; SQLite locking is not reliable over network

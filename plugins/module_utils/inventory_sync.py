@@ -498,11 +498,11 @@ def license_dict(row: Mapping[str, Any]) -> Dict[str, Any]:
 # SQL builders shared by diff and commit
 
 
-def _some_ids(ids: Iterable[str], shown: int = 5) -> Tuple[int, str]:
-    """Return how many distinct ids there are and a text naming the first ``shown``."""
+def _some_ids(ids: Iterable[str], limit: int = 5) -> Tuple[int, str]:
+    """Return the number of distinct ids and a text that names the first ``limit``."""
     distinct = sorted(set(ids))
-    more = len(distinct) - shown
-    return len(distinct), ", ".join(distinct[:shown]) + (f" and {more} more" if more > 0 else "")
+    more = len(distinct) - limit
+    return len(distinct), ", ".join(distinct[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
 def _staged(table: str) -> str:

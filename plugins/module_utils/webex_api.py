@@ -586,7 +586,7 @@ class WebexClient:
                 continue
 
             status = response.status_code
-            if _asks_to_wait(response):
+            if _retry_after_wait(response):
                 requested_wait = self._wait_for_rate_limit(method, url, response, short_waits)
                 short_waits = short_waits + 1 if requested_wait < REPEATED_429_MIN_WAIT else 0
                 continue
@@ -753,7 +753,7 @@ class WebexClient:
                 raise self._build_exception_error("POST", url, exc, None) from None
             # A busy or failing token service is no sign of wrong credentials, so it
             # gets the waits and retries of other requests.
-            if _asks_to_wait(response):
+            if _retry_after_wait(response):
                 requested_wait = self._wait_for_rate_limit("POST", url, response, short_waits)
                 short_waits = short_waits + 1 if requested_wait < REPEATED_429_MIN_WAIT else 0
                 continue
@@ -1017,7 +1017,7 @@ class WebexClient:
 
         With offset_paging, a page with items but without a next link is followed by a
         request with start set to the number of items read so far, unless an earlier page
-        had a next link; an empty page ends the list. A next link that repeats a fetched
+        had a next link. An empty page ends the list. A next link that repeats a fetched
         URL, a page without the item list, or an offset page that starts with an item
         already seen raises WebexApiError instead of looping.
         """
@@ -1066,8 +1066,8 @@ class WebexClient:
             linked = linked or next_url is not None
             # An API that sent a next link on an earlier page marks the last page by its
             # absence, so offsets are only a fallback for lists that never link. There only
-            # an empty page ends the list: a server may send fewer items than max asks for
-            # (its own page limit), so a short page need not be the last one.
+            # an empty page ends the list, because a server may return fewer items than the
+            # max parameter requests (its own page limit).
             if (
                 next_url is None
                 and offset_paging
@@ -1272,12 +1272,12 @@ def decode_json(content: bytes, charset: Optional[str] = None) -> Any:
     return jsonlib.loads(text)
 
 
-def _asks_to_wait(response: Any) -> bool:
-    """Tell whether a response asks the client to wait and send the request again.
+def _retry_after_wait(response: Any) -> bool:
+    """Tell whether a response requests a wait before the same request is sent again.
 
     A 429 always does (without Retry-After the client waits DEFAULT_RETRY_AFTER). A 423
-    (Locked: the resource is busy for a while) does when it carries Retry-After; the
-    request was not carried out, so sending it again is safe for a change too.
+    (Locked: the resource is busy for a while) does when it has a Retry-After header. The
+    server did not carry out the request, so sending it again is safe for a change too.
     """
     status = response.status_code
     return status == 429 or (status == 423 and bool(response.headers.get("Retry-After")))

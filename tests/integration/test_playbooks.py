@@ -683,7 +683,7 @@ def test_license_report_csv_formula_text(simulator, run_playbook, tmp_path, inve
 def test_license_table_keeps_one_row_per_line(simulator, run_playbook, tmp_path,
                                               inventory_db):
     """A line break in a name (the API allows one) is shown as a space in the text table,
-    so each row stays on one line; the CSV keeps the name as it is."""
+    so each row stays on one line. The CSV keeps the name as it is."""
     assert run_upgrade(run_playbook, simulator, limit="alpine_dental").rc == 0
     with sqlite3.connect(inventory_db) as connection:
         connection.execute("UPDATE licenses SET name = 'Advanced\nMessaging' "
@@ -694,8 +694,9 @@ def test_license_table_keeps_one_row_per_line(simulator, run_playbook, tmp_path,
 
     assert run.rc == 0, run.stdout[-3000:]
     table = (report_dir / "licenses.txt").read_text().splitlines()
-    assert any(line.startswith("Alpine Dental") and "Advanced Messaging" in line
-               for line in table), table
+    rows = [line for line in table if "Advanced Messaging" in line]
+    assert rows, table
+    assert rows[0].startswith("Alpine Dental")
     assert not any(line.startswith("Messaging") for line in table)
     _listing, rows = read_report(report_dir)
     assert "Advanced\nMessaging" in {row["name"] for row in rows}

@@ -181,7 +181,7 @@ def test_locked_without_retry_after_fails(simulator, run_playbook, inventory_db,
 # -- paging -------------------------------------------------------------------------------
 
 
-def test_workspaces_paged_by_offsets_with_short_pages_read_whole(
+def test_offset_short_pages_read_whole(
     simulator, run_playbook, inventory_db, borealis_store
 ):
     """GET /v1/workspaces without Link headers (offset paging, as its OpenAPI description

@@ -933,7 +933,7 @@ def test_org_api_id_encodes_a_uuid():
     assert licensing.org_key(licensing.org_api_id(ORG_UUID, "not base64!")) == ORG_UUID
 
 
-def test_org_api_id_keeps_the_region_and_other_ids():
+def test_org_api_id_region_and_other_ids():
     eu_person = base64.b64encode(b"ciscospark://eu/PEOPLE/abc").decode().rstrip("=")
     eu_org = licensing.org_api_id(ORG_UUID, eu_person)
 

@@ -776,7 +776,7 @@ def test_calling_options_not_applied_are_named(store):
 
     assert result["changed"] is False
     assert client.patches == []
-    # The fake user holds C-A, which the inventory (C-B) lacks: that is warned about too.
+    # The fake user has C-A, which the inventory (C-B) lacks, so that is warned about too.
     options = [text for text in change.warnings if "differ from Webex" not in text]
     assert len(options) == 1
     assert options[0].startswith(

@@ -797,7 +797,7 @@ def test_workspaces_follow_start_offsets(client, replay, monkeypatch):
     assert len(replay.sent) == 4
 
 
-def test_workspaces_without_links_go_on_after_a_short_page(client, replay, monkeypatch):
+def test_unlinked_short_page_continues(client, replay, monkeypatch):
     """A server whose own page limit is below max sends short pages: only an empty page
     ends a list that has no next links, so no workspace is left out."""
     monkeypatch.setattr(webex_api, "WORKSPACES_PAGE_SIZE", 3)
