@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import queue
 import select
+import signal
 import sqlite3
 import sys
 import threading
@@ -91,6 +92,81 @@ class SyncError(Exception):
 
 class CallerGoneError(Exception):
     """The process that reads the module's result has ended before the commit."""
+
+
+class SyncStoppedError(CallerGoneError):
+    """The module process received a stop signal before the commit."""
+
+
+# Signals that end the module process by default. While a sync lists and compares, each
+# becomes a SyncStoppedError, so the session is aborted and the failure is recorded.
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
+
+
+class StopSignals:
+    """Turn stop signals into SyncStoppedError while a sync can still be abandoned.
+
+    A job cancelled in AWX or by the CI, or Ctrl+C at ansible-playbook, sends the module
+    process one of STOP_SIGNALS. By default it would end at once: SQLite rolls the
+    transaction back, but the sync history shows no failure. Used as a context manager in
+    the main thread, this installs handlers that raise SyncStoppedError while ``armed``
+    (the listing and comparing). While not armed (before the session starts, during the
+    commit, and while the failure is recorded) a signal is only noted: ``arm`` raises for
+    it, and a commit under way completes, so the result reports what happened.
+    """
+
+    def __init__(self) -> None:
+        self.received: Optional[str] = None
+        self._armed = False
+        self._previous: Dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signal.signal works in the main thread only
+        for name in STOP_SIGNALS:
+            number = getattr(signal, name, None)
+            if number is None or signal.getsignal(number) == signal.SIG_IGN:
+                continue  # a signal ignored by the caller (nohup ignores SIGHUP) stays ignored
+            try:
+                self._previous[number] = signal.signal(number, self._handle)
+            except (OSError, ValueError):
+                continue
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._armed = False
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def arm(self) -> None:
+        """Raise for stop signals from now on, and at once for one received before."""
+        if not self._previous:
+            return
+        if self.received:
+            raise self._error()
+        self._armed = True
+
+    def disarm(self) -> None:
+        """Only note stop signals from now on."""
+        self._armed = False
+
+    def _handle(self, number: int, _frame: Any) -> None:
+        if self.received is None:
+            self.received = signal.Signals(number).name
+        if self._armed:
+            self._armed = False  # a second signal does not interrupt the failure handling
+            raise self._error()
+
+    def _error(self) -> SyncStoppedError:
+        return SyncStoppedError(
+            f"the module process received {self.received} before the changes were "
+            "committed (a cancelled job or an interrupted ansible-playbook). Run the sync "
+            "again"
+        )
+
+
+NO_STOP_SIGNALS = StopSignals()  # never entered: arm and disarm do nothing
 
 
 def caller_gone(fd: int = 1) -> bool:
@@ -376,13 +452,15 @@ def sync_customer(
     people_page_size: int,
     people_sample: int,
     check_mode: bool,
+    stop_signals: StopSignals = NO_STOP_SIGNALS,
 ) -> Dict[str, Any]:
     """Fetch, compare and (unless ``check_mode``) commit one customer's objects.
 
     Returns the session report (see ``SyncSession.commit``; in check mode without
     ``rows_written`` and ``history_id``). Raises SyncError after aborting the session.
     When stored people change during the sync (PeopleChangedError), the sync runs again,
-    up to PEOPLE_CHANGED_ATTEMPTS times in all.
+    up to PEOPLE_CHANGED_ATTEMPTS times in all. ``stop_signals``, once entered, turns a
+    stop signal received before the commit into such a failure (see StopSignals).
     """
     for _attempt in range(PEOPLE_CHANGED_ATTEMPTS - 1):
         try:
@@ -395,12 +473,21 @@ def sync_customer(
                 people_sample,
                 check_mode,
                 retry=True,
+                stop_signals=stop_signals,
             )
         except PeopleChangedError:
             continue
     # The last run turns PeopleChangedError into a SyncError like any inventory error.
     return sync_customer_once(
-        store, client, customer, scope, people_page_size, people_sample, check_mode, retry=False
+        store,
+        client,
+        customer,
+        scope,
+        people_page_size,
+        people_sample,
+        check_mode,
+        retry=False,
+        stop_signals=stop_signals,
     )
 
 
@@ -413,6 +500,7 @@ def sync_customer_once(
     people_sample: int,
     check_mode: bool,
     retry: bool,
+    stop_signals: StopSignals = NO_STOP_SIGNALS,
 ) -> Dict[str, Any]:
     """Run one sync (see ``sync_customer``); with ``retry``, PeopleChangedError passes through
     and records nothing."""
@@ -423,6 +511,7 @@ def sync_customer_once(
     except ValueError as error:
         raise SyncError(str(error)) from error
     try:
+        stop_signals.arm()
         listed_org = stage_objects(client, session, people_page_size)
         if not customer.get("org_id"):
             session.org_id = client.org_id or listed_org
@@ -430,10 +519,12 @@ def sync_customer_once(
             if session.org_id:
                 check_org_unclaimed(store, name, session.org_id)
             report = session.diff(people_sample)
+            stop_signals.disarm()
             session.discard()
             if session.org_id:
                 report.update(changed=True, org_id_recorded=session.org_id)
         else:
+            stop_signals.disarm()  # a commit under way completes, and the result reports it
             if caller_gone():
                 raise CallerGoneError(
                     "the Ansible task that ran this sync has ended (for example at its "
@@ -442,6 +533,7 @@ def sync_customer_once(
                 )
             report = session.commit(people_sample)
     except (WebexApiError, InventoryError, ValueError, sqlite3.Error, CallerGoneError) as error:
+        stop_signals.disarm()
         if retry and isinstance(error, PeopleChangedError):
             session.discard()
             raise
@@ -473,6 +565,7 @@ def sync_customer_once(
             **details,
         ) from error
     finally:
+        stop_signals.disarm()
         if not session.finished:
             session.discard()
     return report
@@ -615,15 +708,17 @@ def run_license_sync(
         client = client_factory()
         client.org_id = org_id
         try:
-            report = sync_customer(
-                store,
-                client,
-                customer,
-                params["scope"],
-                params["people_page_size"],
-                params["people_sample"],
-                check_mode,
-            )
+            with StopSignals() as stop_signals:
+                report = sync_customer(
+                    store,
+                    client,
+                    customer,
+                    params["scope"],
+                    params["people_page_size"],
+                    params["people_sample"],
+                    check_mode,
+                    stop_signals=stop_signals,
+                )
         except SyncError as error:
             error.details["api_requests"] = dict(client.stats)
             raise

@@ -17,7 +17,8 @@ description:
     with the number of people. The sync makes one request per page and no request per person.
   - The inventory is changed in one transaction at the end. When any request fails (also
     after the client's retries), the task fails, the inventory keeps its previous content and
-    the sync history records the failure.
+    the sync history records the failure. The same holds when the module process receives
+    SIGTERM, SIGINT or SIGHUP before the commit, for example when its job is cancelled.
   - Licenses of the customer's default subscription and default site URL are marked as
     managed. When the org has several subscriptions, or the default subscription several
     meeting sites, and the customer has no default for them, the task warns, lists the

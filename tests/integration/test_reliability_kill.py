@@ -1,4 +1,6 @@
-"""A sync whose module process is killed (SIGKILL) while it commits leaves the store intact.
+"""A sync whose module process is killed or stopped leaves the store intact.
+
+SIGKILL while it commits:
 
 The kill is real and timed by polling: the test waits until the inventory's write-ahead log
 (``inventory.db-wal``) grows, which happens only inside the sync's commit transaction, and
@@ -182,3 +184,56 @@ def test_task_timeout_commits_nothing(simulator, run_playbook, inventory_db):
     failed = assert_store_unchanged(inventory_db, before, failed_syncs=recorded)
     for row in failed:
         assert "task that ran this sync has ended" in row["error"]
+
+
+def test_sigterm_during_listing_records_failure(simulator, run_playbook, inventory_db,
+                                               tmp_path):
+    # A cancelled AWX job or CI run sends SIGTERM. The sync must abort, keep the store and
+    # record the failure in the sync history, instead of ending without a trace.
+    args = module_args(simulator)
+    added = run_playbook([{"name": "add", "ucops.webex.webex_customer": dict(
+        args, name="Borealis Logistics", org_id=BOREALIS["id"])}])
+    assert added.rc == 0, added.stdout
+    before = dump_store(inventory_db)
+    # 2 people per page and 100 ms per request: the listing takes about 8 s.
+    simulator.set_faults(latency_ms=100)
+    simulator.clear_requests()
+    remote_tmp = tmp_path / "remote-tmp"
+    outcome: dict = {}
+    finished = threading.Event()
+
+    def run_sync() -> None:
+        outcome["run"] = run_playbook(
+            [{"name": "sync", "ignore_errors": True, "ucops.webex.webex_license_sync": dict(
+                args, customer="Borealis Logistics", people_page_size=2)}],
+            extra_env={"ANSIBLE_REMOTE_TMP": str(remote_tmp)},
+        )
+        finished.set()
+
+    worker = threading.Thread(target=run_sync)
+    worker.start()
+    try:
+        # The handlers are installed before the first request, so wait for a page of people.
+        deadline = time.monotonic() + KILL_DEADLINE_SECONDS
+        pid = None
+        while not finished.is_set() and time.monotonic() < deadline:
+            pid = find_module_process(remote_tmp)
+            listed = [entry for entry in simulator.requests()
+                      if entry["path"].startswith("/v1/people")]
+            if pid is not None and listed:
+                break
+            time.sleep(0.05)
+        assert pid is not None and not finished.is_set(), "the listing was not seen"
+        os.kill(pid, signal.SIGTERM)
+    finally:
+        worker.join(timeout=KILL_DEADLINE_SECONDS)
+
+    record = outcome["run"].task("sync")
+    assert record["failed"]
+    message = record["result"]["msg"]
+    assert "received SIGTERM before the changes were committed" in message, message
+    assert "the inventory was not changed" in message, message
+    assert find_module_process(remote_tmp) is None
+    failed = assert_store_unchanged(inventory_db, before, failed_syncs=1)
+    assert "received SIGTERM" in failed[0]["error"], failed[0]
+    assert record["result"]["history_id"] == failed[0]["id"]
