@@ -186,8 +186,7 @@ def test_task_timeout_commits_nothing(simulator, run_playbook, inventory_db):
         assert "task that ran this sync has ended" in row["error"]
 
 
-def test_sigterm_during_listing_records_failure(simulator, run_playbook, inventory_db,
-                                               tmp_path):
+def test_sigterm_during_listing_records_failure(simulator, run_playbook, inventory_db, tmp_path):
     # A cancelled AWX job or CI run sends SIGTERM. The sync must abort, keep the store and
     # record the failure in the sync history, instead of ending without a trace.
     args = module_args(simulator)
