@@ -243,6 +243,41 @@ def org_key(org_id: Optional[str]) -> Optional[str]:
     return text
 
 
+def choose_org_id(
+    customer: Mapping[str, Any],
+    option: Optional[str],
+    from_env: Optional[str],
+    warn: Callable[[str], None],
+) -> Optional[str]:
+    """Return the org_id option, else WEBEX_ORG_ID (``from_env``) for a customer that has
+    no org id and was never synced, else None.
+
+    A customer that has an org id, or was synced, keeps the org its data came from: a
+    variable left over from other work would otherwise read another org under its name.
+    ``warn`` receives the reason when the variable names another org and is ignored.
+    """
+    option = (option or "").strip() or None
+    from_env = (from_env or "").strip() or None
+    if option or not from_env:
+        return option
+    stored = customer.get("org_id") or None
+    if not stored and not customer.get("synced_at"):
+        return from_env
+    if stored == from_env:
+        return None
+    if stored:
+        reason = f"has org id {stored}"
+    else:
+        reason = "was synced before from the org of the access token"
+    warn(
+        f"WEBEX_ORG_ID is '{from_env}', but customer '{customer['name']}' {reason}, so the "
+        "variable was ignored: it applies only to a customer without an org id that was "
+        "never synced. Set the org_id option, or change the customer's org_id with "
+        "ucops.webex.webex_customer"
+    )
+    return None
+
+
 def org_api_id(org_id: str, sibling_id: Optional[str] = None) -> str:
     """Return an org id in the base64 form that the API's orgId parameter takes.
 

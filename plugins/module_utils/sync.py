@@ -222,32 +222,6 @@ def resolve_org_id(customer: Mapping[str, Any], requested: Optional[str]) -> Opt
     return stored or requested
 
 
-def choose_org_id(
-    customer: Mapping[str, Any], params: Mapping[str, Any], warn: Callable[[str], None]
-) -> Optional[str]:
-    """Return the org_id option, else WEBEX_ORG_ID (``org_id_from_env``) for a customer
-    that has no org id and was never synced.
-
-    A synced customer keeps the org its data came from: a variable left over from other work
-    would otherwise load another org under its name, and the sync would store that org.
-    """
-    requested = (params.get("org_id") or "").strip() or None
-    from_env = (params.get("org_id_from_env") or "").strip() or None
-    if requested or not from_env:
-        return requested
-    if not customer.get("org_id") and not customer.get("synced_at"):
-        return from_env
-    if (customer.get("org_id") or None) != from_env:
-        current = customer.get("org_id") or "none (the token's own org)"
-        warn(
-            f"WEBEX_ORG_ID is '{from_env}', but customer '{customer['name']}' has org id "
-            f"{current} and was synced before, so the variable was ignored: it names the org "
-            "of a customer that was never synced. Set the org_id option, or change the "
-            "customer's org_id with ucops.webex.webex_customer"
-        )
-    return None
-
-
 def check_org_unclaimed(store: InventoryStore, name: str, org_id: str) -> None:
     """Raise InventoryError when another customer has ``org_id``, so one org is one customer.
 
@@ -699,7 +673,12 @@ def run_license_sync(
             # A run with --check adds no customer, so a later sync task finds none.
             hint = CHECK_MODE_HINT if check_mode else ""
             raise SyncError(store.missing_customer_message(name) + hint)
-        org_id = resolve_org_id(customer, choose_org_id(customer, params, warn))
+        org_id = resolve_org_id(
+            customer,
+            licensing.choose_org_id(
+                customer, params.get("org_id"), params.get("org_id_from_env"), warn
+            ),
+        )
         if org_id and not customer.get("org_id"):
             try:
                 check_org_unclaimed(store, name, org_id)

@@ -10,6 +10,7 @@ mode and diff mode run the same steps and skip the PATCH and the inventory write
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -309,12 +310,20 @@ class UserLicenseChange:
         return customer
 
     def _choose_org_id(self, customer: Mapping[str, Any]) -> Optional[str]:
-        option = self.params.get("org_id")
+        """Return the customer's org id, else the org_id option or WEBEX_ORG_ID, as the sync
+        chooses (see licensing.choose_org_id); raise when the option names another org."""
+        option = licensing.choose_org_id(
+            customer,
+            self.params.get("org_id"),
+            self.params.get("org_id_from_env"),
+            self.warnings.append,
+        )
         stored = customer.get("org_id")
         if option and stored and option != stored:
             raise UserLicenseError(
                 f"org_id '{option}' does not match org_id '{stored}' of customer "
-                f"'{self.customer_name}'; remove org_id or correct it"
+                f"'{self.customer_name}'. Remove org_id from the task, or change the "
+                "customer's org_id with ucops.webex.webex_customer"
             )
         return stored or option or None
 
@@ -757,7 +766,9 @@ def run_module(module: Any) -> Dict[str, Any]:
         if store.upgrade_message():
             module.warn(store.upgrade_message())
         client = WebexClient.from_module(module)
-        change = UserLicenseChange(module.params, store, client, check_mode=module.check_mode)
+        # WEBEX_ORG_ID applies as in webex_license_sync (see licensing.choose_org_id).
+        params = dict(module.params, org_id_from_env=os.environ.get("WEBEX_ORG_ID"))
+        change = UserLicenseChange(params, store, client, check_mode=module.check_mode)
         try:
             try:
                 result = change.run()

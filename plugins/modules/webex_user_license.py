@@ -52,6 +52,16 @@ options:
       - Name of the customer in the inventory. Its org id selects the Webex org.
     type: str
     required: true
+  org_id:
+    description:
+      - ID of the Webex org of the user, sent as C(orgId). The customer's stored org id is
+        used; if this option is set too, it must be equal, else the task fails.
+      - For a customer without an org id, this org is used. If neither is set, the token's
+        own org is used.
+      - If not set, the E(WEBEX_ORG_ID) environment variable is used for a customer that has
+        no org id and was never synced. For other customers it is ignored, with a warning
+        when it differs, as in M(ucops.webex.webex_license_sync).
+    type: str
   user:
     description:
       - Email address or person id of the user.
@@ -355,6 +365,9 @@ def main() -> None:
         phone_number=dict(type="str"),
         site_url=dict(type="str"),
     )
+    # WEBEX_ORG_ID names the org of a customer never synced (see licensing.choose_org_id),
+    # so the option has no fallback and run_module reads the variable apart.
+    argument_spec["org_id"] = dict(type="str")
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     fail_on_converted_collections(module)
 

@@ -502,8 +502,8 @@ def test_org_variable_names_org_of_unsynced_customer(simulator, run_playbook, in
 
     ignored = synced(run)
     assert ignored["result"]["org_id"] is None
-    assert (f"WEBEX_ORG_ID is '{ALPINE['id']}', but customer 'Keystone' has org id none (the "
-            "token's own org) and was synced before, so the variable was ignored") in " ".join(
+    assert (f"WEBEX_ORG_ID is '{ALPINE['id']}', but customer 'Keystone' was synced before "
+            "from the org of the access token, so the variable was ignored") in " ".join(
         ignored["result"]["warnings"])
     assert synced(run, "never synced")["result"]["org_id"] == ALPINE["id"]
     stored = query(inventory_db, "SELECT name, org_id FROM customers ORDER BY name")

@@ -395,6 +395,29 @@ def test_person_of_another_org_fails_before_change(simulator, borealis, license_
     assert patch_requests(simulator) == []
 
 
+def test_org_variable_of_other_org_ignored(simulator, borealis, run_playbook, inventory_db):
+    # A WEBEX_ORG_ID left from other work names another org: webex_license_sync ignores it
+    # with a warning, so the user license change must do the same, not fail.
+    borealis(**US_DEFAULTS)
+    alpine = ORGS["Alpine Dental"]["id"]
+    task = {"name": TASK, "ignore_errors": True, "ucops.webex.webex_user_license": {
+        "customer": CUSTOMER, "user": NO_LICENSE_USER, "licenses": ["Advanced Messaging"]}}
+
+    run = run_playbook([task], module_defaults=connection_defaults(simulator),
+                       extra_env={"WEBEX_ORG_ID": alpine})
+
+    record = run.task(TASK)
+    assert not record["failed"], record["result"].get("msg")
+    assert record["changed"]
+    warnings = " ".join(record["result"].get("warnings", []))
+    assert f"WEBEX_ORG_ID is '{alpine}', but customer '{CUSTOMER}' has org id {ORG_ID}" in warnings
+    assert len(patch_requests(simulator)) == 1
+    people_reads = [entry for entry in simulator.requests() if entry["path"] == "/v1/people"]
+    assert people_reads
+    assert all(entry["query"].get("orgId") == ORG_ID for entry in people_reads)
+    assert_counts_match(simulator, inventory_db, [MESSAGING_US])
+
+
 def test_unknown_customer_fails(simulator, borealis, license_task):
     borealis(**US_DEFAULTS)
 
