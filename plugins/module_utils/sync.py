@@ -253,11 +253,15 @@ def list_requests(
 
 
 def fetch_pages(
-    client: WebexClient, scope: Sequence[str], people_page_size: int
+    client: WebexClient,
+    scope: Sequence[str],
+    people_page_size: int,
+    read: Optional[Dict[str, int]] = None,
 ) -> Iterator[Tuple[str, List[Dict[str, Any]]]]:
     """Yield ``(object_type, page)`` for every page of every object type in ``scope``.
 
-    Licenses and roles come as one page each (see ``whole_lists``).
+    Licenses and roles come as one page each (see ``whole_lists``). ``read``, when given,
+    counts the pages received per object type (see ``counted``).
     """
     def pages() -> Iterator[Tuple[str, List[Dict[str, Any]]]]:
         for object_type, path, params, offset_paging in list_requests(
@@ -266,7 +270,18 @@ def fetch_pages(
             for page in client.iter_pages(path, params, offset_paging=offset_paging):
                 yield object_type, page
 
-    return whole_lists(pages())
+    return whole_lists(counted(pages(), {} if read is None else read))
+
+
+def counted(pages: Iterator[Tuple[str, T]], read: Dict[str, int]) -> Iterator[Tuple[str, T]]:
+    """Pass pages on and count them per object type in ``read``.
+
+    The count is taken as each page arrives, before pages are joined or staged, so after a
+    failed request it tells how many pages of each type the API returned.
+    """
+    for object_type, page in pages:
+        read[object_type] = read.get(object_type, 0) + 1
+        yield object_type, page
 
 
 def whole_lists(
@@ -368,11 +383,13 @@ def stage_objects(
         except OSError:
             # No process or pipe left under the host's limits: read the pages here.
             source = None
-    if source is not None:
-        pages = prefetch(whole_lists(source.pages()))
-    else:
-        pages = prefetch(fetch_pages(client, session.scope, people_page_size))
+    # Pages received per object type, counted in the worker thread of ``prefetch``; the
+    # error of a failed request reaches this thread after the count of the pages before it.
     read: Dict[str, int] = {}
+    if source is not None:
+        pages = prefetch(whole_lists(counted(source.pages(), read)))
+    else:
+        pages = prefetch(fetch_pages(client, session.scope, people_page_size, read))
     listed_org: Optional[str] = None
     try:
         previous = None
@@ -381,7 +398,6 @@ def stage_objects(
                 # The pages of one type come together, so the previous type is complete.
                 session.finish_type(previous)
             previous = object_type
-            read[object_type] = read.get(object_type, 0) + 1
             if listed_org is None and object_type in ORG_NAMING_TYPES:
                 listed_org = first_org_id(page)
             stagers[object_type](page)
@@ -513,9 +529,9 @@ def sync_customer_once(
             raise
         message = str(error)
         pages_read = getattr(error, "pages_read", None)
-        if pages_read:
+        if pages_read is not None:
             listed = ", ".join(f"{count} of {kind}" for kind, count in pages_read.items())
-            message += f" (pages read before the failure: {listed})"
+            message += f" (pages read before the failure: {listed or 'none'})"
         if isinstance(error, sqlite3.Error):
             # For example a full disk or an I/O error. The transaction was rolled back.
             message = database_error_message(store.path, error)
@@ -532,7 +548,7 @@ def sync_customer_once(
         details: Dict[str, Any] = {"history_id": history_id}
         if isinstance(error, WebexApiError):
             details.update(status=error.status, tracking_id=error.tracking_id)
-            if getattr(error, "pages_read", None):
+            if getattr(error, "pages_read", None) is not None:
                 details["pages_read"] = error.pages_read
         raise SyncError(
             f"sync of customer '{name}' failed and the inventory was not changed: {message}",

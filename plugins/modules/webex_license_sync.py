@@ -318,9 +318,9 @@ tracking_id:
   type: str
   sample: ROUTER_66F2A1E2-8C3B-4B2B-A8C0-2F61E7C0A1D4
 pages_read:
-  description: Pages of each object type read before a listing request failed, so that
-    the failed page is the next one of the last type. The message contains the same
-    counts.
+  description: Pages of each object type that the API returned before a listing request
+    failed; empty when the first request failed. The request named in the message is the
+    next page of its object type. The message contains the same counts.
   returned: when a listing request failed
   type: dict
   sample: {licenses: 1, roles: 1, people: 412}

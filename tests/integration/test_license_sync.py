@@ -8,6 +8,7 @@ import math
 import sqlite3
 import sys
 
+import pytest
 import yaml
 
 from tests.integration.conftest import DEMO_FIXTURE
@@ -177,6 +178,26 @@ def test_borealis_defaults_flow(simulator, run_playbook, inventory_db):
     for person in outside["sample"]:
         assert person["email"] in holders
         assert {lic["subscription_id"] for lic in person["licenses"]} == {"Sub-BOR101"}
+
+
+@pytest.mark.parametrize("path, pages_read, listed", [
+    ("/v1/licenses", {}, "none"),
+    ("/v1/roles", {"licenses": 1}, "1 of licenses"),
+    ("/v1/people", {"licenses": 1, "roles": 1}, "1 of licenses, 1 of roles"),
+])
+def test_failed_first_page_counts_pages(simulator, run_playbook, inventory_db, path,
+                                        pages_read, listed):
+    add_customer(run_playbook, simulator, BOREALIS)
+    simulator.set_faults(rules=[{"method": "GET", "path": path, "status": 503,
+                                 "times": None}])
+
+    failed = run_playbook([sync_task(simulator, "Borealis Logistics", max_retry_wait=0.1)])
+
+    record = failed.task("sync")
+    assert record["failed"]
+    assert f"GET {path} failed" in record["result"]["msg"]
+    assert f"(pages read before the failure: {listed})" in record["result"]["msg"]
+    assert record["result"]["pages_read"] == pages_read
 
 
 def test_interrupted_sync_keeps_store(simulator, run_playbook, inventory_db):
