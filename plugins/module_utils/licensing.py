@@ -13,7 +13,10 @@ Policy implemented here (modules and the inventory store share it):
   is managed and the decision lists the option as missing with its candidates.
 * Licenses without ``subscriptionId`` (bundled free licenses such as Basic Messaging) are
   *unsubscribed*: they are never managed, never reported as outside the defaults, and a
-  caller that replaces a user's licenses keeps them (see ``retained_license_ids``).
+  caller that replaces a user's licenses keeps them (see ``retained_license_ids``). The
+  exception is a user calling license without a subscription (a trial): a user has one
+  calling license, so a change that gives a managed one, or removes that name, removes it
+  (see ``removable_unsubscribed_calling``).
 * Hybrid licenses (names starting with "Hybrid -") never count consumption: their consumed
   counters are set to 0 (a null counter stays None).
 * ``available_units`` is ``total_units - consumed_units`` floored at 0, so an over-consumed
@@ -782,6 +785,36 @@ def replacements(
         for license_id in added_ids
         if product(license_id) in removed
     ]
+
+
+def removable_unsubscribed_calling(
+    current_ids: Iterable[str],
+    requested_ids: Iterable[str],
+    state: str,
+    licenses_by_id: Mapping[str, Mapping[str, Any]],
+) -> List[str]:
+    """Return the user's calling licenses without a subscription that a change may remove.
+
+    Such a license (a trial, for example) is unsubscribed and kept like a bundled license,
+    but a user has one calling license, so keeping it would block every managed calling
+    license. State ``exact`` that gives the user a user calling license removes it, and
+    state ``absent`` removes it when a requested license has its name. Other states and
+    requests keep it.
+    """
+    requested = [licenses_by_id.get(license_id) or {} for license_id in requested_ids]
+    held = [
+        license_id
+        for license_id in _unique(current_ids)
+        if license_id in licenses_by_id
+        and is_user_calling_license(licenses_by_id[license_id].get("name"))
+        and not normalize_subscription_id(licenses_by_id[license_id].get("subscription_id"))
+    ]
+    if state == "exact" and any(is_user_calling_license(row.get("name")) for row in requested):
+        return held
+    if state == "absent":
+        names = {_name_key(row.get("name")) for row in requested}
+        return [i for i in held if _name_key(licenses_by_id[i].get("name")) in names]
+    return []
 
 
 def unfunded_replacements(

@@ -101,6 +101,11 @@ class UserLicenseChange:
             current, requested, self.licenses_by_id, managed_ids,
             include_calling=self.state == "absent",
         )
+        trial_calling = licensing.removable_unsubscribed_calling(
+            current, requested, self.state, self.licenses_by_id
+        )
+        unremovable = [i for i in unremovable if i not in trial_calling]
+        replaced += trial_calling
         plan = licensing.plan_user_license_change(
             current, requested, self.state, managed_ids, unremovable, replaced
         )

@@ -89,13 +89,16 @@ options:
         Webex, whose counts are read just before a replacement.
       - V(absent) removes the listed licenses that the user holds, together with licenses
         of the same name from other subscriptions, calling licenses included (not meeting
-        licenses of other sites).
+        licenses of other sites), and a calling license of the same name without a
+        subscription (a trial).
       - V(exact) adds the missing licenses and removes every other license of the user,
         including licenses of other subscriptions or site URLs. Bundled licenses without a
         subscription (such as Basic Messaging or Free screen share), Messenger licenses
         (Webex rejects changes to them, error 400118) and licenses unknown to the inventory
         are never removed; they are returned in RV(kept). A Messenger license in
-        O(licenses) fails the task before any change.
+        O(licenses) fails the task before any change. A user has one calling license, so a
+        calling license without a subscription (a trial) is removed when O(licenses) lists
+        a calling license; otherwise it is kept as well.
     type: str
     choices: [present, absent, exact]
     default: present

@@ -791,3 +791,96 @@ def test_messenger_license_requested_fails_before_change(messenger_org, state):
     assert "'Webex Messenger (Sub-BOR100)' is a Messenger license" in message
     assert "400118" in message
     assert patch_requests(simulator) == []
+
+
+def _trial_calling_fixture(tmp_path):
+    """The demo fixture where the Professional user holds Webex Calling - Professional
+    without a subscription (a trial) instead of Sub-BOR100's. Returns (path, trial id)."""
+    import base64
+    import copy
+    import json
+
+    from tests.integration.helpers import DEMO
+
+    fixture = copy.deepcopy(DEMO)
+    org = next(o for o in fixture["organizations"] if o["id"] == ORG_ID)
+    template = base64.b64decode(PROFESSIONAL_US + "=" * (-len(PROFESSIONAL_US) % 4)).decode()
+    prefix, _code = template.rsplit(":", 1)
+    trial_id = base64.b64encode(f"{prefix}:BCSTD_trial-1".encode()).decode().rstrip("=")
+    org["licenses"].append({
+        "id": trial_id, "name": "Webex Calling - Professional", "totalUnits": 10,
+        "consumedUnits": 1, "consumedByUsers": 1, "consumedByWorkspaces": 0})
+    person = next(p for p in org["people"] if PROFESSIONAL_USER in p["emails"])
+    person["licenses"] = [trial_id if license_id == PROFESSIONAL_US else license_id
+                          for license_id in person["licenses"]]
+    for item in org["licenses"]:
+        if item["id"] == PROFESSIONAL_US:
+            item["consumedUnits"] -= 1
+            item["consumedByUsers"] -= 1
+    path = tmp_path / "trial.json"
+    path.write_text(json.dumps(fixture))
+    return path, trial_id
+
+
+@pytest.fixture
+def trial_org(start_simulator, run_playbook, tmp_path):
+    """A simulator with the trial calling fixture, Borealis synced with the US defaults.
+    Returns (simulator, trial license id, runner of one user license task)."""
+    path, trial_id = _trial_calling_fixture(tmp_path)
+    simulator = start_simulator(path)
+    setup = run_playbook(customer_setup_tasks(CUSTOMER, **US_DEFAULTS),
+                         module_defaults=connection_defaults(simulator))
+    assert setup.rc == 0, setup.stdout[-3000:]
+
+    def run(check: bool = False, **options):
+        task = {"name": TASK, "ucops.webex.webex_user_license": dict(customer=CUSTOMER,
+                                                                     **options),
+                "ignore_errors": True}
+        playbook_run = run_playbook([task], check=check, diff=True,
+                                    module_defaults=connection_defaults(simulator))
+        return playbook_run.task(TASK)
+
+    return simulator, trial_id, run
+
+
+def test_exact_replaces_trial_calling_license(trial_org, inventory_db):
+    simulator, trial_id, run = trial_org
+    options = {"user": PROFESSIONAL_USER, "state": "exact", "extension": "4711",
+               "licenses": ["Meeting - Webex Enterprise Edition", "Webex Calling - Professional"]}
+
+    for check, expected in [(True, True), (False, True), (True, False), (False, False)]:
+        record = run(check=check, **options)
+        assert not record["failed"], record["result"].get("msg")
+        assert record["changed"] is expected
+
+    live = live_person(simulator, ORG_ID, PROFESSIONAL_USER)["licenses"]
+    assert PROFESSIONAL_US in live
+    assert trial_id not in live
+    stored = inventory_person(inventory_db, CUSTOMER, PROFESSIONAL_USER)["license_ids"]
+    assert sorted(stored) == sorted(live)
+    assert_counts_match(simulator, inventory_db, [PROFESSIONAL_US, trial_id])
+
+
+def test_exact_without_calling_keeps_trial(trial_org):
+    simulator, trial_id, run = trial_org
+
+    record = run(user=PROFESSIONAL_USER, state="exact",
+                 licenses=["Meeting - Webex Enterprise Edition"])
+
+    assert not record["failed"], record["result"].get("msg")
+    kept = {entry["id"]: entry["reason"] for entry in record["result"]["kept"]}
+    assert kept[trial_id] == "unsubscribed"
+    assert trial_id in live_person(simulator, ORG_ID, PROFESSIONAL_USER)["licenses"]
+
+
+def test_absent_by_name_removes_trial(trial_org, inventory_db):
+    simulator, trial_id, run = trial_org
+
+    record = run(user=PROFESSIONAL_USER, state="absent",
+                 licenses=["Webex Calling - Professional"])
+
+    assert not record["failed"], record["result"].get("msg")
+    assert record["changed"]
+    assert [entry["id"] for entry in record["result"]["removed"]] == [trial_id]
+    assert trial_id not in live_person(simulator, ORG_ID, PROFESSIONAL_USER)["licenses"]
+    assert_counts_match(simulator, inventory_db, [trial_id])

@@ -761,6 +761,29 @@ def test_unfunded_replacements():
     assert licensing.unfunded_replacements(["A-B"], ["A-A"], rows) == []
 
 
+def test_removable_unsubscribed_calling():
+    rows = {
+        "P-S1": {"name": "Webex Calling - Professional", "subscription_id": "S1"},
+        "P-TRIAL": {"name": "Webex Calling - Professional", "subscription_id": None},
+        "S-TRIAL": {"name": "Webex Calling - Standard", "subscription_id": " "},
+        "BASIC": {"name": "Basic Messaging", "subscription_id": None},
+        "ADV": {"name": "Advanced Messaging", "subscription_id": "S1"},
+    }
+    current = ["P-TRIAL", "BASIC"]
+    removable = licensing.removable_unsubscribed_calling
+    # Exact with a calling license replaces the trial; bundled licenses stay.
+    assert removable(current, ["P-S1", "ADV"], "exact", rows) == ["P-TRIAL"]
+    assert removable(["S-TRIAL"], ["P-S1"], "exact", rows) == ["S-TRIAL"]
+    # Exact without a calling license, and present, keep it.
+    assert removable(current, ["ADV"], "exact", rows) == []
+    assert removable(current, ["P-S1"], "present", rows) == []
+    # Absent removes a trial of a requested name only.
+    assert removable(current, ["P-S1"], "absent", rows) == ["P-TRIAL"]
+    assert removable(["S-TRIAL"], ["P-S1"], "absent", rows) == []
+    # A license unknown to the inventory is never returned.
+    assert removable(["GONE"], ["P-S1"], "exact", rows) == []
+
+
 def test_held_calling_conflicts():
     rows = {
         "C-A": {"name": "Webex Calling - Professional"},
