@@ -40,7 +40,7 @@ def pages(monkeypatch):
         ("people", [{"id": "P3"}]),
         ("workspaces", [{"id": "W1"}]),
     ]
-    monkeypatch.setattr(sync, "fetch_pages", lambda client, scope, size: iter(listed))
+    monkeypatch.setattr(sync, "fetch_pages", lambda client, scope, size, read: iter(listed))
     return listed
 
 
@@ -56,6 +56,22 @@ def test_each_type_finished_after_its_pages(pages):
         ("stage", "workspaces", 1),
     ]
     # The last type is finished by the commit, after the listing ends.
+
+
+def test_counted_counts_before_failure():
+    def pages():
+        yield "licenses", [1]
+        yield "roles", [2]
+        raise RuntimeError("people page 1 failed")
+
+    read = {}
+    joined = sync.whole_lists(sync.counted(pages(), read))
+
+    assert next(joined) == ("licenses", [1])
+    with pytest.raises(RuntimeError):
+        next(joined)
+    # The roles page was read, although whole_lists never passed it on.
+    assert read == {"licenses": 1, "roles": 1}
 
 
 def test_whole_lists_joins_license_and_role_pages():
