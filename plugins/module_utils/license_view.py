@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ansible_collections.ucops.webex.plugins.module_utils import licensing
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import (
@@ -22,15 +22,18 @@ def build_license_view(
     subscription_id: Optional[str] = None,
     site_url: Optional[str] = None,
     name: Optional[str] = None,
+    expected_customers: Sequence[Mapping[str, Any]] = (),
 ) -> Dict[str, Any]:
     """List licenses at one level: a location of a customer, a customer, or a hierarchy node.
 
-    Returns ``{level, licenses, not_synced, last_sync_failed}`` and, at hierarchy level,
-    ``totals`` per license name and subscription. ``not_synced`` names the customers at the
-    level whose licenses were never synced (they have no rows, which does not mean that
-    their org has no licenses), ``last_sync_failed`` the others whose latest sync of the
-    licenses failed (their rows are those of an older sync). Raises InventoryError for an
-    unknown customer, location or hierarchy node.
+    Returns ``{level, licenses, not_synced, last_sync_failed, not_in_inventory}`` and, at
+    hierarchy level, ``totals`` per license name and subscription. ``not_synced`` names the
+    customers at the level whose licenses were never synced (they have no rows, which does
+    not mean that their org has no licenses), ``last_sync_failed`` the others whose latest
+    sync of the licenses failed (their rows are those of an older sync), and
+    ``not_in_inventory`` the ``expected_customers`` at the level that the inventory lacks
+    (see ``licensing.missing_customers``). Raises InventoryError for an unknown customer,
+    location or hierarchy node.
     """
     filters = dict(
         managed_only=managed_only, subscription_id=subscription_id, site_url=site_url, name=name
@@ -47,27 +50,41 @@ def build_license_view(
                 row["hierarchy"] = licensing.hierarchy_node(
                     record["hierarchy"], customer, row["location_name"]
                 )
-            return dict(sync_status(store, [record]), level="location", licenses=rows)
+            return dict(
+                sync_status(store, [record]), level="location", licenses=rows,
+                not_in_inventory=[],
+            )
 
         rows = store.license_rows(customer=customer, **filters)
         for row in rows:
             row["hierarchy"] = licensing.hierarchy_node(record["hierarchy"], customer)
-        return dict(sync_status(store, [record]), level="customer", licenses=rows)
+        return dict(
+            sync_status(store, [record]), level="customer", licenses=rows, not_in_inventory=[]
+        )
 
     customers = store.list_customers(hierarchy_prefix=hierarchy)
+    missing = licensing.missing_customers(
+        expected_customers, [record["name"] for record in store.list_customers()], hierarchy
+    )
     if hierarchy and not customers:
-        known = sorted({record["hierarchy"] for record in store.list_customers()})
+        known = sorted({record["hierarchy"] for record in store.list_customers()} - {"", None})
+        expected = (
+            f"; expected there but missing: {licensing.format_names(missing)}, which a "
+            "failed or skipped ucops.webex.webex_customer task never added"
+            if missing else ""
+        )
         raise InventoryError(
             f"no customer in the inventory is at or below hierarchy '{hierarchy}' "
-            f"(known hierarchy nodes: {licensing.format_names(known)}); check the spelling or add "
-            "customers with ucops.webex.webex_customer"
+            f"(known hierarchy nodes: {licensing.format_names(known) or 'none'}){expected}; "
+            "check the spelling or add customers with ucops.webex.webex_customer"
         )
     rows = store.license_rows(hierarchy_prefix=hierarchy, **filters)
     for row in rows:
         row["hierarchy"] = licensing.hierarchy_node(row["hierarchy"], row["customer"])
     totals = store.license_totals(hierarchy_prefix=hierarchy, **filters)
     return dict(
-        sync_status(store, customers), level="hierarchy", licenses=rows, totals=totals
+        sync_status(store, customers), level="hierarchy", licenses=rows, totals=totals,
+        not_in_inventory=missing,
     )
 
 
@@ -90,6 +107,13 @@ def sync_status(store: InventoryStore, customers: List[Mapping[str, Any]]) -> Di
 def sync_warnings(listing: Mapping[str, Any]) -> List[str]:
     """Return the warnings of a listing's ``not_synced`` and ``last_sync_failed``."""
     warnings = []
+    if listing.get("not_in_inventory"):
+        warnings.append(
+            f"customer(s) {licensing.format_names(listing['not_in_inventory'])} were expected "
+            "at this level but are not in the inventory (a failed or skipped "
+            "ucops.webex.webex_customer task never added them), so the listing has no rows "
+            "for them: add and sync them first"
+        )
     if listing.get("not_synced"):
         warnings.append(
             f"the licenses of customer(s) {licensing.format_names(listing['not_synced'])} were "

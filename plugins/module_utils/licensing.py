@@ -325,6 +325,32 @@ def hierarchy_matches(hierarchy: Optional[str], prefix: Optional[str]) -> bool:
     return path == top or path.startswith(top + "/")
 
 
+def missing_customers(
+    expected: Iterable[Mapping[str, Any]],
+    stored_names: Iterable[str],
+    hierarchy: Optional[str] = None,
+) -> List[str]:
+    """Return the names of the ``expected`` customers at a level that are not stored.
+
+    Each entry has ``name`` and an optional ``hierarchy``. With ``hierarchy`` (a provider or
+    reseller node) only entries at or below it count, so an entry without a hierarchy counts
+    only when no node is chosen. Names compare exactly, after stripping blanks, as the
+    inventory compares them.
+    """
+    stored = {str(name).strip() for name in stored_names}
+    missing: List[str] = []
+    for entry in expected:
+        name = str(entry.get("name") or "").strip()
+        if not name or name in stored or name in missing:
+            continue
+        if normalize_hierarchy(hierarchy):
+            place = entry.get("hierarchy")
+            if not normalize_hierarchy(place) or not hierarchy_matches(place, hierarchy):
+                continue
+        missing.append(name)
+    return missing
+
+
 def is_hybrid(name: Optional[str]) -> bool:
     """Tell whether a license name is a Hybrid Services license ("Hybrid - ...")."""
     return bool(name) and bool(_HYBRID_RE.match(str(name)))

@@ -53,6 +53,29 @@ options:
       - With O(source=inventory), list the licenses used in this Webex Calling location of
         O(customer), by location name or id. Requires O(customer).
     type: str
+  expected_customers:
+    description:
+      - With O(source=inventory), the customers that should be in the inventory, for example
+        the hosts of the Ansible inventory, each with its C(name) and its C(hierarchy).
+      - Those at the chosen level that the inventory lacks, because a
+        M(ucops.webex.webex_customer) task failed or was skipped, are returned in
+        RV(not_in_inventory), and the task warns. At provider or reseller level an entry
+        counts when its C(hierarchy) is O(hierarchy) or lies below it, so an entry without
+        C(hierarchy) counts only when neither O(hierarchy) nor O(customer) is set. At
+        customer and location level the customer must be in the inventory anyway.
+      - Names compare exactly, as the inventory compares them.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Name of the customer in the inventory.
+        type: str
+        required: true
+      hierarchy:
+        description: Place of the customer in the partner hierarchy, for example
+          V(Keystone/Reseller North).
+        type: str
   managed_only:
     description:
       - Only list licenses of the customer's default subscription and default site URL.
@@ -335,6 +358,14 @@ not_synced:
   type: list
   elements: str
   sample: [Example Org]
+not_in_inventory:
+  description:
+    - Customers of O(expected_customers) at the level that are not in the inventory. The
+      listing has no rows for them; the task warns.
+  returned: with O(source=inventory)
+  type: list
+  elements: str
+  sample: []
 last_sync_failed:
   description:
     - Customers at the level whose latest sync of the licenses failed (syncs of other
@@ -411,6 +442,7 @@ def list_inventory_licenses(module: AnsibleModule) -> dict:
             subscription_id=params["subscription_id"],
             site_url=params["site_url"],
             name=params["name"],
+            expected_customers=params["expected_customers"],
         )
 
 
@@ -427,6 +459,12 @@ def main() -> None:
         site_url=dict(type="str"),
         name=dict(type="str"),
         include_assigned_users=dict(type="bool", default=False),
+        expected_customers=dict(
+            type="list",
+            elements="dict",
+            default=[],
+            options=dict(name=dict(type="str", required=True), hierarchy=dict(type="str")),
+        ),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -438,8 +476,8 @@ def main() -> None:
 
     # Inventory-only options have no meaning for the live API, so reject them explicitly.
     if module.params["source"] == "live":
-        for option in ("hierarchy", "customer", "location"):
-            if module.params[option] is not None:
+        for option in ("hierarchy", "customer", "location", "expected_customers"):
+            if module.params[option] not in (None, []):
                 module.fail_json(
                     msg=f"{option} is only valid with source=inventory; "
                     f"set source: inventory or remove {option}"

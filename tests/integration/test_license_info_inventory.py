@@ -206,6 +206,30 @@ def test_unknown_customer_and_location(synced):
     assert "location is empty" in empty["result"]["msg"]
 
 
+def test_expected_customers_not_in_inventory(synced):
+    expected = [{"name": "Alpine Dental", "hierarchy": HIERARCHY["Alpine Dental"]},
+                {"name": "Dropped Inc", "hierarchy": "Keystone/Reseller North"},
+                {"name": "Elsewhere Ltd", "hierarchy": "Orbit/Reseller West"}]
+    run = synced(view_task("provider", hierarchy="Keystone", expected_customers=expected),
+                 view_task("customer", customer="Alpine Dental", expected_customers=expected),
+                 view_task("empty node", hierarchy="Orbit", expected_customers=expected),
+                 {"name": "live", "ignore_errors": True, "ucops.webex.webex_license_info": {
+                     "expected_customers": expected}})
+
+    provider = result_of(run, "provider")
+    assert provider["not_in_inventory"] == ["Dropped Inc"]
+    assert any("Dropped Inc were expected at this level" in warning
+               for warning in provider["warnings"])
+    assert result_of(run, "customer")["not_in_inventory"] == []
+    # No stored customer under Orbit: the failure names the one expected there.
+    empty = run.task("empty node")
+    assert empty["failed"]
+    assert "expected there but missing: Elsewhere Ltd" in empty["result"]["msg"]
+    live = run.task("live")
+    assert live["failed"]
+    assert "expected_customers is only valid with source=inventory" in live["result"]["msg"]
+
+
 def test_missing_inventory_file(run_playbook, tmp_path):
     run = run_playbook([view_task("view", hierarchy="Keystone",
                                   inventory_db=str(tmp_path / "absent.db"))])

@@ -20,6 +20,7 @@ ORGS = {org["displayName"]: org for org in DEMO["organizations"]}
 DEMO_HOSTS = {"alpine_dental": "Alpine Dental", "borealis_logistics": "Borealis Logistics",
               "cobalt_health": "Cobalt Health"}
 SMALL_CUSTOMERS = "alpine_dental,borealis_logistics"
+NORTH = "Keystone/Reseller North"  # the place of both SMALL_CUSTOMERS
 RECAP_LINE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+"
                         r"failed=(\d+)\s+skipped=(\d+)\s+rescued=(\d+)", re.MULTILINE)
 
@@ -407,7 +408,8 @@ def test_license_report_thresholds_pass(simulator, run_playbook, tmp_path):
     assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
     report_dir = tmp_path / "report"
 
-    run = run_report(run_playbook, report_dir, webex_report_hierarchy="Keystone",
+    # Both customers upgraded are those of Reseller North.
+    run = run_report(run_playbook, report_dir, webex_report_hierarchy="Keystone/Reseller North",
                      webex_min_available_units=5, webex_max_utilization=95,
                      webex_max_utilization_by_name={"Advanced Messaging": 99})
 
@@ -465,16 +467,17 @@ def test_license_report_customer_and_location_level(simulator, run_playbook, tmp
 def test_license_report_never_synced_customer(simulator, run_playbook, tmp_path, inventory_db):
     """A customer added but never synced has no rows: the report names it, and with a
     threshold set the run fails after writing the report."""
-    assert run_upgrade(run_playbook, simulator, limit="alpine_dental").rc == 0
+    # Both customers upgraded and Never Synced are those of Reseller North.
+    assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
     added = run_playbook([{"name": "add", "ucops.webex.webex_customer": {
         "name": "Never Synced", "hierarchy": "Keystone/Reseller North",
         "inventory_db": str(inventory_db)}}])
     assert added.rc == 0, added.stdout[-3000:]
 
     plain = run_report(run_playbook, tmp_path / "plain", webex_inventory_db=str(inventory_db),
-                       webex_report_hierarchy="Keystone")
+                       webex_report_hierarchy=NORTH)
     gated = run_report(run_playbook, tmp_path / "gated", webex_inventory_db=str(inventory_db),
-                       webex_report_hierarchy="Keystone", webex_min_available_units=0)
+                       webex_report_hierarchy=NORTH, webex_min_available_units=0)
 
     assert plain.rc == 0, plain.stdout[-3000:]
     assert read_report(tmp_path / "plain")[0]["not_synced"] == ["Never Synced"]
@@ -497,13 +500,41 @@ def test_license_report_never_synced_customer(simulator, run_playbook, tmp_path,
     # At a level with a synced customer the name check still applies, and names the
     # customers whose licenses cannot match.
     mixed = run_report(run_playbook, tmp_path / "mixed", webex_inventory_db=str(inventory_db),
-                       webex_report_hierarchy="Keystone",
+                       webex_report_hierarchy=NORTH,
                        webex_min_available_units_by_name={"Webex Webinars": 1})
     assert mixed.rc != 0
     message = mixed.task("Fail on threshold license names that match no license at this "
                          "level")["result"]["msg"]
     assert "The licenses of Never Synced were never synced, so their names cannot match" in (
         message)
+
+
+def test_license_report_customer_never_added(simulator, run_playbook, tmp_path):
+    # Cobalt Health's upgrade never ran (like a first webex_customer task that failed on a
+    # rejected token), so its host is in group webex_customers but not in the inventory.
+    assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
+
+    plain = run_report(run_playbook, tmp_path / "plain", webex_report_hierarchy="Keystone")
+    north = run_report(run_playbook, tmp_path / "north", webex_min_available_units=0,
+                       webex_report_hierarchy="Keystone/Reseller North")
+    gated = run_report(run_playbook, tmp_path / "gated", webex_min_available_units=0,
+                       webex_report_hierarchy="Keystone")
+
+    assert plain.rc == 0, plain.stdout[-3000:]
+    listing = read_report(tmp_path / "plain")[0]
+    assert listing["not_in_inventory"] == ["Cobalt Health"]
+    assert listing["not_synced"] == []
+    warnings = plain.task("Read the licenses at the chosen level")["result"]["warnings"]
+    assert any("Cobalt Health were expected at this level but are not in the inventory" in
+               warning for warning in warnings)
+    # Cobalt Health belongs to Reseller South, so Reseller North's report passes.
+    assert north.rc == 0, north.stdout[-3000:]
+    assert read_report(tmp_path / "north")[0]["not_in_inventory"] == []
+    assert gated.rc != 0
+    failure = gated.task("Fail when thresholds are set and customers at this level were never "
+                         "synced")["result"]["msg"]
+    assert "The licenses of Cobalt Health were never synced" in failure
+    assert "Not in the inventory at all" in failure
 
 
 def test_license_report_removes_stale_totals(simulator, run_playbook, tmp_path):

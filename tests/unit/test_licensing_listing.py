@@ -604,3 +604,25 @@ def test_user_license_defaults_without_licenses_name_both_causes():
     assert "customer 'Empty Org' has no licenses in the inventory" in message
     assert "never synced, run ucops.webex.webex_license_sync" in message
     assert "its org had no licenses at the last sync" in message
+
+
+def test_missing_customers_by_level():
+    expected = [
+        {"name": "Alpine", "hierarchy": "Keystone/North"},
+        {"name": " Borealis ", "hierarchy": "Keystone//North/"},
+        {"name": "Cobalt", "hierarchy": "Keystone/South"},
+        {"name": "Drifter"},
+        {"name": "Cobalt", "hierarchy": "Keystone/South"},
+        {"name": ""},
+    ]
+    stored = ["Alpine"]
+    missing = licensing.missing_customers
+
+    # Every level: each missing name once, also those without a place.
+    assert missing(expected, stored) == ["Borealis", "Cobalt", "Drifter"]
+    assert missing(expected, stored, "Keystone") == ["Borealis", "Cobalt"]
+    assert missing(expected, stored, "Keystone/North") == ["Borealis"]
+    # A node is matched by whole levels, never by a name prefix.
+    assert missing(expected, stored, "Keystone/Nor") == []
+    # Names compare exactly, as the inventory does.
+    assert missing([{"name": "alpine"}], stored) == ["alpine"]
