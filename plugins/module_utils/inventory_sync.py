@@ -1681,12 +1681,14 @@ class SyncSession:
             "licenses_added": sorted(set(new_ids) - set(old_ids)),
             "licenses_removed": sorted(set(old_ids) - set(new_ids)),
         }
+        result["location_id"] = current["location_id"]
         if before is not None and after is not None:
             result["fields"] = [
                 name
                 for name in ("email", "display_name", "location_id")
                 if before[name] != after[name]
             ]
+            result["previous"] = {name: before[name] for name in result["fields"]}
         return result
 
     def _person_license_ids(self, table: str, person_id: str, main: bool) -> List[str]:

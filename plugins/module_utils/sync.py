@@ -612,6 +612,24 @@ def people_diff(
     return {"before_header": header, "after_header": header, "before": before, "after": after}
 
 
+def people_fields_diff(report: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """Build the before/after email, display name and location id of the updated people in
+    the report's sample whose fields changed; None when none did."""
+    before: Dict[str, Dict[str, Any]] = {}
+    after: Dict[str, Dict[str, Any]] = {}
+    for change in (report.get("people") or {}).get("changes") or []:
+        fields = change.get("fields") or []
+        if change["change"] != "updated" or not fields:
+            continue
+        key = change["email"] or change["id"]
+        before[key] = dict(change.get("previous") or {})
+        after[key] = {name: change.get(name) for name in fields}
+    if not before:
+        return None
+    header = "people fields"
+    return {"before_header": header, "after_header": header, "before": before, "after": after}
+
+
 def build_diff(
     store: InventoryStore, customer: str, report: Mapping[str, Any], committed: bool
 ) -> List[Dict[str, Any]]:
@@ -630,6 +648,9 @@ def build_diff(
     if "people" in report:
         labels = license_labels(store, customer, report)
         diffs.append(people_diff(store, customer, report, labels, committed))
+        fields = people_fields_diff(report)
+        if fields is not None:
+            diffs.append(fields)
     return diffs
 
 

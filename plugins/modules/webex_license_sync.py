@@ -90,8 +90,9 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The diff shows the changed licenses before and after, and the license changes of at
-        most O(people_sample) people.
+      - The diff shows the changed licenses before and after, the license changes of at
+        most O(people_sample) people, and among those the email, display name and location
+        id of the people whose details changed.
   idempotent:
     support: full
     details:
@@ -265,6 +266,9 @@ people_changes:
   description:
     - At most O(people_sample) changed people with their license id changes; C(truncated)
       tells whether more people changed.
+    - C(email), C(display_name) and C(location_id) are the person's values after the sync
+      (before it for a removed person). For an updated person, C(fields) names the changed
+      details among them and C(previous) gives their values before the sync.
     - Null when people are not in O(scope).
   returned: success
   type: dict
@@ -275,9 +279,11 @@ people_changes:
         id: Y2lzY29zcGFyazovL3VzL1BFT1BMRS8xMjM
         email: anna.berg1@borealis.example.com
         display_name: Anna Berg
+        location_id: Y2lzY29zcGFyazovL3VzL0xPQ0FUSU9OLzE
         licenses_added: [Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvOQ]
         licenses_removed: []
-        fields: []
+        fields: [display_name]
+        previous: {display_name: Anna Lind}
 history_id:
   description: ID of the sync history entry of this run; null in check mode. Also returned
     when the sync failed, for the entry that records the failure.

@@ -340,7 +340,8 @@ def test_diff_shows_license_before_after(simulator, run_playbook, inventory_db):
     synced(run_playbook([sync_task(simulator, "Alpine Dental")]))
     email, license_id = assign_license(simulator, ALPINE, "Advanced Messaging", "Sub-ALP100")
     consumed = live_licenses(simulator, ALPINE)[license_id]["consumedUnits"]
-    # Another person is renamed only: the diff, which shows licenses, leaves that person out.
+    # Another person is renamed only: the license diffs leave that person out, and the
+    # diff of people fields shows the name before and after.
     renamed = next(p for p in ALPINE["people"] if p["emails"][0] != email)
     response = simulator.api("PUT", f"/people/{renamed['id']}",
                              json=dict(renamed, displayName="Renamed Person"))
@@ -350,7 +351,7 @@ def test_diff_shows_license_before_after(simulator, run_playbook, inventory_db):
 
     record = synced(run)
     assert record["changed"]
-    licenses_diff, people_diff = record["result"]["diff"]
+    licenses_diff, people_diff, fields_diff = record["result"]["diff"]
     label = "Advanced Messaging (Sub-ALP100)"
     assert licenses_diff["before"][label]["consumed_units"] == consumed - 1
     assert licenses_diff["after"][label]["consumed_units"] == consumed
@@ -359,6 +360,12 @@ def test_diff_shows_license_before_after(simulator, run_playbook, inventory_db):
     assert record["result"]["summary"]["people"]["updated"] == 2
     assert renamed["emails"][0] not in people_diff["before"]
     assert renamed["emails"][0] not in people_diff["after"]
+    assert fields_diff["before_header"] == "people fields"
+    assert fields_diff["before"] == {renamed["emails"][0]: {
+        "display_name": renamed["displayName"]}}
+    assert fields_diff["after"] == {renamed["emails"][0]: {"display_name": "Renamed Person"}}
+    changes = {change["id"]: change for change in record["result"]["people_changes"]["changes"]}
+    assert changes[renamed["id"]]["previous"] == {"display_name": renamed["displayName"]}
     assert f'-        "consumed_units": {consumed - 1},' in run.stdout
     assert f'+        "consumed_units": {consumed},' in run.stdout
     assert license_id not in person_license_ids(inventory_db, "Alpine Dental", email)
