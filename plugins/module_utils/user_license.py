@@ -120,7 +120,7 @@ class UserLicenseChange:
         result: Dict[str, Any] = {
             "changed": plan.changed,
             "user": self._user_summary(person),
-            "diff": self._build_diff(person, current, planned),
+            "diff": self._build_diff(person, current, planned, license_changes),
         }
         if not plan.changed or self.check_mode:
             self._warn_if_inventory_differs(str(person["id"]), current)
@@ -151,7 +151,8 @@ class UserLicenseChange:
         )
         result["changed"] = bool(applied.added or applied.removed)
         result["user"] = self._user_summary(after)
-        result["diff"] = self._build_diff(person, current, resulting)
+        applied_changes = [c for c in license_changes if c["id"] in applied.added]
+        result["diff"] = self._build_diff(person, current, resulting, applied_changes)
         result["inventory"] = inventory
         if not applied.complete:
             raise UserLicenseError(
@@ -685,13 +686,33 @@ class UserLicenseChange:
         return sorted(self._label(license_id) for license_id in license_ids)
 
     def _build_diff(
-        self, person: Mapping[str, Any], before: Sequence[str], after: Sequence[str]
+        self,
+        person: Mapping[str, Any],
+        before: Sequence[str],
+        after: Sequence[str],
+        license_changes: Sequence[Mapping[str, Any]],
     ) -> Dict[str, Any]:
+        """Build the diff: the user's license labels before and after, and with a calling
+        license that ``license_changes`` add, the calling details that it sets."""
         user = self._user_summary(person)["email"] or person.get("id")
-        return {
+        diff = {
             "before": {"user": user, "licenses": self._labels(before)},
             "after": {"user": user, "licenses": self._labels(after)},
         }
+        properties = next(
+            (change["properties"] for change in license_changes if change.get("properties")),
+            None,
+        )
+        if properties:
+            # The added calling license takes these details, which may move the user.
+            diff["before"]["calling"] = {
+                name: _person_calling_value(person, key) for key, name in CALLING_FIELDS
+                if key in properties
+            }
+            diff["after"]["calling"] = {
+                name: properties[key] for key, name in CALLING_FIELDS if key in properties
+            }
+        return diff
 
     @staticmethod
     def _user_summary(person: Mapping[str, Any]) -> Dict[str, Any]:
@@ -795,6 +816,26 @@ def run_module(module: Any) -> Dict[str, Any]:
             module.fail_json(msg=database_error_message(module.params["inventory_db"], error))
     result["api_requests"] = dict(client.stats)
     return result
+
+
+# Calling properties of a license change (PATCH /v1/licenses/users) and their diff names.
+CALLING_FIELDS = (
+    ("locationId", "location_id"),
+    ("extension", "extension"),
+    ("phoneNumber", "phone_number"),
+)
+
+
+def _person_calling_value(person: Mapping[str, Any], key: str) -> Optional[str]:
+    """Return the user's current value of a calling property, or None when unset."""
+    if key == "phoneNumber":
+        numbers = [
+            item.get("value") for item in person.get("phoneNumbers") or []
+            if isinstance(item, dict) and item.get("type") == "work"
+        ]
+        return str(numbers[0]) if numbers else None
+    value = person.get(key)
+    return str(value) if value not in (None, "") else None
 
 
 def _digits(value: Any) -> str:

@@ -43,7 +43,8 @@ attributes:
     support: full
     details:
       - The diff lists the user's licenses before and after, each as its name followed by
-        its subscription and site URL in parentheses.
+        its subscription and site URL in parentheses, and with a calling license that is
+        added, the location, extension and number it sets.
   idempotent:
     support: full
 options:
@@ -295,16 +296,23 @@ inventory:
     counted_removed: []
     rows_written: 3
 diff:
-  description: The user's licenses before and after, as labels with subscription and site URL.
+  description:
+    - The user's licenses before and after, as labels with subscription and site URL.
+    - When the change adds a calling license, C(calling) shows the C(location_id),
+      C(extension) and C(phone_number) that it sets (those the request sends) before and
+      after, since they may move the user to another location or number. A value the user
+      does not have is null.
   returned: success
   type: dict
   sample:
     before:
-      user: bianca.abbott8@borealis.example.com
+      user: carla.lindqvist10@borealis.example.com
       licenses: ["Basic Messaging (no subscription)", "Webex Calling - Professional (Sub-BOR101)"]
+      calling: {location_id: Y2lzY29zcGFyazovL3VzL0xPQ0FUSU9OLzE, extension: "1009"}
     after:
-      user: bianca.abbott8@borealis.example.com
-      licenses: ["Basic Messaging (no subscription)"]
+      user: carla.lindqvist10@borealis.example.com
+      licenses: ["Basic Messaging (no subscription)", "Webex Calling - Professional (Sub-BOR100)"]
+      calling: {location_id: Y2lzY29zcGFyazovL3VzL0xPQ0FUSU9OLzI, extension: "4711"}
 status:
   description: HTTP status of a failed or partly applied change request.
   returned: on failure of the change request

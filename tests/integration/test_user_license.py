@@ -304,6 +304,10 @@ def test_calling_license_with_location(simulator, borealis, license_task, invent
     assert PROFESSIONAL_US in person["license_ids"]
     assert person["location_id"] == location["id"]
     assert live_person(simulator, ORG_ID, NO_LICENSE_USER)["locationId"] == location["id"]
+    # The diff shows where the calling license puts the user.
+    diff = record["result"]["diff"]
+    assert diff["before"]["calling"] == {"location_id": None, "extension": None}
+    assert diff["after"]["calling"] == {"location_id": location["id"], "extension": "4711"}
 
 
 def test_calling_license_without_location_fails(simulator, borealis, license_task, inventory_db):
@@ -848,14 +852,20 @@ def test_exact_replaces_trial_calling_license(trial_org, inventory_db):
     options = {"user": PROFESSIONAL_USER, "state": "exact", "extension": "4711",
                "licenses": ["Meeting - Webex Enterprise Edition", "Webex Calling - Professional"]}
 
+    records = []
     for check, expected in [(True, True), (False, True), (True, False), (False, False)]:
         record = run(check=check, **options)
         assert not record["failed"], record["result"].get("msg")
         assert record["changed"] is expected
+        records.append(record["result"])
+    first_check = records[0]
 
     live = live_person(simulator, ORG_ID, PROFESSIONAL_USER)["licenses"]
     assert PROFESSIONAL_US in live
     assert trial_id not in live
+    # Check mode showed the move from the trial's extension to the new one.
+    assert first_check["diff"]["after"]["calling"]["extension"] == "4711"
+    assert first_check["diff"]["before"]["calling"]["extension"] != "4711"
     stored = inventory_person(inventory_db, CUSTOMER, PROFESSIONAL_USER)["license_ids"]
     assert sorted(stored) == sorted(live)
     assert_counts_match(simulator, inventory_db, [PROFESSIONAL_US, trial_id])
