@@ -1415,7 +1415,8 @@ class SyncSession:
             if used > 0:
                 raise InventoryError(
                     "GET /people returned no people, while the licenses show "
-                    f"{used} units consumed by users, so the sync did not remove the stored "
+                    f"{used} unit{'' if used == 1 else 's'} consumed by users, so the sync "
+                    "did not remove the stored "
                     "people and changed nothing. Check that the token may read the org's "
                     "people (scope spark-admin:people_read), then run the sync again. If "
                     "the org has no people left, sync with scope [people] to remove them"

@@ -539,6 +539,25 @@ def test_org_variable_names_org_of_unsynced_customer(simulator, run_playbook, in
                       {"name": "Keystone", "org_id": None}]
 
 
+def test_org_recording_alone_is_a_change(simulator, run_playbook, inventory_db):
+    # The org's data is unchanged, but the sync would store the org id: check mode must
+    # report the change that the real run then makes.
+    keystone = ORGS["Keystone Partner Services"]
+    run_playbook([{"name": "add", "ucops.webex.webex_customer": {"name": "Keystone"}}])
+    synced(run_playbook([sync_task(simulator, "Keystone")]))
+    with contextlib.closing(sqlite3.connect(str(inventory_db))) as connection, connection:
+        connection.execute("UPDATE customers SET org_id = NULL WHERE name = 'Keystone'")
+
+    check = synced(run_playbook([sync_task(simulator, "Keystone")], check=True))
+    real = synced(run_playbook([sync_task(simulator, "Keystone")]))
+
+    assert check["result"]["summary"]["people"]["added"] == 0
+    assert check["result"]["changed"]
+    assert real["result"]["changed"]
+    stored = query(inventory_db, "SELECT org_id FROM customers WHERE name = 'Keystone'")
+    assert stored == [{"org_id": keystone["id"]}]
+
+
 def test_token_org_not_recorded_in_check_mode(simulator, run_playbook, inventory_db):
     keystone = ORGS["Keystone Partner Services"]
     run_playbook([{"name": "add", "ucops.webex.webex_customer": {"name": "Keystone"}}])

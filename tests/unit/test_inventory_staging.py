@@ -786,6 +786,18 @@ def test_empty_people_list_refused_while_licenses_are_used(db_path, store):
     assert [stored_person(db_path, f"P{number:03d}") for number in range(1, 7)] == before
 
 
+def test_empty_people_list_refused_for_one_unit(db_path, store):
+    # One unit used by users is enough to refuse the empty list.
+    one_used = [dict(item, consumedUnits=0, consumedByUsers=0) for item in LICENSES]
+    one_used[0].update(consumedUnits=1, consumedByUsers=1)
+    commit_sync(store, licenses=one_used, pages=[[person(1)]])
+
+    with pytest.raises(InventoryError, match="licenses show 1 unit consumed by users"):
+        commit_sync(store, licenses=one_used, pages=[[]])
+
+    assert stored_person(db_path, "P001") is not None
+
+
 def test_empty_people_list_accepted_without_used_licenses(store):
     commit_sync(store)
     unused = [dict(item, consumedUnits=0, consumedByUsers=0) for item in LICENSES]
@@ -841,3 +853,20 @@ def test_empty_people_list_applied_without_licenses_in_scope(store):
         report = session.commit()
 
     assert report["summary"]["people"]["removed"] == 6
+
+
+def test_history_records_rows_written(store):
+    report = commit_sync(store)
+
+    (entry,) = store.sync_history("Acme")
+    assert report["rows_written"] > 0
+    assert entry["rows_written"] == report["rows_written"]
+
+
+def test_sample_of_exact_size_not_truncated(store):
+    with store.begin_sync("Acme", scope=["people"]) as session:
+        session.stage_people([person(1), person(2)])
+        report = session.commit(people_sample=2)
+
+    assert len(report["people"]["changes"]) == 2
+    assert report["people"]["truncated"] is False

@@ -761,6 +761,34 @@ def test_unfunded_replacements():
     assert licensing.unfunded_replacements(["A-B"], ["A-A"], rows) == []
 
 
+def test_totals_sum_consumption_of_customers():
+    rows = [
+        {"customer": "A", "name": "Webex Calling - Professional", "subscription_id": "S",
+         "total_units": 10, "consumed_units": 3, "consumed_by_users": 3,
+         "consumed_by_workspaces": 0},
+        {"customer": "B", "name": "Webex Calling - Professional", "subscription_id": "S",
+         "total_units": 10, "consumed_units": 5, "consumed_by_users": 4,
+         "consumed_by_workspaces": 1},
+    ]
+
+    (group,) = licensing.aggregate_license_rows(rows)
+
+    assert group["consumed_units"] == 8
+    assert group["consumed_by_users"] == 7
+    assert group["consumed_by_workspaces"] == 1
+
+
+def test_removal_body_of_kept_licenses_is_whole():
+    # A 200 body that lists exactly the licenses kept is the user's whole set, so a read
+    # that still shows the removed ones does not undo the removal.
+    before, remove = ["A", "B", "C"], ["A", "B"]
+
+    assert licensing.is_whole_license_set(before, remove, ["C"])
+    assert licensing.licenses_after_change(
+        before, [], remove, returned=["C"], read=["A", "B", "C"], complete=True
+    ) == ["C"]
+
+
 def test_removable_unsubscribed_calling():
     rows = {
         "P-S1": {"name": "Webex Calling - Professional", "subscription_id": "S1"},

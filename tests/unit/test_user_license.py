@@ -465,6 +465,46 @@ def test_partial_success_records_applied(store):
     assert consumed(store, "C-A") == 4
 
 
+def test_partial_change_diff_shows_applied(store):
+    client = FakeClient(dict(PERSON, licenses=["MSG"]), failing_ids={"C-A"})
+    change = UserLicenseChange(
+        params(licenses=["Advanced Messaging", "Webex Calling - Professional"],
+               extension="1"),
+        store, client,
+    )
+
+    with pytest.raises(UserLicenseError) as caught:
+        change.run()
+
+    diff = caught.value.details["diff"]
+    assert "Advanced Messaging (Sub-A100)" in diff["after"]["licenses"]
+    assert not any(label.startswith("Webex Calling - Professional")
+                   for label in diff["after"]["licenses"])
+    # The calling license was not applied, so the diff shows no calling details either.
+    assert "calling" not in diff["after"]
+
+
+def test_location_name_of_two_is_ambiguous(tmp_path):
+    with InventoryStore(str(tmp_path / "inventory.db")) as opened:
+        opened.upsert_customer("Acme", org_id="ORG-1", default_subscription_id="Sub-A100",
+                               default_site_url="acme-a.webex.com")
+        session = opened.begin_sync("Acme", scope=("licenses", "people", "locations"))
+        session.stage_licenses(LICENSES)
+        session.stage_people([PERSON])
+        session.stage_locations([{"id": "LOC-2", "name": "Branch"},
+                                 {"id": "LOC-3", "name": "Branch"}])
+        session.commit()
+        client = FakeClient(dict(PERSON, licenses=["MSG"], locationId=None))
+        change = UserLicenseChange(
+            params(licenses=["Webex Calling - Professional"], location="Branch",
+                   extension="4711"), opened, client)
+
+        with pytest.raises(UserLicenseError, match="matches 2 locations"):
+            change.run()
+
+        assert client.patches == []
+
+
 def test_rejected_change_keeps_inventory(store):
     rejection = WebexApiError("License conflict", "PATCH", "/licenses/users", 400,
                               error_codes=[400404], tracking_id="ROUTER_2")

@@ -727,6 +727,18 @@ def test_paging_page_repeating_the_previous_one_raises(client, replay):
         list(client.iter_pages("/people", {"max": 2}))
 
 
+def test_paging_repeated_single_item_raises(client, replay):
+    """The repeat check also covers pages of one item."""
+    for after in ("c1", "c2"):
+        replay.expect("GET", "/people", query={"max": "1"} if after == "c1" else
+                      {"max": "1", "after": "c1"},
+                      body={"items": [{"id": "a"}]},
+                      headers=next_link(f"{API_URL}/people?max=1&after={after}"))
+
+    with pytest.raises(WebexApiError, match="page 2 of the list repeats every item of page 1"):
+        list(client.iter_pages("/people", {"max": 1}))
+
+
 def test_page_check_accepts_overlap():
     first = check_page_is_new((), [{"id": "a"}, {"id": "b"}], "u", 1)
     assert check_page_is_new(first, [{"id": "b"}, {"id": "c"}], "u", 2) == ("b", "c")
@@ -1000,6 +1012,18 @@ def test_assign_licenses_partial_content(make_client, replay):
         "orgId": "ORG-7",
         "licenses": licenses,
     }
+
+
+def test_top_level_error_code_kept(client, replay):
+    # An error body may carry errorCode at its top level, without an errors list.
+    replay.expect("GET", "/licenses/L1", status=400,
+                  body={"message": "Locked", "errorCode": 400111, "trackingId": "ROUTER_1"})
+
+    with pytest.raises(WebexApiError) as raised:
+        client.get("/licenses/L1")
+
+    assert raised.value.error_codes == [400111]
+    assert raised.value.tracking_id == "ROUTER_1"
 
 
 def test_assign_licenses_error_codes(client, replay):
