@@ -901,6 +901,13 @@ class WebexClient:
         reason = _exception_reason(exc)
         exceptions = requests.exceptions
         if isinstance(exc, exceptions.SSLError):
+            if not self.validate_certs or not _is_certificate_error(reason):
+                # No certificate was judged: the handshake itself failed, most often because
+                # the server at that address and port does not speak TLS.
+                return (
+                    f"TLS handshake failed for {self.api_url}: {reason}. Check that api_url "
+                    "uses the scheme and port of the server (https:// for a TLS server)"
+                )
             return (
                 f"TLS certificate verification failed for {self.api_url}: {reason}. Point the "
                 "REQUESTS_CA_BUNDLE environment variable at a CA bundle that trusts the server, "
@@ -1483,6 +1490,13 @@ def _camel_case(name: str) -> str:
 
 def _quote_id(value: str) -> str:
     return quote(str(value), safe="")
+
+
+def _is_certificate_error(reason: str) -> bool:
+    """Tell whether an SSLError text is about the server's certificate (OpenSSL writes
+    "certificate verify failed", and a host name mismatch names the certificate)."""
+    text = reason.lower()
+    return "certificate" in text or "hostname" in text
 
 
 def _url_path(url: str) -> str:

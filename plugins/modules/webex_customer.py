@@ -166,7 +166,7 @@ customer:
   description:
     - The customer record after the task (in check mode, as it would be).
     - Null after O(state=absent).
-  returned: always
+  returned: success
   type: dict
   contains:
     name:

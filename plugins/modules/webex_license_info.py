@@ -42,6 +42,8 @@ options:
     description:
       - With O(source=inventory), list the licenses of every customer whose hierarchy is this
         node or lies below it, for example V(Provider) or V(Provider/Reseller).
+      - A node under which no customer of the inventory sits fails the task, naming the
+        known nodes.
       - Mutually exclusive with O(customer).
     type: str
   customer:
@@ -148,7 +150,7 @@ licenses:
     - One row per license. Rows are sorted by hierarchy, customer, license name,
       subscription and site URL; at site level by location name before the license name.
     - Live listings (O(source=live)) keep the order of the API.
-  returned: always
+  returned: success
   type: list
   elements: dict
   contains:
@@ -261,20 +263,20 @@ licenses:
           type: INTERNAL
 subscriptions:
   description: The distinct subscription ids of the listed licenses.
-  returned: always
+  returned: success
   type: list
   elements: str
   sample: [Sub-BOR-2024, Sub-BOR-2025]
 site_urls:
   description: The distinct meeting site URLs of the listed licenses.
-  returned: always
+  returned: success
   type: list
   elements: str
   sample: [borealis-eu.webex.com, borealis-us.webex.com]
 site_urls_by_subscription:
   description: The meeting site URLs of the listed licenses of each subscription (the
     candidates for the default site URL once that subscription is the default).
-  returned: always
+  returned: success
   type: dict
   sample: {Sub-BOR-2024: [borealis-us.webex.com], Sub-BOR-2025: [borealis-eu.webex.com]}
 totals:
@@ -333,6 +335,7 @@ totals:
       type: float
   sample:
     - name: Webex Calling - Professional
+      hierarchy: Provider
       subscription_id: Sub-ALP-01
       customers: [Alpine Dental, Cobalt Health]
       site_url: null
@@ -347,7 +350,7 @@ totals:
 level:
   description: The hierarchy level of the listing, V(org), V(hierarchy), V(customer) or
     V(location).
-  returned: always
+  returned: success
   type: str
   sample: customer
 not_synced:
@@ -358,6 +361,18 @@ not_synced:
   type: list
   elements: str
   sample: [Example Org]
+status:
+  description: HTTP status of a failed API request; null when no response arrived (a
+    connection error, a timeout or a TLS error).
+  returned: when an API request failed (O(source=live))
+  type: int
+  sample: 401
+tracking_id:
+  description: Webex trackingId of a failed API request, for Cisco support; null when the
+    response had none.
+  returned: when an API request failed (O(source=live))
+  type: str
+  sample: ROUTER_5F1E2D3C-0000-4B4B-8A8A-000000000000
 not_in_inventory:
   description:
     - Customers of O(expected_customers) at the level that are not in the inventory. The

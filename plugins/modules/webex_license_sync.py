@@ -252,7 +252,9 @@ users_outside_defaults:
             site_url: borealis-eu.webex.com
 license_changes:
   description:
-    - Licenses added, updated (with before and after) and removed.
+    - Licenses added, updated (with before and after) and removed, each as a whole license
+      row (the fields of RV(ucops.webex.webex_license_info#module:licenses) without the
+      hierarchy and sync fields).
     - Null when licenses are not in O(scope).
   returned: success
   type: dict
@@ -260,8 +262,16 @@ license_changes:
     added: []
     removed: []
     updated:
-      - before: {name: Advanced Messaging, consumed_units: 28, subscription_id: Sub-BOR100}
-        after: {name: Advanced Messaging, consumed_units: 29, subscription_id: Sub-BOR100}
+      - before: {id: Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvOQ, name: Advanced Messaging,
+                 subscription_id: Sub-BOR100, site_url: null, site_type: null,
+                 total_units: 40, consumed_units: 28, consumed_by_users: 28,
+                 consumed_by_workspaces: 0, available_units: 12, utilization: 70.0,
+                 hybrid: false, managed: true, unsubscribed: false}
+        after: {id: Y2lzY29zcGFyazovL3VzL0xJQ0VOU0UvOQ, name: Advanced Messaging,
+                subscription_id: Sub-BOR100, site_url: null, site_type: null,
+                total_units: 40, consumed_units: 29, consumed_by_users: 29,
+                consumed_by_workspaces: 0, available_units: 11, utilization: 72.5,
+                hybrid: false, managed: true, unsubscribed: false}
 people_changes:
   description:
     - At most O(people_sample) changed people with their license id changes; C(truncated)
@@ -287,12 +297,12 @@ people_changes:
 history_id:
   description: ID of the sync history entry of this run; null in check mode. Also returned
     when the sync failed, for the entry that records the failure.
-  returned: always
+  returned: success, and when the sync failed after it started
   type: int
   sample: 12
 api_requests:
   description: Webex API statistics of the task.
-  returned: always
+  returned: success, and when the sync failed after it started
   type: dict
   contains:
     requests:

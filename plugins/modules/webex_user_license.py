@@ -147,9 +147,11 @@ notes:
     because the sync did not count that user.
   - A license for workspaces (Webex Calling - Workspaces) cannot be assigned to a user.
   - A user has one calling license. With O(state=present) a task that would add a calling
-    license to a user who holds one fails before any change. Other combinations that the
-    Webex API refuses, for example Webex Calling Professional and Standard listed together
-    (error code 400404), fail with the API's message.
+    license to a user who holds one fails before any change, and so does a task that lists
+    two calling licenses (for example Webex Calling Professional and Standard), since
+    Webex would apply the rest of the request without the second one. Other combinations
+    that the Webex API refuses (for example error code 400408, Attendant Console without a
+    calling license) fail with the API's message and RV(error_codes).
   - A replacement (an added license of the same product as a removed one, or a calling
     license for another) fails before any change when the added license has no units left
     in the inventory or in Webex (its counts are read live first, since they change between
@@ -194,7 +196,7 @@ EXAMPLES = r"""
   ucops.webex.webex_user_license:
     access_token: "{{ webex_access_token }}"
     customer: Borealis Logistics
-    user: carla.lindqvist10@borealis.example.com
+    user: gustav.garcia16@borealis.example.com
     licenses: [Advanced Messaging]
     state: absent
 
@@ -323,7 +325,7 @@ error_codes:
   returned: when the API rejected the change
   type: list
   elements: int
-  sample: [400404]
+  sample: [400408]
 tracking_id:
   description: Webex trackingId of a rejected or partly applied change request, for Cisco
     support.

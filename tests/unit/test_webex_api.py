@@ -1384,6 +1384,22 @@ def test_read_timeout_names_timeout_option(make_client, replay, sleeps):
     assert len(sleeps) == 4
 
 
+@pytest.mark.parametrize("validate_certs", [True, False])
+def test_tls_handshake_error_names_scheme(make_client, replay, validate_certs):
+    # An https:// URL that points at a plain HTTP server: no certificate was judged.
+    replay.expect("GET", "/roles", raises=requests.exceptions.SSLError(
+        "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"))
+    client = make_client(validate_certs=validate_certs)
+
+    with pytest.raises(WebexApiError) as raised:
+        client.list_roles()
+
+    message = str(raised.value)
+    assert f"TLS handshake failed for {API_URL}" in message
+    assert "uses the scheme and port of the server" in message
+    assert "validate_certs" not in message
+
+
 def test_ssl_error_not_retried(client, replay, sleeps):
     replay.expect(
         "GET",
