@@ -201,12 +201,26 @@ def _run_child(
 ) -> None:
     """Read every list and send each page to the parent. Then end the process."""
     try:
+        _default_stop_signals()
         _end_with_parent(parent_pid)
         _detach_standard_streams()
         with os.fdopen(write_fd, "wb") as out:
             _serve_lists(client, lists, out)
     finally:
         os._exit(0)
+
+
+def _default_stop_signals() -> None:
+    """Give the child the default action of SIGTERM, SIGINT and SIGHUP.
+
+    The fork inherits the handlers with which the module process turns these signals into
+    a recorded failure; in the child they would report a signal that the module process
+    never received. A signal that the caller ignores stays ignored.
+    """
+    for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) != signal.SIG_IGN:
+            signal.signal(number, signal.SIG_DFL)
 
 
 def _end_with_parent(parent_pid: int) -> None:

@@ -701,6 +701,12 @@ def _apply_pending_migrations(
     connection: sqlite3.Connection,
     before_upgrade: Optional[Callable[[int], None]] = None,
 ) -> None:
+    # A file at the current version needs no write lock, so a store opens while another
+    # process writes. Otherwise the version is read again inside the write transaction.
+    current = dialect.schema_version(connection)
+    dialect.check_version(current)
+    if not any(version > current for version, _statements in MIGRATIONS):
+        return
     connection.execute(dialect.begin_write_sql)
     try:
         current = dialect.schema_version(connection)

@@ -1090,8 +1090,15 @@ class SyncSession:
             decision = self._prepare_managed(customer)
         return self._report(decision, people_sample)
 
-    def commit(self, people_sample: int = PEOPLE_SAMPLE_SIZE) -> Dict[str, Any]:
+    def commit(
+        self,
+        people_sample: int = PEOPLE_SAMPLE_SIZE,
+        on_write: Optional[Callable[[], None]] = None,
+    ) -> Dict[str, Any]:
         """Write exactly the difference in one transaction and record a history row.
+
+        ``on_write`` is called once the write transaction has begun, that is after any wait
+        for the write lock of another writer.
 
         Returns ``{"changed", "summary": {type: {added, updated, removed, unchanged}},
         "licenses": {added, updated: [{before, after}], removed}, "people": {changes,
@@ -1107,6 +1114,8 @@ class SyncSession:
         def transaction() -> Dict[str, Any]:
             self._conn.execute(self._dialect.begin_write_sql)
             try:
+                if on_write is not None:
+                    on_write()
                 report = self._apply(people_sample)
                 self._conn.execute("COMMIT")
                 return report

@@ -111,8 +111,9 @@ class StopSignals:
     transaction back, but the sync history shows no failure. Used as a context manager in
     the main thread, this installs handlers that raise SyncStoppedError while ``armed``
     (the listing and comparing). While not armed (before the session starts, during the
-    commit, and while the failure is recorded) a signal is only noted: ``arm`` raises for
-    it, and a commit under way completes, so the result reports what happened.
+    commit's write transaction, and while the failure is recorded) a signal is only noted:
+    ``arm`` raises for it, and a commit under way completes, so the result reports what
+    happened. In other threads than the main one, nothing is installed.
     """
 
     def __init__(self) -> None:
@@ -121,8 +122,6 @@ class StopSignals:
         self._previous: Dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
-        if threading.current_thread() is not threading.main_thread():
-            return self  # signal.signal works in the main thread only
         for name in STOP_SIGNALS:
             number = getattr(signal, name, None)
             if number is None or signal.getsignal(number) == signal.SIG_IGN:
@@ -130,7 +129,7 @@ class StopSignals:
             try:
                 self._previous[number] = signal.signal(number, self._handle)
             except (OSError, ValueError):
-                continue
+                continue  # ValueError: signal.signal works in the main thread only
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -213,7 +212,7 @@ def resolve_org_id(customer: Mapping[str, Any], requested: Optional[str]) -> Opt
     """
     stored = customer.get("org_id") or None
     requested = (requested or "").strip() or None
-    if stored and requested and stored != requested:
+    if stored and requested and licensing.org_key(stored) != licensing.org_key(requested):
         raise SyncError(
             f"org_id '{requested}' does not match org_id '{stored}' of customer "
             f"'{customer['name']}'. Remove org_id from the task, or change the customer's "
@@ -303,13 +302,19 @@ def whole_lists(
         yield joined_type, joined
 
 
-def prefetch(items: Iterator[T], depth: int = PREFETCH_PAGES) -> Iterator[T]:
+def prefetch(
+    items: Iterator[T],
+    depth: int = PREFETCH_PAGES,
+    on_stop: Optional[Callable[[], None]] = None,
+) -> Iterator[T]:
     """Yield the items of ``items``, produced by a worker thread up to ``depth`` ahead.
 
     The worker fetches the next page while the caller stages the current one, so the API's
     response time and the inventory writes overlap. At most ``depth`` + 2 pages are in
     memory. An exception of ``items`` is raised here, in the caller's thread. When the
-    caller stops early, the worker stops before its next item.
+    caller stops early, the worker stops before its next item; ``on_stop``, called before
+    waiting for the worker, can end a wait of the worker for that item (the page-reading
+    child may sleep through a long Retry-After).
     """
     pending: queue.Queue[Tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -353,6 +358,8 @@ def prefetch(items: Iterator[T], depth: int = PREFETCH_PAGES) -> Iterator[T]:
                 return
     finally:
         stop.set()
+        if on_stop is not None:
+            on_stop()
         if worker.ident is not None:  # started
             worker.join()
         if shorten:
@@ -387,7 +394,7 @@ def stage_objects(
     # error of a failed request reaches this thread after the count of the pages before it.
     read: Dict[str, int] = {}
     if source is not None:
-        pages = prefetch(whole_lists(counted(source.pages(), read)))
+        pages = prefetch(whole_lists(counted(source.pages(), read)), on_stop=source.kill)
     else:
         pages = prefetch(fetch_pages(client, session.scope, people_page_size, read))
     listed_org: Optional[str] = None
@@ -452,8 +459,10 @@ def sync_customer(
     up to PEOPLE_CHANGED_ATTEMPTS times in all. ``stop_signals``, once entered, turns a
     stop signal received before the commit into such a failure (see StopSignals).
     """
-    for _attempt in range(PEOPLE_CHANGED_ATTEMPTS - 1):
+    attempt = 1
+    while True:
         try:
+            # The last run turns PeopleChangedError into a SyncError like any other error.
             return sync_customer_once(
                 store,
                 client,
@@ -462,23 +471,11 @@ def sync_customer(
                 people_page_size,
                 people_sample,
                 check_mode,
-                retry=True,
+                retry=attempt < PEOPLE_CHANGED_ATTEMPTS,
                 stop_signals=stop_signals,
             )
         except PeopleChangedError:
-            continue
-    # The last run turns PeopleChangedError into a SyncError like any inventory error.
-    return sync_customer_once(
-        store,
-        client,
-        customer,
-        scope,
-        people_page_size,
-        people_sample,
-        check_mode,
-        retry=False,
-        stop_signals=stop_signals,
-    )
+            attempt += 1
 
 
 def sync_customer_once(
@@ -514,14 +511,15 @@ def sync_customer_once(
             if session.org_id:
                 report.update(changed=True, org_id_recorded=session.org_id)
         else:
-            stop_signals.disarm()  # a commit under way completes, and the result reports it
             if caller_gone():
                 raise CallerGoneError(
                     "the Ansible task that ran this sync has ended (for example at its "
                     "timeout), so the changes were not committed. Run the sync again, with a "
                     "longer task timeout if one is set"
                 )
-            report = session.commit(people_sample)
+            # A stop signal still stops the sync while it waits for the write lock. Once
+            # the transaction has begun, the commit completes and the result reports it.
+            report = session.commit(people_sample, on_write=stop_signals.disarm)
     except (WebexApiError, InventoryError, ValueError, sqlite3.Error, CallerGoneError) as error:
         stop_signals.disarm()
         if retry and isinstance(error, PeopleChangedError):

@@ -151,17 +151,24 @@ def sync_module_running(inventory_db) -> bool:
     return False
 
 
-def test_task_timeout_commits_nothing(simulator, run_playbook, inventory_db):
-    # Ansible stops waiting for a task at its timeout but leaves a module that runs on the
-    # controller running. The sync must notice that Ansible no longer reads its result and
-    # commit nothing.
+def add_slow_customer(simulator, run_playbook, inventory_db):
+    """Add Borealis and slow the simulator down; return the module arguments and the store
+    dump before the sync. With 2 people per page the listing then takes about 8 s (100 ms
+    per request)."""
     args = module_args(simulator)
     added = run_playbook([{"name": "add", "ucops.webex.webex_customer": dict(
         args, name="Borealis Logistics", org_id=BOREALIS["id"])}])
     assert added.rc == 0, added.stdout
     before = dump_store(inventory_db)
-    # 2 people per page and 100 ms per request: the listing takes about 8 s.
     simulator.set_faults(latency_ms=100)
+    return args, before
+
+
+def test_task_timeout_commits_nothing(simulator, run_playbook, inventory_db):
+    # Ansible stops waiting for a task at its timeout but leaves a module that runs on the
+    # controller running. The sync must notice that Ansible no longer reads its result and
+    # commit nothing.
+    args, before = add_slow_customer(simulator, run_playbook, inventory_db)
 
     run = run_playbook([{"name": "sync", "timeout": 2, "ignore_errors": True,
                          "ucops.webex.webex_license_sync": dict(
@@ -182,20 +189,17 @@ def test_task_timeout_commits_nothing(simulator, run_playbook, inventory_db):
     recorded = len(history_rows(inventory_db))
     assert recorded <= 1
     failed = assert_store_unchanged(inventory_db, before, failed_syncs=recorded)
+    # With ansible-core 2.19 the module receives SIGTERM, passed on by the ended worker
+    # process; a module left running finds no reader of its standard output instead.
     for row in failed:
-        assert "task that ran this sync has ended" in row["error"]
+        assert ("task that ran this sync has ended" in row["error"]
+                or "received SIGTERM before the changes were committed" in row["error"])
 
 
 def test_sigterm_during_listing_records_failure(simulator, run_playbook, inventory_db, tmp_path):
     # A cancelled AWX job or CI run sends SIGTERM. The sync must abort, keep the store and
     # record the failure in the sync history, instead of ending without a trace.
-    args = module_args(simulator)
-    added = run_playbook([{"name": "add", "ucops.webex.webex_customer": dict(
-        args, name="Borealis Logistics", org_id=BOREALIS["id"])}])
-    assert added.rc == 0, added.stdout
-    before = dump_store(inventory_db)
-    # 2 people per page and 100 ms per request: the listing takes about 8 s.
-    simulator.set_faults(latency_ms=100)
+    args, before = add_slow_customer(simulator, run_playbook, inventory_db)
     simulator.clear_requests()
     remote_tmp = tmp_path / "remote-tmp"
     outcome: dict = {}
@@ -236,3 +240,95 @@ def test_sigterm_during_listing_records_failure(simulator, run_playbook, invento
     failed = assert_store_unchanged(inventory_db, before, failed_syncs=1)
     assert "received SIGTERM" in failed[0]["error"], failed[0]
     assert record["result"]["history_id"] == failed[0]["id"]
+
+
+def run_sync_in_thread(run_playbook, args, remote_tmp, **options):
+    """Start the Borealis sync in a thread; return (outcome dict, finished event, thread)."""
+    outcome: dict = {}
+    finished = threading.Event()
+
+    def run_sync() -> None:
+        outcome["run"] = run_playbook(
+            [{"name": "sync", "ignore_errors": True, "ucops.webex.webex_license_sync": dict(
+                args, customer="Borealis Logistics", **options)}],
+            extra_env={"ANSIBLE_REMOTE_TMP": str(remote_tmp)},
+        )
+        finished.set()
+
+    worker = threading.Thread(target=run_sync)
+    worker.start()
+    return outcome, finished, worker
+
+
+def wait_for_request(simulator, remote_tmp, finished, predicate) -> int:
+    """Wait until the module process runs and the simulator logged a matching request;
+    return the module's pid."""
+    deadline = time.monotonic() + KILL_DEADLINE_SECONDS
+    while not finished.is_set() and time.monotonic() < deadline:
+        pid = find_module_process(remote_tmp)
+        if pid is not None and any(predicate(entry) for entry in simulator.requests()):
+            return pid
+        time.sleep(0.05)
+    raise AssertionError("the module process or the request was not seen")
+
+
+def test_sigterm_ends_long_retry_wait(simulator, run_playbook, inventory_db, tmp_path):
+    # The page-reading child sleeps through a Retry-After of 300 s. A stop signal must end
+    # the sync without waiting for it.
+    args = module_args(simulator)
+    added = run_playbook([{"name": "add", "ucops.webex.webex_customer": dict(
+        args, name="Borealis Logistics", org_id=BOREALIS["id"])}])
+    assert added.rc == 0, added.stdout
+    before = dump_store(inventory_db)
+    simulator.set_faults(rules=[{"method": "GET", "path": "/v1/people", "status": 429,
+                                 "retry_after": 300, "skip": 1, "times": None}])
+    remote_tmp = tmp_path / "remote-tmp"
+
+    outcome, finished, worker = run_sync_in_thread(
+        run_playbook, args, remote_tmp, people_page_size=2, max_retry_wait=600)
+    try:
+        pid = wait_for_request(simulator, remote_tmp, finished,
+                               lambda entry: entry["status"] == 429)
+        os.kill(pid, signal.SIGTERM)
+        # Far below the Retry-After: the sync ends at the signal, not after the wait.
+        worker.join(timeout=120)
+        assert not worker.is_alive(), "the sync still waits out the Retry-After"
+    finally:
+        worker.join(timeout=KILL_DEADLINE_SECONDS)
+
+    record = outcome["run"].task("sync")
+    assert record["failed"]
+    assert "received SIGTERM" in record["result"]["msg"]
+    failed = assert_store_unchanged(inventory_db, before, failed_syncs=1)
+    assert "received SIGTERM" in failed[0]["error"]
+
+
+def test_sigterm_during_lock_wait_commits_nothing(simulator, run_playbook, inventory_db,
+                                                  tmp_path):
+    # Another writer holds the inventory while the sync lists. A stop signal before the
+    # sync's write transaction begins must stop it, not let the commit land later.
+    args = module_args(simulator)
+    added = run_playbook([{"name": "add", "ucops.webex.webex_customer": dict(
+        args, name="Borealis Logistics", org_id=BOREALIS["id"])}])
+    assert added.rc == 0, added.stdout
+    before = dump_store(inventory_db)
+    remote_tmp = tmp_path / "remote-tmp"
+    holder = sqlite3.connect(str(inventory_db), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        outcome, finished, worker = run_sync_in_thread(run_playbook, args, remote_tmp)
+        try:
+            pid = wait_for_request(simulator, remote_tmp, finished,
+                                   lambda entry: entry["path"] == "/v1/workspaces")
+            os.kill(pid, signal.SIGTERM)
+        finally:
+            holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    worker.join(timeout=KILL_DEADLINE_SECONDS)
+
+    record = outcome["run"].task("sync")
+    assert record["failed"], record["result"]
+    assert "received SIGTERM" in record["result"]["msg"]
+    failed = assert_store_unchanged(inventory_db, before, failed_syncs=1)
+    assert "received SIGTERM" in failed[0]["error"]

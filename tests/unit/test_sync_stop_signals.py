@@ -87,3 +87,18 @@ def test_other_threads_install_nothing():
     worker.start()
     worker.join()
     assert outcome["handler"] == before
+
+
+def test_page_child_gets_default_actions():
+    from ansible_collections.ucops.webex.plugins.module_utils import fetch_process
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with sync.StopSignals():
+            # What the forked child runs first: the module's handlers do not apply there.
+            fetch_process._default_stop_signals()
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
