@@ -266,8 +266,8 @@ def choose_org_id(
     stored = customer.get("org_id") or None
     if not stored and not customer.get("synced_at"):
         return from_env
-    if stored == from_env:
-        return None
+    if stored and org_key(stored) == org_key(from_env):
+        return None  # the same org, maybe in its other form (base64 id or UUID)
     if stored:
         reason = f"has org id {stored}"
     else:

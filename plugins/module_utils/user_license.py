@@ -325,7 +325,7 @@ class UserLicenseChange:
             self.warnings.append,
         )
         stored = customer.get("org_id")
-        if option and stored and option != stored:
+        if option and stored and licensing.org_key(option) != licensing.org_key(stored):
             raise UserLicenseError(
                 f"org_id '{option}' does not match org_id '{stored}' of customer "
                 f"'{self.customer_name}'. Remove org_id from the task, or change the "

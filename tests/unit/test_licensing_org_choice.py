@@ -46,3 +46,10 @@ def test_variable_ignored_after_token_org_sync():
 
 def test_blank_values_are_unset():
     assert choose({}, option="  ", from_env=" ") == (None, [])
+
+
+def test_variable_in_uuid_form_is_quiet():
+    stored = licensing.org_api_id("5f3a9c1e-1111-4222-8333-944455556666", None)
+
+    assert choose({"org_id": stored}, from_env="5F3A9C1E-1111-4222-8333-944455556666") == (
+        None, [])
