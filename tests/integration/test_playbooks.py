@@ -519,6 +519,10 @@ def test_license_report_customer_never_added(simulator, run_playbook, tmp_path):
                        webex_report_hierarchy="Keystone/Reseller North")
     gated = run_report(run_playbook, tmp_path / "gated", webex_min_available_units=0,
                        webex_report_hierarchy="Keystone")
+    # The hosts of another inventory file are left out by naming the group of this one.
+    grouped = run_report(run_playbook, tmp_path / "grouped", webex_min_available_units=0,
+                         webex_report_hierarchy="Keystone",
+                         webex_report_expected_group="reseller_north")
 
     assert plain.rc == 0, plain.stdout[-3000:]
     listing = read_report(tmp_path / "plain")[0]
@@ -535,6 +539,8 @@ def test_license_report_customer_never_added(simulator, run_playbook, tmp_path):
                          "synced")["result"]["msg"]
     assert "The licenses of Cobalt Health were never synced" in failure
     assert "Not in the inventory at all" in failure
+    assert grouped.rc == 0, grouped.stdout[-3000:]
+    assert read_report(tmp_path / "grouped")[0]["not_in_inventory"] == []
 
 
 def test_license_report_removes_stale_totals(simulator, run_playbook, tmp_path):
