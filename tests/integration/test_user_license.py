@@ -717,38 +717,39 @@ def test_unreadable_success_body_rereads(simulator, borealis, license_task, inve
     assert_counts_match(simulator, inventory_db, [MESSAGING_US])
 
 
-# -- Messenger licenses, which Webex does not let administrators manage -------------------
+# -- Variants of the demo org, each in a simulator of its own -----------------------------
 
 
-def _messenger_fixture(tmp_path):
-    """The demo fixture with a Webex Messenger license of Sub-BOR100 held by the user with
-    bundled licenses only. Returns (fixture path, the Messenger license id)."""
-    import base64
+def _borealis_variant():
+    """Return a copy of the demo fixture and its Borealis org, to change for one test."""
     import copy
-    import json
 
     from tests.integration.helpers import DEMO
 
     fixture = copy.deepcopy(DEMO)
-    org = next(o for o in fixture["organizations"] if o["id"] == ORG_ID)
-    template = base64.b64decode(MESSAGING_US + "=" * (-len(MESSAGING_US) % 4)).decode()
-    prefix, _code = template.rsplit(":", 1)
-    messenger_id = base64.b64encode(f"{prefix}:MS_messenger-1".encode()).decode().rstrip("=")
-    org["licenses"].append({
-        "id": messenger_id, "name": "Webex Messenger", "totalUnits": 5, "consumedUnits": 1,
-        "consumedByUsers": 1, "consumedByWorkspaces": 0, "subscriptionId": "Sub-BOR100"})
-    person = next(p for p in org["people"] if NO_LICENSE_USER in p["emails"])
-    person["licenses"].append(messenger_id)
-    path = tmp_path / "messenger.json"
+    return fixture, next(o for o in fixture["organizations"] if o["id"] == ORG_ID)
+
+
+def _sibling_license_id(license_id, code):
+    """Return a license id of the same org as ``license_id`` with another license code."""
+    import base64
+
+    decoded = base64.b64decode(license_id + "=" * (-len(license_id) % 4)).decode()
+    prefix, _code = decoded.rsplit(":", 1)
+    return base64.b64encode(f"{prefix}:{code}".encode()).decode().rstrip("=")
+
+
+def _write_fixture(tmp_path, name, fixture):
+    import json
+
+    path = tmp_path / name
     path.write_text(json.dumps(fixture))
-    return path, messenger_id
+    return path
 
 
-@pytest.fixture
-def messenger_org(start_simulator, run_playbook, tmp_path):
-    """A simulator with the Messenger fixture, Borealis synced with the US defaults.
-    Returns (simulator, Messenger license id, runner of one user license task)."""
-    path, messenger_id = _messenger_fixture(tmp_path)
+def _variant_runner(start_simulator, run_playbook, path):
+    """Start a simulator on ``path``, sync Borealis with the US defaults; return the
+    simulator and a runner of one user license task (in diff mode)."""
     simulator = start_simulator(path)
     setup = run_playbook(customer_setup_tasks(CUSTOMER, **US_DEFAULTS),
                          module_defaults=connection_defaults(simulator))
@@ -762,6 +763,31 @@ def messenger_org(start_simulator, run_playbook, tmp_path):
                                     module_defaults=connection_defaults(simulator))
         return playbook_run.task(TASK)
 
+    return simulator, run
+
+
+# -- Messenger licenses, which Webex does not let administrators manage -------------------
+
+
+def _messenger_fixture(tmp_path):
+    """The demo fixture with a Webex Messenger license of Sub-BOR100 held by the user with
+    bundled licenses only. Returns (fixture path, the Messenger license id)."""
+    fixture, org = _borealis_variant()
+    messenger_id = _sibling_license_id(MESSAGING_US, "MS_messenger-1")
+    org["licenses"].append({
+        "id": messenger_id, "name": "Webex Messenger", "totalUnits": 5, "consumedUnits": 1,
+        "consumedByUsers": 1, "consumedByWorkspaces": 0, "subscriptionId": "Sub-BOR100"})
+    person = next(p for p in org["people"] if NO_LICENSE_USER in p["emails"])
+    person["licenses"].append(messenger_id)
+    return _write_fixture(tmp_path, "messenger.json", fixture), messenger_id
+
+
+@pytest.fixture
+def messenger_org(start_simulator, run_playbook, tmp_path):
+    """A simulator with the Messenger fixture, Borealis synced with the US defaults.
+    Returns (simulator, Messenger license id, runner of one user license task)."""
+    path, messenger_id = _messenger_fixture(tmp_path)
+    simulator, run = _variant_runner(start_simulator, run_playbook, path)
     return simulator, messenger_id, run
 
 
@@ -800,17 +826,8 @@ def test_messenger_license_requested_fails_before_change(messenger_org, state):
 def _trial_calling_fixture(tmp_path):
     """The demo fixture where the Professional user holds Webex Calling - Professional
     without a subscription (a trial) instead of Sub-BOR100's. Returns (path, trial id)."""
-    import base64
-    import copy
-    import json
-
-    from tests.integration.helpers import DEMO
-
-    fixture = copy.deepcopy(DEMO)
-    org = next(o for o in fixture["organizations"] if o["id"] == ORG_ID)
-    template = base64.b64decode(PROFESSIONAL_US + "=" * (-len(PROFESSIONAL_US) % 4)).decode()
-    prefix, _code = template.rsplit(":", 1)
-    trial_id = base64.b64encode(f"{prefix}:BCSTD_trial-1".encode()).decode().rstrip("=")
+    fixture, org = _borealis_variant()
+    trial_id = _sibling_license_id(PROFESSIONAL_US, "BCSTD_trial-1")
     org["licenses"].append({
         "id": trial_id, "name": "Webex Calling - Professional", "totalUnits": 10,
         "consumedUnits": 1, "consumedByUsers": 1, "consumedByWorkspaces": 0})
@@ -821,9 +838,7 @@ def _trial_calling_fixture(tmp_path):
         if item["id"] == PROFESSIONAL_US:
             item["consumedUnits"] -= 1
             item["consumedByUsers"] -= 1
-    path = tmp_path / "trial.json"
-    path.write_text(json.dumps(fixture))
-    return path, trial_id
+    return _write_fixture(tmp_path, "trial.json", fixture), trial_id
 
 
 @pytest.fixture
@@ -831,19 +846,7 @@ def trial_org(start_simulator, run_playbook, tmp_path):
     """A simulator with the trial calling fixture, Borealis synced with the US defaults.
     Returns (simulator, trial license id, runner of one user license task)."""
     path, trial_id = _trial_calling_fixture(tmp_path)
-    simulator = start_simulator(path)
-    setup = run_playbook(customer_setup_tasks(CUSTOMER, **US_DEFAULTS),
-                         module_defaults=connection_defaults(simulator))
-    assert setup.rc == 0, setup.stdout[-3000:]
-
-    def run(check: bool = False, **options):
-        task = {"name": TASK, "ucops.webex.webex_user_license": dict(customer=CUSTOMER,
-                                                                     **options),
-                "ignore_errors": True}
-        playbook_run = run_playbook([task], check=check, diff=True,
-                                    module_defaults=connection_defaults(simulator))
-        return playbook_run.task(TASK)
-
+    simulator, run = _variant_runner(start_simulator, run_playbook, path)
     return simulator, trial_id, run
 
 

@@ -467,14 +467,9 @@ def test_partial_success_records_applied(store):
 
 def test_partial_change_diff_shows_applied(store):
     client = FakeClient(dict(PERSON, licenses=["MSG"]), failing_ids={"C-A"})
-    change = UserLicenseChange(
-        params(licenses=["Advanced Messaging", "Webex Calling - Professional"],
-               extension="1"),
-        store, client,
-    )
 
     with pytest.raises(UserLicenseError) as caught:
-        change.run()
+        messaging_and_calling_change(store, client).run()
 
     diff = caught.value.details["diff"]
     assert "Advanced Messaging (Sub-A100)" in diff["after"]["licenses"]
