@@ -189,7 +189,9 @@ class InventoryStore:
                 raise InventoryError(
                     f"inventory database {self.path} does not exist; add customers with "
                     "ucops.webex.webex_customer (or playbooks/upgrade_21_1.yml) and sync "
-                    "them with ucops.webex.webex_license_sync first, or set inventory_db"
+                    "them with ucops.webex.webex_license_sync first, or set inventory_db "
+                    "(webex_inventory_db in the collection's roles and playbooks) to the "
+                    "inventory file"
                 )
             # A link to a missing file names the file to create, private like any other.
             target = os.path.realpath(self.path)

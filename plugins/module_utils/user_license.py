@@ -385,11 +385,15 @@ class UserLicenseChange:
         """Build the ``licenses`` entries of the PATCH body; check calling properties first."""
         changes = []
         calling_added = False
+        replaced_calling = any(
+            licensing.is_user_calling_license((self.licenses_by_id.get(i) or {}).get("name"))
+            for i in plan.remove
+        )
         for license_id in plan.add:
             change: Dict[str, Any] = {"id": license_id, "operation": "add"}
             row = self.licenses_by_id[license_id]
             if licensing.is_user_calling_license(row.get("name")):
-                change["properties"] = self._calling_properties(row, person)
+                change["properties"] = self._calling_properties(row, person, replaced_calling)
                 calling_added = True
             changes.append(change)
         for license_id in plan.remove:
@@ -429,11 +433,23 @@ class UserLicenseChange:
             )
 
     def _calling_properties(
-        self, license_row: Mapping[str, Any], person: Mapping[str, Any]
+        self, license_row: Mapping[str, Any], person: Mapping[str, Any], replacing: bool
     ) -> Dict[str, str]:
+        """Return the properties of an added calling license: the location, extension and
+        phone number of the task, else the user's own ones where they stay valid."""
         extension = self.params.get("extension")
         phone_number = self.params.get("phone_number")
         label = licensing.license_label(license_row)
+        location = self.params.get("location")
+        location_id = self._resolve_location(location) if location else None
+        if (
+            not extension and not phone_number and replacing
+            and location_id in (None, person.get("locationId"))
+        ):
+            # The new license replaces the user's calling license at the same location,
+            # so the user keeps the extension and number that the old one had.
+            extension = _person_calling_value(person, "extension")
+            phone_number = _person_calling_value(person, "phoneNumber")
         if not extension and not phone_number:
             raise UserLicenseError(
                 f"license '{label}' is a calling license and needs an extension or a phone "
@@ -441,9 +457,8 @@ class UserLicenseChange:
             )
 
         properties: Dict[str, str] = {}
-        location = self.params.get("location")
-        if location:
-            properties["locationId"] = self._resolve_location(location)
+        if location_id:
+            properties["locationId"] = location_id
         elif person.get("locationId"):
             properties["locationId"] = person["locationId"]
         elif not phone_number:

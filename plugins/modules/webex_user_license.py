@@ -121,6 +121,9 @@ options:
     description:
       - Extension for a calling license that is added. A calling license needs O(extension)
         or O(phone_number).
+      - When the added calling license replaces the user's calling license (O(state=exact),
+        or a trial's) at the same location and neither O(extension) nor O(phone_number) is
+        set, the user keeps the current extension and work number.
     type: str
   phone_number:
     description:

@@ -242,6 +242,26 @@ def test_present_refuses_second_calling_license(simulator, borealis, license_tas
     assert_counts_match(simulator, inventory_db, [PROFESSIONAL_EU, PROFESSIONAL_US])
 
 
+def test_exact_replacement_keeps_user_number(simulator, borealis, license_task, inventory_db):
+    # Moving a user to the default's calling license at the same location keeps the
+    # user's extension and work number, so the task needs neither.
+    borealis(**US_DEFAULTS)
+    before = live_person(simulator, ORG_ID, MIXED_USER)
+
+    record, _run = license_task(user=MIXED_USER, state="exact",
+                                licenses=["Webex Calling - Professional",
+                                          "Meeting - Webex Enterprise Edition"])
+
+    assert not record["failed"], record["result"].get("msg")
+    assert ids_of(record["result"]["added"]) == [PROFESSIONAL_US]
+    after = live_person(simulator, ORG_ID, MIXED_USER)
+    assert after["extension"] == before["extension"]
+    assert after["locationId"] == before["locationId"]
+    work = [item["value"] for item in before["phoneNumbers"] if item["type"] == "work"]
+    assert work[0] in [item["value"] for item in after["phoneNumbers"]]
+    assert record["result"]["diff"]["after"]["calling"]["extension"] == before["extension"]
+
+
 def test_present_replaces_add_on_of_other_subscription(simulator, borealis, license_task,
                                                        inventory_db):
     """EU_MESSAGING_USER has Advanced Messaging of Sub-BOR101. Given the default's, the user
@@ -329,11 +349,14 @@ def test_calling_license_without_location_fails(simulator, borealis, license_tas
 
 
 def test_calling_license_without_extension_fails(simulator, borealis, license_task):
+    # A move to another location keeps no number, so the task must name one.
     borealis(**US_DEFAULTS)
+    current = live_person(simulator, ORG_ID, PROFESSIONAL_USER)["locationId"]
+    other = next(item for item in BOREALIS["locations"] if item["id"] != current)
     simulator.clear_requests()
 
     record, _run = license_task(user=PROFESSIONAL_USER, state="exact",
-                                licenses=["Webex Calling - Standard"])
+                                location=other["name"], licenses=["Webex Calling - Standard"])
 
     assert record["failed"]
     assert "set extension or phone_number" in record["result"]["msg"]

@@ -19,6 +19,10 @@ USER_FILES = (
     "inventory.db-shm",
     "inventory.db.schema-3.bak",
     "reports/licenses.csv",
+    "reports/licenses.json",
+    "reports/licenses.txt",
+    "webex-license-report/licenses.json",
+    "webex-license-report/totals.csv",
     "playbooks/inventory/customers.db",
 )
 
