@@ -545,8 +545,9 @@ def test_org_recording_alone_is_a_change(simulator, run_playbook, inventory_db):
     keystone = ORGS["Keystone Partner Services"]
     run_playbook([{"name": "add", "ucops.webex.webex_customer": {"name": "Keystone"}}])
     synced(run_playbook([sync_task(simulator, "Keystone")]))
-    with contextlib.closing(sqlite3.connect(str(inventory_db))) as connection, connection:
-        connection.execute("UPDATE customers SET org_id = NULL WHERE name = 'Keystone'")
+    with contextlib.closing(sqlite3.connect(str(inventory_db))) as connection:
+        with connection:
+            connection.execute("UPDATE customers SET org_id = NULL WHERE name = 'Keystone'")
 
     check = synced(run_playbook([sync_task(simulator, "Keystone")], check=True))
     real = synced(run_playbook([sync_task(simulator, "Keystone")]))
