@@ -842,13 +842,18 @@ CALLING_FIELDS = (
 
 
 def _person_calling_value(person: Mapping[str, Any], key: str) -> Optional[str]:
-    """Return the user's current value of a calling property, or None when unset."""
+    """Return the user's current value of a calling property, or None when unset.
+
+    The work number is the primary one if several are listed, written as + and digits (the
+    form of phoneNumber in PATCH /licenses/users); People lists it with spaces.
+    """
     if key == "phoneNumber":
         numbers = [
-            item.get("value") for item in person.get("phoneNumbers") or []
-            if isinstance(item, dict) and item.get("type") == "work"
+            item for item in person.get("phoneNumbers") or []
+            if isinstance(item, dict) and item.get("type") == "work" and item.get("value")
         ]
-        return str(numbers[0]) if numbers else None
+        numbers.sort(key=lambda item: not item.get("primary"))
+        return _digits(numbers[0]["value"]) if numbers else None
     value = person.get(key)
     return str(value) if value not in (None, "") else None
 

@@ -956,3 +956,19 @@ def test_replacement_units_read_failure_changes_nothing(store):
         change.run()
 
     assert client.patches == []
+
+
+def test_kept_work_number_is_primary_digits():
+    from ansible_collections.ucops.webex.plugins.module_utils.user_license import (
+        _person_calling_value,
+    )
+
+    person = {"extension": "1007", "phoneNumbers": [
+        {"type": "work_extension", "value": "81007"},
+        {"type": "work", "value": "+1 555 000 0099", "primary": False},
+        {"type": "work", "value": "+1 555 000 0007", "primary": True},
+    ]}
+
+    assert _person_calling_value(person, "phoneNumber") == "+15550000007"
+    assert _person_calling_value(person, "extension") == "1007"
+    assert _person_calling_value({"phoneNumbers": []}, "phoneNumber") is None
