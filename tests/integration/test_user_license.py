@@ -242,6 +242,12 @@ def test_present_refuses_second_calling_license(simulator, borealis, license_tas
     assert_counts_match(simulator, inventory_db, [PROFESSIONAL_EU, PROFESSIONAL_US])
 
 
+def work_digits(numbers):
+    """Return the digits of each work number of a person's phoneNumbers."""
+    return ["".join(char for char in item["value"] if char.isdigit())
+            for item in numbers if item["type"] == "work"]
+
+
 def test_exact_replacement_keeps_user_number(simulator, borealis, license_task, inventory_db):
     # Moving a user to the default's calling license at the same location keeps the
     # user's extension and work number, so the task needs neither.
@@ -257,12 +263,8 @@ def test_exact_replacement_keeps_user_number(simulator, borealis, license_task, 
     after = live_person(simulator, ORG_ID, MIXED_USER)
     assert after["extension"] == before["extension"]
     assert after["locationId"] == before["locationId"]
-    def digits(numbers):
-        return ["".join(char for char in item["value"] if char.isdigit())
-                for item in numbers if item["type"] == "work"]
-
     # The number is sent as + and digits, the form of phoneNumber in the change request.
-    assert digits(after["phoneNumbers"]) == digits(before["phoneNumbers"])
+    assert work_digits(after["phoneNumbers"]) == work_digits(before["phoneNumbers"])
     assert record["result"]["diff"]["after"]["calling"]["extension"] == before["extension"]
 
 
