@@ -15,6 +15,21 @@ def send(number: int) -> None:
     os.kill(os.getpid(), number)
 
 
+@pytest.fixture(autouse=True)
+def default_stop_signals():
+    """Give the stop signals their default handlers for each test, since a test runner
+    started in the background inherits SIGINT ignored (and nohup SIGHUP)."""
+    defaults = {
+        signal.SIGTERM: signal.SIG_DFL,
+        signal.SIGINT: signal.default_int_handler,
+        signal.SIGHUP: signal.SIG_DFL,
+    }
+    previous = {number: signal.signal(number, handler) for number, handler in defaults.items()}
+    yield
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
 def test_armed_signal_raises_and_names_it():
     with sync.StopSignals() as stop:
         stop.arm()
