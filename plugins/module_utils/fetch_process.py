@@ -213,9 +213,9 @@ def _run_child(
 def _default_stop_signals() -> None:
     """Give the child the default action of SIGTERM, SIGINT and SIGHUP.
 
-    The fork inherits the handlers with which the module process turns these signals into
-    a recorded failure; in the child they would report a signal that the module process
-    never received. A signal that the caller ignores stays ignored.
+    The fork inherits the module process's handlers, which turn these signals into a
+    recorded failure. In the child they would report a signal that the module process never
+    received. A signal that the caller ignores stays ignored.
     """
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
         number = getattr(signal, name, None)

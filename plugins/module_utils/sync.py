@@ -276,7 +276,7 @@ def counted(pages: Iterator[Tuple[str, T]], read: Dict[str, int]) -> Iterator[Tu
     """Pass pages on and count them per object type in ``read``.
 
     The count is taken as each page arrives, before pages are joined or staged, so after a
-    failed request it tells how many pages of each type the API returned.
+    failed request it gives the number of pages of each type that the API returned.
     """
     for object_type, page in pages:
         read[object_type] = read.get(object_type, 0) + 1
@@ -390,7 +390,7 @@ def stage_objects(
         except OSError:
             # No process or pipe left under the host's limits: read the pages here.
             source = None
-    # Pages received per object type, counted in the worker thread of ``prefetch``; the
+    # Pages received per object type, counted in the worker thread of ``prefetch``. The
     # error of a failed request reaches this thread after the count of the pages before it.
     read: Dict[str, int] = {}
     if source is not None:

@@ -190,7 +190,7 @@ def test_task_timeout_commits_nothing(simulator, run_playbook, inventory_db):
     assert recorded <= 1
     failed = assert_store_unchanged(inventory_db, before, failed_syncs=recorded)
     # With ansible-core 2.19 the module receives SIGTERM, passed on by the ended worker
-    # process; a module left running finds no reader of its standard output instead.
+    # process. A module left running finds no reader of its standard output instead.
     for row in failed:
         assert ("task that ran this sync has ended" in row["error"]
                 or "received SIGTERM before the changes were committed" in row["error"])
@@ -305,7 +305,7 @@ def test_sigterm_ends_long_retry_wait(simulator, run_playbook, inventory_db, tmp
 
 def test_sigterm_during_lock_wait_commits_nothing(simulator, run_playbook, inventory_db,
                                                   tmp_path):
-    # Another writer holds the inventory while the sync lists. A stop signal before the
+    # Another writer has the inventory's write lock while the sync lists. A stop signal before the
     # sync's write transaction begins must stop it, not let the commit land later.
     args = module_args(simulator)
     added = run_playbook([{"name": "add", "ucops.webex.webex_customer": dict(

@@ -853,7 +853,7 @@ def test_messenger_license_requested_fails_before_change(messenger_org, state):
 
 
 def _trial_calling_fixture(tmp_path):
-    """The demo fixture where the Professional user holds Webex Calling - Professional
+    """The demo fixture where the Professional user has Webex Calling - Professional
     without a subscription (a trial) instead of Sub-BOR100's. Returns (path, trial id)."""
     fixture, org = _borealis_variant()
     trial_id = _sibling_license_id(PROFESSIONAL_US, "BCSTD_trial-1")
