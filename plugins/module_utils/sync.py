@@ -736,6 +736,18 @@ def run_license_sync(
         except SyncError as error:
             error.details["api_requests"] = dict(client.stats)
             raise
+        if stop_signals.received:
+            # Noted while the commit's transaction (or the end of a check) ran, which a
+            # stop signal does not interrupt.
+            outcome = (
+                "the check completed and changed nothing" if check_mode
+                else "the commit completed, so the inventory holds this sync's changes"
+            )
+            warn(
+                f"the module process received {stop_signals.received} after the sync had "
+                f"listed everything; {outcome}. The job that sent it may have ended before "
+                "it could show this result"
+            )
 
         if params.get("warn_missing_defaults", True):
             for warning in report["warnings"]:
