@@ -401,7 +401,19 @@ class InventoryStore:
         """Return the customers at or below ``hierarchy_prefix`` (all when None), by name."""
         condition, params = _hierarchy_condition("c", hierarchy_prefix)
         rows = self._rows(f"SELECT * FROM customers c WHERE {condition} ORDER BY c.name", params)
-        return [self._customer_dict(row) for row in rows]
+        # One query for the sync states of every customer listed, not one per customer.
+        synced_at: Dict[str, Dict[str, Any]] = {row["name"]: {} for row in rows}
+        states = self._conn.execute(
+            "SELECT s.customer, s.object_type, s.synced_at FROM sync_state s "
+            f"JOIN customers c ON c.name = s.customer WHERE {condition}",
+            params,
+        )
+        for state in states:
+            if state["customer"] in synced_at:
+                synced_at[state["customer"]][state["object_type"]] = state["synced_at"]
+        for row in rows:
+            row["synced_at"] = synced_at[row["name"]]
+        return rows
 
     def _customer_dict(self, row: Dict[str, Any]) -> Dict[str, Any]:
         states = self._conn.execute(

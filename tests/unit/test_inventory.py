@@ -506,6 +506,27 @@ def test_list_customers_by_hierarchy_prefix(store):
     assert store.list_customers("Nobody") == []
 
 
+def test_list_customers_gives_each_its_own_sync_times(store):
+    add_customer(store, "A", hierarchy="Provider")
+    add_customer(store, "B", hierarchy="Provider")
+    add_customer(store, "C", hierarchy="Other")
+    times = iter(["2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z",
+                  "2026-01-02T00:00:00Z", "2026-01-02T00:05:00Z"])
+    store.now = lambda: next(times)
+    with store.begin_sync("A", scope=["roles"]) as session:
+        session.stage_roles(ROLES)
+        session.commit()
+    with store.begin_sync("C", scope=["roles"]) as session:
+        session.stage_roles(ROLES)
+        session.commit()
+    listed = {c["name"]: c["synced_at"] for c in store.list_customers()}
+    assert listed == {"A": {"roles": "2026-01-01T00:05:00Z"}, "B": {},
+                      "C": {"roles": "2026-01-02T00:05:00Z"}}
+    below = {c["name"]: c["synced_at"] for c in store.list_customers("Provider")}
+    assert below == {"A": {"roles": "2026-01-01T00:05:00Z"}, "B": {}}
+    assert store.get_customer("A")["synced_at"] == listed["A"]
+
+
 def test_defaults_change_recomputes_managed(store):
     add_customer(store)
     full_sync(store)
