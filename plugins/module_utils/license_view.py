@@ -63,17 +63,17 @@ def build_license_view(
         )
 
     customers = store.list_customers(hierarchy_prefix=hierarchy)
-    everyone = customers if not hierarchy else None
+    all_customers = customers if not hierarchy else None
     missing: List[str] = []
     if expected_customers:
         # The expected customers are looked up by name in the whole inventory.
-        everyone = everyone if everyone is not None else store.list_customers()
+        all_customers = all_customers if all_customers is not None else store.list_customers()
         missing = licensing.missing_customers(
-            expected_customers, [record["name"] for record in everyone], hierarchy
+            expected_customers, [record["name"] for record in all_customers], hierarchy
         )
     if hierarchy and not customers:
-        everyone = everyone if everyone is not None else store.list_customers()
-        known = sorted({record["hierarchy"] for record in everyone} - {"", None})
+        all_customers = all_customers if all_customers is not None else store.list_customers()
+        known = sorted({record["hierarchy"] for record in all_customers} - {"", None})
         expected = (
             f"; expected there but missing: {licensing.format_names(missing)}, which a "
             "failed or skipped ucops.webex.webex_customer task never added"

@@ -737,8 +737,8 @@ def run_license_sync(
             error.details["api_requests"] = dict(client.stats)
             raise
         if stop_signals.received:
-            # Noted while the commit's transaction (or the end of a check) ran, which a
-            # stop signal does not interrupt.
+            # A signal during the commit's transaction (or the end of a check) is only
+            # noted, because a stop signal does not interrupt either.
             outcome = (
                 "the check completed and changed nothing" if check_mode
                 else "the commit completed, so the inventory holds this sync's changes"

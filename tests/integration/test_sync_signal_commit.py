@@ -1,5 +1,5 @@
 """A stop signal that arrives once the sync's write transaction began lets the commit
-complete, and the task result says that the signal came."""
+complete, and the task warns about the signal."""
 
 from __future__ import annotations
 
