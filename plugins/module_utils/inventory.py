@@ -868,15 +868,17 @@ class InventoryStore:
         return message
 
     def find_locations(self, customer: str, location: str) -> List[Dict[str, Any]]:
-        """Return the stored locations of a customer whose id or name (any case) is ``location``.
+        """Return the stored locations of a customer whose id or name is ``location`` (names
+        compare as ``licensing.fold_name`` folds them: any case, surrounding blanks ignored).
 
         Returns ``[{id, name}]``; more than one row means the name is ambiguous.
         """
         rows = self._conn.execute(
             "SELECT id, name FROM locations WHERE customer = :customer "
-            "AND (id = :location OR lower(name) = lower(:location)) "
+            "AND (id = :location OR ucops_fold(name) = :folded) "
             "ORDER BY CASE WHEN id = :location THEN 0 ELSE 1 END, name, id",
-            {"customer": customer, "location": location},
+            {"customer": customer, "location": location,
+             "folded": licensing.fold_name(location)},
         )
         found = [dict(row) for row in rows]
         exact_id = [row for row in found if row["id"] == location]
@@ -1181,8 +1183,8 @@ def _license_filters(
         parts.append("l.site_url_key = :site_url_key")
         params["site_url_key"] = licensing.normalize_site_url(site_url)
     if name is not None:
-        parts.append("lower(l.name) = lower(:license_name)")
-        params["license_name"] = name.strip()
+        parts.append("ucops_fold(l.name) = :license_name")
+        params["license_name"] = licensing.fold_name(name)
     return " AND ".join(parts), params
 
 

@@ -19,6 +19,8 @@ import tempfile
 import time
 from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
+from ansible_collections.ucops.webex.plugins.module_utils.licensing import fold_name
+
 SQLITE_HEADER = b"SQLite format 3\x00"
 # UPSERT (INSERT ... ON CONFLICT ... DO UPDATE) arrived in SQLite 3.24.0.
 MIN_SQLITE_VERSION = (3, 24, 0)
@@ -515,6 +517,9 @@ class SQLiteDialect:
         connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             connection.row_factory = sqlite3.Row
+            # Names compare without case in every script, which SQLite's lower() does not
+            # do beyond ASCII letters.
+            connection.create_function("ucops_fold", 1, fold_name, deterministic=True)
             connection.execute("PRAGMA foreign_keys = ON")
             connection.execute("PRAGMA synchronous = FULL")
             # Staging tables of a sync go to a temporary file, not to memory.

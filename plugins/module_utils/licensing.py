@@ -704,8 +704,8 @@ def resolve_license_names(
                 problems.append(_unmanaged_message(request, [row], where))
             continue
 
-        key = request.strip().lower()
-        matches = [row for row in managed if str(row.get("name", "")).strip().lower() == key]
+        key = fold_name(request)
+        matches = [row for row in managed if fold_name(row.get("name") or "") == key]
         if len(matches) == 1:
             resolved.append(str(matches[0]["id"]))
         elif len(matches) > 1:
@@ -715,7 +715,7 @@ def resolve_license_names(
                 f"({', '.join(places)}): give the license id instead"
             )
         else:
-            others = [row for row in licenses if str(row.get("name", "")).strip().lower() == key]
+            others = [row for row in licenses if fold_name(row.get("name") or "") == key]
             if others:
                 problems.append(_unmanaged_message(request, others, where))
             else:
@@ -969,6 +969,14 @@ def plan_user_license_change(
 # License listings
 
 
+def fold_name(value: Any) -> Optional[str]:
+    """Return a name as license and location names are compared: without surrounding
+    blanks and without case, in every script (str.casefold). None stays None."""
+    if value is None:
+        return None
+    return str(value).strip().casefold()
+
+
 def filter_licenses(
     rows: Iterable[Mapping[str, Any]],
     subscription_id: Optional[str] = None,
@@ -978,7 +986,7 @@ def filter_licenses(
     """Keep the license rows that match every filter that is set.
 
     ``site_url`` compares without case, scheme or trailing slash; ``name`` without case and
-    surrounding spaces (the inventory's listing ignores the case of ASCII letters only);
+    surrounding blanks (``fold_name``, as the inventory's listing compares it);
     ``subscription_id`` exactly.
     """
     site_filter = normalize_site_url(site_url) if site_url else None
@@ -989,7 +997,7 @@ def filter_licenses(
             continue
         if site_filter and normalize_site_url(row.get("site_url")) != site_filter:
             continue
-        if name and str(row.get("name") or "").strip().lower() != name.strip().lower():
+        if name and fold_name(row.get("name") or "") != fold_name(name):
             continue
         result.append(dict(row))
     return result
@@ -1226,13 +1234,13 @@ def _licenses_in_several_subscriptions(
     """Describe each requested license name or id that more than one subscription offers."""
     descriptions = []
     for request in _unique(str(item) for item in requested):
-        key = request.strip().lower()
+        key = fold_name(request)
         subscriptions = sorted(
             {
                 str(row["subscription_id"])
                 for row in licenses
                 if row.get("subscription_id")
-                and (str(row["id"]) == request or str(row.get("name", "")).strip().lower() == key)
+                and (str(row["id"]) == request or fold_name(row.get("name") or "") == key)
             }
         )
         if len(subscriptions) > 1:

@@ -498,7 +498,7 @@ class UserLicenseChange:
             for item in page:
                 if item.get("id") == location:
                     return [{"id": item["id"], "name": item.get("name")}]
-                if str(item.get("name", "")).lower() == location.lower():
+                if licensing.fold_name(item.get("name") or "") == licensing.fold_name(location):
                     matches.append({"id": item.get("id"), "name": item.get("name")})
         return matches
 

@@ -527,6 +527,30 @@ def test_list_customers_gives_each_its_own_sync_times(store):
     assert store.get_customer("A")["synced_at"] == listed["A"]
 
 
+def test_name_filters_fold_every_script(store):
+    add_customer(store)
+    licenses = LICENSES + [
+        api_license("ECO", "ÉCOLE Licence", "Sub-A100", total=5, consumed=0),
+        api_license("PAD", "  Padded License  ", "Sub-A100", total=5, consumed=0),
+    ]
+    locations = LOCATIONS + [{"id": "LOC-Z", "name": "Zürich Büro"}]
+    with store.begin_sync("Acme", scope=["licenses", "locations"]) as session:
+        session.stage_licenses(licenses)
+        session.stage_locations(locations)
+        session.commit()
+
+    def named(name):
+        return [row["id"] for row in store.license_rows(customer="Acme", name=name)]
+
+    assert named("école licence") == ["ECO"]
+    assert named("Padded License") == ["PAD"]
+    assert named("  Padded License  ") == ["PAD"]
+    assert named("webex calling - PROFESSIONAL") == ["C-A", "C-B"]
+    assert [row["id"] for row in store.find_locations("Acme", "ZÜRICH BÜRO")] == ["LOC-Z"]
+    assert [row["id"] for row in store.find_locations("Acme", " head office ")] == ["LOC-1"]
+    assert store.find_locations("Acme", "Zurich Buro") == []
+
+
 def test_defaults_change_recomputes_managed(store):
     add_customer(store)
     full_sync(store)
