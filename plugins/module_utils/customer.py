@@ -343,7 +343,11 @@ def manage_customer(
 
     Raises CustomerError or InventoryError; nothing is saved then.
     """
-    new_name = (params.get("new_name") or "").strip() or None
+    # Kept as given, like name: a stripped new_name would differ from the name that later
+    # tasks give. A blank new_name renames nothing.
+    new_name = params.get("new_name")
+    if new_name is not None and not new_name.strip():
+        new_name = None
     if params["state"] == "absent":
         if new_name:
             raise CustomerError(

@@ -62,6 +62,8 @@ options:
       - The task fails when both names, or neither, are in the inventory.
       - Update O(name) (or C(webex_customer_name) in the playbooks' inventory) to the new name
         for later tasks.
+      - The new name is stored as given, like O(name) when a customer is added, blanks around
+        it included. A blank O(new_name) renames nothing.
     type: str
   hierarchy:
     description:

@@ -338,6 +338,25 @@ def test_rename_keeps_data_and_history(simulator, run_playbook, inventory_db):
     assert not again.task("sync")["changed"]
 
 
+def test_rename_keeps_name_as_given(simulator, run_playbook, inventory_db):
+    # The new name is stored as given, like a name at creation, so later tasks find the
+    # customer under the same string.
+    run_playbook([customer_task(simulator, "Alpine Dental", org_id=ALPINE["id"])])
+    rename = {"name": "rename", "ucops.webex.webex_customer": {
+        "name": "Alpine Dental", "new_name": "  Alpine Padded  "}}
+    again = {"name": "again", "ucops.webex.webex_customer": {"name": "  Alpine Padded  "}}
+    blank = {"name": "blank", "ucops.webex.webex_customer": {
+        "name": "  Alpine Padded  ", "new_name": " "}}
+
+    run = run_playbook([rename, again, blank])
+    for task in ("rename", "again", "blank"):
+        assert_ok(run.task(task))
+    assert run.task("rename")["changed"]
+    assert not run.task("again")["changed"]
+    assert not run.task("blank")["changed"]
+    assert [row["name"] for row in customer_rows(inventory_db)] == ["  Alpine Padded  "]
+
+
 def test_failed_rename_task_keeps_old_name(simulator, run_playbook, inventory_db):
     run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
     before = dump_inventory(inventory_db)
