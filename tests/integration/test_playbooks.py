@@ -816,3 +816,36 @@ def test_upgrade_check_mode_of_new_customer(simulator, run_playbook):
     assert line.startswith("Borealis Logistics: upgraded; ")
     assert line.endswith("(check mode: counts of the stored defaults and licenses, which the "
                          "run would change)")
+
+
+def test_license_report_names_with_separators(simulator, run_playbook, tmp_path):
+    """A ; or quote in a customer name stays readable in totals.csv, and blanks at the
+    start of a name keep the text table aligned."""
+    assert run_upgrade(run_playbook, simulator, limit=SMALL_CUSTOMERS).rc == 0
+    odd, spaced = 'Smith, "Jones"; Partners', "  Spaced Customer"
+    renames = run_playbook([
+        {"name": "first", "ucops.webex.webex_customer": {"name": "Alpine Dental",
+                                                         "new_name": odd}},
+        {"name": "second", "ucops.webex.webex_customer": {"name": "Borealis Logistics",
+                                                          "new_name": spaced}}])
+    assert renames.rc == 0, renames.stdout[-3000:]
+    report_dir = tmp_path / "report"
+
+    run = run_report(run_playbook, report_dir, webex_report_hierarchy="Keystone",
+                     webex_report_expected_group="")
+
+    assert run.rc == 0, run.stdout[-3000:]
+    listing, _rows = read_report(report_dir)
+    with open(report_dir / "totals.csv", newline="", encoding="utf-8") as handle:
+        totals = list(csv.DictReader(handle))
+    assert len(totals) == len(listing["totals"])
+    for row, total in zip(totals, listing["totals"]):
+        names = next(csv.reader([row["customers"]], delimiter=";"))
+        assert names == total["customers"], row["customers"]
+    assert any(odd in total["customers"] for total in listing["totals"])
+    table = (report_dir / "licenses.txt").read_text().split("\n")
+    column = table[1].index("Subscription")
+    spaced_rows = [line for line in table if line.startswith(spaced + " ")]
+    assert spaced_rows, table
+    for line in spaced_rows:
+        assert line[column - 2:column] == "  " and line[column] != " ", line
