@@ -970,15 +970,17 @@ class InventoryStore:
         ``license_ids`` the person's licenses after the change. Only the applied licenses
         change stored links, so an older result recorded late cannot undo a newer change of
         other licenses. NOTE: two runs that add and remove the same license of one person at
-        once can still leave that link and counter wrong until the next sync, and so can one
-        change recorded twice when the licenses were synced after the people.
+        once can still leave that link and counter wrong until the next sync.
 
         The counters of non-hybrid licenses move by one per license:
 
         - for a stored person, per link actually added or removed when the customer's
           people were synced with or after its licenses, because a sync that already saw
           the change counted it. Otherwise (a later sync of the licenses alone already
-          counted changes that the links miss), per applied license;
+          counted changes that the links miss), per applied license the first time after
+          that sync, when the person's links are replaced by ``license_ids`` and marked
+          (``people.links_read_after``), and per link actually changed from then on, so
+          that a change recorded twice (two tasks for one user at once) counts once;
         - for a person not stored, who is then added with ``license_ids``: when the
           people were synced, for every license in ``license_ids``, since a user who is
           new since that sync was not counted; otherwise per applied license.
@@ -1031,9 +1033,21 @@ class InventoryStore:
             key = {"customer": customer, "person_id": person_id}
             person_added = _upsert_person(connection, customer, person_id, fields)
             links_count = resulting is None or _links_match_counters(connection, customer)
-            if person_added and resulting is not None:
+            # While the licenses were synced after the people, the links of a person agree
+            # with the counters only once a task stored them as Webex listed them (refresh).
+            licenses_sync = None
+            refresh = False
+            if not links_count:
+                licenses_sync = _last_sync_id(connection, customer, "licenses")
+                if not person_added:
+                    links_count = _links_read_after(connection, key) == licenses_sync
+                    refresh = not links_count
+            if (person_added or refresh) and resulting is not None:
                 to_add = [str(i) for i in dict.fromkeys(resulting)]
                 to_remove: List[str] = []
+                if refresh:
+                    to_remove = [i for i in _stored_license_ids(connection, key)
+                                 if i not in to_add]
             else:
                 to_add, to_remove = added, removed
             done_added = [
@@ -1054,6 +1068,13 @@ class InventoryStore:
             counted_added = [i for i in up if _move_consumption(connection, customer, i, 1)]
             counted_removed = [i for i in down if _move_consumption(connection, customer, i, -1)]
             rows_written = connection.total_changes - start
+            if (refresh or (person_added and licenses_sync is not None)) and resulting is not None:
+                # Not counted in rows_written: it records no license change.
+                connection.execute(
+                    "UPDATE people SET links_read_after = :licenses_sync "
+                    "WHERE customer = :customer AND id = :person_id",
+                    dict(key, licenses_sync=licenses_sync),
+                )
             if rows_written:
                 # The stored fingerprint no longer describes the person: the next sync
                 # compares this person field by field, and a sync running now lists again.
@@ -1251,6 +1272,35 @@ def _upsert_person(
             dict(params, **changes),
         )
     return False
+
+
+def _last_sync_id(connection: sqlite3.Connection, customer: str, object_type: str) -> Optional[int]:
+    """Return the history id of the customer's last successful sync of ``object_type``."""
+    row = connection.execute(
+        "SELECT history_id FROM sync_state WHERE customer = :customer "
+        "AND object_type = :object_type",
+        {"customer": customer, "object_type": object_type},
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def _links_read_after(connection: sqlite3.Connection, key: Mapping[str, Any]) -> Optional[int]:
+    row = connection.execute(
+        "SELECT links_read_after FROM people WHERE customer = :customer AND id = :person_id",
+        key,
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def _stored_license_ids(connection: sqlite3.Connection, key: Mapping[str, Any]) -> List[str]:
+    return [
+        row[0]
+        for row in connection.execute(
+            "SELECT license_id FROM person_licenses WHERE customer = :customer "
+            "AND person_id = :person_id ORDER BY license_id",
+            key,
+        )
+    ]
 
 
 def _links_match_counters(connection: sqlite3.Connection, customer: str) -> bool:

@@ -436,6 +436,16 @@ MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
             """,
         ),
     ),
+    (
+        5,
+        (
+            # The history id of the license sync after which webex_user_license last stored
+            # the person's links as Webex listed them. While the licenses were synced after
+            # the people, such a person's links agree with the license counters, so that
+            # two tasks that record one change count it once.
+            "ALTER TABLE people ADD COLUMN links_read_after INTEGER",
+        ),
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1121,6 +1121,50 @@ def test_record_after_licenses_only_sync(store, people_synced):
     assert store.find_person("Acme", "P00001")["license_ids"] == ["C-A", "M-A"]
 
 
+@pytest.mark.parametrize("person", ["P00001", "P-NEW"])
+def test_record_twice_after_licenses_sync(store, person):
+    """Two tasks that record one change of a user (forks) count it once, also when the
+    licenses were synced after the people."""
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    licenses_sync(store, LICENSES)
+    before = consumed_units(store)
+    held = ["C-A", "MSG"] if person == "P00001" else []
+
+    for _task in range(3):
+        store.record_user_licenses("Acme", person, ["M-A"], [], held + ["M-A"])
+
+    after = consumed_units(store)
+    assert after["M-A"] == before["M-A"] + 1
+    assert after["C-A"] == before["C-A"]
+    # Later changes of that person follow the stored links until the next licenses sync.
+    store.record_user_licenses("Acme", person, [], ["M-A"], held)
+    store.record_user_licenses("Acme", person, [], ["M-A"], held)
+    assert consumed_units(store)["M-A"] == before["M-A"]
+    licenses_sync(store, LICENSES)
+    store.record_user_licenses("Acme", person, ["M-A"], [], held + ["M-A"])
+    assert consumed_units(store)["M-A"] == before["M-A"] + 1
+
+
+def test_record_after_licenses_sync_replaces_stale_links(store):
+    """The first change after a licenses sync stores the user's licenses as Webex listed
+    them, so a later removal of a license the sync counted lowers its counter."""
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    licenses_sync(store, LICENSES)
+    before = consumed_units(store)
+
+    # M-B was given in Control Hub after the people sync; MSG was taken away.
+    store.record_user_licenses("Acme", "P00001", ["M-A"], [], ["C-A", "M-A", "M-B"])
+    assert store.find_person("Acme", "P00001")["license_ids"] == ["C-A", "M-A", "M-B"]
+    store.record_user_licenses("Acme", "P00001", [], ["M-B"], ["C-A", "M-A"])
+
+    after = consumed_units(store)
+    assert after["M-A"] == before["M-A"] + 1
+    assert after["M-B"] == before["M-B"] - 1
+    assert after["MSG"] == before["MSG"]
+
+
 def test_apply_user_license_change_rejects_unknown_fields(store):
     add_customer(store)
     with pytest.raises(ValueError, match="invalid person_fields token"):

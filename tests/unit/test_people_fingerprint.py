@@ -424,10 +424,11 @@ def test_upgrade_adds_fingerprint_column(db_path):
     assert "fingerprint" not in person_columns(db_path)
 
     with InventoryStore(db_path, lock_timeout=10) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         assert store.find_person("Acme", "P004")["role_ids"] == ["R-ADMIN"]
 
     assert "fingerprint" in person_columns(db_path)
+    assert "links_read_after" in person_columns(db_path)
     assert set(stored_fingerprints(db_path).values()) == {None}
 
 
