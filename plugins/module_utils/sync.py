@@ -218,7 +218,10 @@ def resolve_org_id(customer: Mapping[str, Any], requested: Optional[str]) -> Opt
             f"'{customer['name']}'. Remove org_id from the task, or change the customer's "
             "org_id with ucops.webex.webex_customer"
         )
-    return stored or requested
+    chosen = stored or requested
+    # An inventory written by an older release may hold the org id as a bare UUID, which
+    # the API's orgId parameter does not take.
+    return licensing.org_api_id(chosen) if chosen else None
 
 
 def check_org_unclaimed(store: InventoryStore, name: str, org_id: str) -> None:

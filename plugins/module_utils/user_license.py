@@ -331,7 +331,10 @@ class UserLicenseChange:
                 f"'{self.customer_name}'. Remove org_id from the task, or change the "
                 "customer's org_id with ucops.webex.webex_customer"
             )
-        return stored or option or None
+        chosen = stored or option
+        # An inventory written by an older release may hold the org id as a bare UUID,
+        # which the API's orgId parameter does not take.
+        return licensing.org_api_id(chosen) if chosen else None
 
     def _read_person(self) -> Dict[str, Any]:
         user = self.params["user"]

@@ -1,8 +1,9 @@
-"""A stop signal that arrives once the sync's write transaction began lets the commit
-complete, and the task warns about the signal."""
+"""Edge cases of a whole sync run: a stop signal after the write transaction began, and
+an org id that an older release stored as a bare UUID."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -77,3 +78,19 @@ def test_no_signal_no_warning(simulator, inventory_db):
         store.upsert_customer(CUSTOMER, org_id=ORGS[CUSTOMER]["id"])
     _result, warnings = run(simulator, inventory_db)
     assert not any("received" in message for message in warnings), warnings
+
+
+def test_stored_uuid_org_id_is_sent_as_base64(simulator, inventory_db):
+    """Older releases stored an org id read as a bare UUID; the sync sends its base64 form."""
+    org_id = ORGS[CUSTOMER]["id"]
+    padded = org_id + "=" * (-len(org_id) % 4)
+    uuid = base64.b64decode(padded).decode().rsplit("/", 1)[1]
+    with InventoryStore(str(inventory_db)) as store:
+        store.upsert_customer(CUSTOMER)
+    with contextlib.closing(sqlite3.connect(str(inventory_db))) as connection, connection:
+        connection.execute("UPDATE customers SET org_id = ? WHERE name = ?", (uuid, CUSTOMER))
+
+    result, _warnings = run(simulator, inventory_db)
+
+    assert result["changed"] is True
+    assert result["org_id"] == org_id
