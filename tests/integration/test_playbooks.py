@@ -849,3 +849,29 @@ def test_license_report_names_with_separators(simulator, run_playbook, tmp_path)
     assert spaced_rows, table
     for line in spaced_rows:
         assert line[column - 2:column] == "  " and line[column] != " ", line
+
+
+def test_license_report_limit_without_localhost_fails(simulator, run_playbook, tmp_path):
+    """--limit on customer hosts would skip the report play (on localhost) and pass."""
+    report_dir = tmp_path / "report"
+    run = run_playbook(playbook=PLAYBOOKS / "license_inventory.yml", inventory=DEMO_INVENTORY,
+                       extra_vars={"webex_report_dir": str(report_dir)},
+                       limit="alpine_dental")
+
+    assert run.rc != 0, run.stdout[-3000:]
+    assert "--limit 'alpine_dental' leaves out" in run.stdout
+    assert "--limit 'localhost,alpine_dental'" in run.stdout
+    assert not report_dir.exists()
+
+
+@pytest.mark.parametrize("playbook, job", [("sync.yml", "sync"), ("upgrade_21_1.yml", "upgrade")])
+def test_customer_playbooks_fail_without_customers(run_playbook, tmp_path, playbook, job):
+    inventory = tmp_path / "customers.yml"
+    inventory.write_text("customers:\n  hosts:\n    alpine:\n      ansible_connection: local\n")
+
+    run = run_playbook(playbook=PLAYBOOKS / playbook, inventory=inventory)
+
+    assert run.rc != 0, run.stdout[-3000:]
+    assert "Group webex_customers of the Ansible inventory has no host" in run.stdout
+    assert f"(it is not defined; groups: customers), so there is no customer to {job}" in (
+        run.stdout.replace("\n", " "))
