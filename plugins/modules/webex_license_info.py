@@ -139,7 +139,7 @@ EXAMPLES = r"""
   ucops.webex.webex_license_info:
     source: inventory
     customer: Cobalt Health
-    location: Cobalt Health - Boston
+    location: Boston 005
     managed_only: true
   register: site_view
 """

@@ -184,6 +184,8 @@ EXAMPLES = r"""
     extension: "4711"
 
 - name: Move a user's calling license of another subscription to the default subscription
+  # Without location, extension and phone_number the user stays in her location and keeps
+  # her extension and work number.
   ucops.webex.webex_user_license:
     access_token: "{{ webex_access_token }}"
     customer: Borealis Logistics
@@ -192,8 +194,6 @@ EXAMPLES = r"""
       - Meeting - Webex Enterprise Edition
       - Webex Calling - Professional
     state: exact
-    location: Denver 001
-    extension: "4711"
 
 - name: Take Advanced Messaging away
   ucops.webex.webex_user_license:

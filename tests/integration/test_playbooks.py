@@ -151,6 +151,27 @@ def test_upgrade_customer_list_variable_fails_alone(simulator, run_playbook, tmp
     assert succeeded == {"alpine_dental"}
 
 
+def test_upgrade_default_list_fails_before_sync(simulator, run_playbook, tmp_path,
+                                                inventory_db):
+    """A list as default subscription fails before the first sync writes anything."""
+    inventory = inventory_with_borealis_vars(tmp_path,
+                                             webex_default_subscription_id=["Sub-BOR100"])
+
+    run = run_upgrade(run_playbook, simulator, inventory=inventory,
+                      limit="borealis_logistics")
+
+    assert run.rc != 0
+    failure = run.task("Record the failure", host="borealis_logistics")
+    message = failure["result"]["ansible_facts"]["upgrade_21_1_outcome"]["message"]
+    assert ("Host borealis_logistics: webex_default_subscription_id must be one text value "
+            "each, not a list or mapping.") in message
+    assert "Write a hierarchy" not in message
+    if inventory_db.exists():
+        with sqlite3.connect(inventory_db) as connection:
+            names = {row[0] for row in connection.execute("SELECT name FROM customers")}
+        assert "Borealis Logistics" not in names
+
+
 @pytest.mark.parametrize("limit", ["borealis_logistics", "reseller_north"])
 def test_upgrade_limited_failure_fails_run(simulator, run_playbook, tmp_path, limit):
     """With --limit (which leaves localhost out), a failed customer still fails the run."""
