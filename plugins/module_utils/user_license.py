@@ -563,6 +563,19 @@ class UserLicenseChange:
     ) -> None:
         """Fail unchanged when the user read again has nothing applied, else warn."""
         user = self.params["user"]
+        if not (applied.added or applied.removed) and error.status is None:
+            # No response (a timeout, a lost connection): Webex may still be working on the
+            # request, so a read right after it cannot tell that nothing will change.
+            raise UserLicenseError(
+                f"the license change request for user '{user}' got no response: "
+                f"{str(error).rstrip('.')}. Reading the user again right after shows no "
+                "change yet, but Webex may still apply the request. The inventory is "
+                "unchanged. Wait a few minutes, then run the task again: it changes what is "
+                f"still missing and warns when Webex applied the change meanwhile (run "
+                f"ucops.webex.webex_license_sync for customer '{self.customer_name}' then)",
+                status=error.status,
+                tracking_id=error.tracking_id,
+            ) from error
         if not (applied.added or applied.removed):
             raise UserLicenseError(
                 f"the license change request for user '{user}' failed: "

@@ -29,7 +29,10 @@ description:
   - When the change request times out, loses its connection or gets HTTP 5xx, Webex may
     have applied the change anyway, so the user is read again. The task then records what
     was applied, fails unchanged when nothing was, and fails with changed set and the
-    inventory unchanged when the user cannot be read either.
+    inventory unchanged when the user cannot be read either. After a request without a
+    response (a timeout, a lost connection) Webex may apply the change after that read, so
+    the message says so; the next run of the task warns when the inventory then differs
+    from Webex.
 author:
   - ucops.webex contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -142,7 +145,9 @@ notes:
   - After a change the user is read again (C(GET /v1/people/{personId})) to record the
     resulting licenses and location in the inventory. When that read fails, the task
     records the licenses that the change request returned and warns. A partial change
-    (HTTP 206) that cannot be read back fails with changed set and the inventory unchanged.
+    (HTTP 206) that cannot be read back fails with changed set and the inventory unchanged,
+    unless the 206 body shows the user's whole set of licenses (it lists every license the
+    user kept, as it does for a user who held none before): the inventory records that set.
   - The usage counters move by one for each license added or removed. When the customer's
     people were synced with or after its licenses, a license that the last sync already
     recorded for the user is not counted again. A user not in the inventory is added with

@@ -9,6 +9,7 @@ step that the inventory's consumed units equal the simulator's for the licenses 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -730,6 +731,36 @@ def test_server_error_without_change_unchanged(simulator, borealis, license_task
     assert record["result"]["status"] == 500
     assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
     assert MESSAGING_US not in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]
+
+
+def test_timed_out_change_applied_later(simulator, borealis, license_task, inventory_db):
+    """A change request without a response may still be applied after the read that follows
+    it, so the task does not claim that nothing changed."""
+    borealis(**US_DEFAULTS)
+    stored = inventory_consumed_units(inventory_db, CUSTOMER)
+    simulator.set_faults(rules=[{"method": "PATCH", "path": "/v1/licenses/users",
+                                 "status": 504, "after_handler": True, "delay_ms": 2500,
+                                 "times": 1}])
+    options = {"user": NO_LICENSE_USER, "licenses": ["Advanced Messaging"], "timeout": 1,
+               "max_retry_wait": 0}
+
+    record, _run = license_task(**options)
+
+    assert record["failed"]
+    assert record["changed"] is False
+    message = record["result"]["msg"]
+    assert "got no response" in message
+    assert "Webex may still apply the request" in message
+    assert "shows that nothing was changed" not in message
+    assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
+    for _attempt in range(50):
+        if MESSAGING_US in live_person(simulator, ORG_ID, NO_LICENSE_USER)["licenses"]:
+            break
+        time.sleep(0.2)
+    simulator.set_faults()
+    again, _run = license_task(**options)
+    assert not again["failed"], again["result"].get("msg")
+    assert "differ from Webex" in " ".join(again["result"].get("warnings", []))
 
 
 def test_unreadable_success_body_rereads(simulator, borealis, license_task, inventory_db):

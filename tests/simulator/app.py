@@ -82,6 +82,8 @@ def start_request():
         time.sleep(faults.latency_ms / 1000.0)
     decision = faults.decide(request.method, request.path, request.args.to_dict())
     g.fault = decision
+    if decision is not None and decision.delay_ms:
+        time.sleep(decision.delay_ms / 1000.0)
     if decision is not None and decision.replaces:
         return render_fault(decision, g.tracking_id)
     return None

@@ -70,6 +70,9 @@ class FaultRule:
         # The handler runs (a change is applied) and the fault replaces its response, like a
         # gateway that times out after the service has done the work.
         self.after_handler = bool(data.get("after_handler", False))
+        # The request waits this long before anything else happens (with after_handler the
+        # change is applied after the wait), like a slow service behind a gateway.
+        self.delay_ms = _int_setting(data, "delay_ms", 0, 0, 600000)
         passes_through = (
             self.repeat_page or self.drop_link or self.max_items is not None
             or self.body == "no_items"
@@ -112,6 +115,7 @@ class FaultRule:
             "drop_link": self.drop_link,
             "max_items": self.max_items,
             "after_handler": self.after_handler,
+            "delay_ms": self.delay_ms,
             "matched": self.matched,
             "fired": self.fired,
         }
@@ -130,8 +134,10 @@ class FaultDecision:
         after_handler=False,
         drop_link=False,
         max_items=None,
+        delay_ms=0,
     ):
         self.kind = kind
+        self.delay_ms = delay_ms
         self.status = status
         self.body = body
         self.retry_after = retry_after
@@ -220,6 +226,7 @@ class Faults:
                         rule.after_handler,
                         rule.drop_link,
                         rule.max_items,
+                        rule.delay_ms,
                     )
             if self.throttle_every and self.request_count % self.throttle_every == 0:
                 return FaultDecision("throttle", 429, "json", self.retry_after)
