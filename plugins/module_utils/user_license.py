@@ -835,8 +835,14 @@ def run_module(module: Any) -> Dict[str, Any]:
         except UserLicenseError as error:
             module.fail_json(msg=error.message, changed=error.changed, **error.details)
         except WebexApiError as error:
+            # The change request's own errors are UserLicenseError, so this is a read
+            # before it (the user, a location, the free units): nothing was sent.
             module.fail_json(
-                msg=str(error),
+                msg=(
+                    f"reading Webex for user '{params['user']}' of customer "
+                    f"'{params['customer']}' failed, so no change was sent and the inventory "
+                    f"is unchanged: {error}"
+                ),
                 status=error.status,
                 error_codes=error.error_codes,
                 tracking_id=error.tracking_id,

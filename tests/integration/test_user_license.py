@@ -763,6 +763,24 @@ def test_timed_out_change_applied_later(simulator, borealis, license_task, inven
     assert "differ from Webex" in " ".join(again["result"].get("warnings", []))
 
 
+def test_failed_lookup_names_user(simulator, borealis, license_task, inventory_db):
+    borealis(**US_DEFAULTS)
+    stored = inventory_consumed_units(inventory_db, CUSTOMER)
+    simulator.set_faults(rules=[{"method": "GET", "path": "/v1/people", "status": 403}])
+
+    record, _run = license_task(user=NO_LICENSE_USER, licenses=["Advanced Messaging"])
+
+    assert record["failed"]
+    assert record["changed"] is False
+    message = record["result"]["msg"]
+    assert (f"reading Webex for user '{NO_LICENSE_USER}' of customer '{CUSTOMER}' failed, "
+            "so no change was sent") in message
+    assert "HTTP 403" in message
+    assert record["result"]["status"] == 403
+    assert patch_requests(simulator) == []
+    assert inventory_consumed_units(inventory_db, CUSTOMER) == stored
+
+
 def test_unreadable_success_body_rereads(simulator, borealis, license_task, inventory_db):
     """A 200 response whose body is cut off: the change was made, so the user is read again."""
     borealis(**US_DEFAULTS)
