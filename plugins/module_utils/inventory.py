@@ -134,11 +134,19 @@ def database_error_message(path: Optional[str], error: sqlite3.Error) -> str:
             f"the inventory database {path} failed: {error}. The file was left as it was: "
             "free disk space on its file system, then run the task again"
         )
+    if "readonly" in str(error):
+        return str(SQLiteDialect(path).error_for(error))
     return (
         f"the inventory database {path} failed: {error}. Check the file (for example with "
         f"sqlite3 {path} 'PRAGMA integrity_check'), its directory and the free disk space, "
         "then run the task again"
     )
+
+
+def _not_writable(dialect: SQLiteDialect) -> str:
+    """Name the inventory's files and directory that this process cannot write, if any."""
+    blocked = dialect.unwritable_paths()
+    return f" Not writable: {', '.join(blocked)}." if blocked else ""
 
 
 def is_disk_full_error(error: BaseException) -> bool:
@@ -248,8 +256,10 @@ class InventoryStore:
         return InventoryError(
             f"inventory database {self.path} has schema version {file_version} and "
             f"must be upgraded once to version {SCHEMA_VERSION}, which writes to the "
-            f"file, but it cannot be written ({exc}). Run a ucops.webex module once "
-            "with write access to the file and its directory, or copy the file to a "
+            f"file, but it cannot be written ({exc}).{_not_writable(self.dialect)} Run a "
+            "ucops.webex module once with write access to the file, FILE-wal and FILE-shm "
+            "next to it and its directory (a FILE-shm left read-only by an earlier "
+            "attempt may also be removed while no task runs), or copy the file to a "
             "writable place and set inventory_db to the copy"
         )
 

@@ -346,14 +346,37 @@ def test_readonly_old_schema_names_upgrade(db_path, monkeypatch):
     def readonly(_dialect, _connection, _before_upgrade=None):
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
-    # Root ignores file permissions, so the read-only file is simulated at the migration.
+    # Root ignores file permissions, so the read-only file is simulated at the migration,
+    # and a FILE-shm left read-only by an earlier attempt through os.access.
     monkeypatch.setattr(inventory_module, "migrate", readonly)
+    real_access = os.access
+    real_exists = os.path.exists
+    monkeypatch.setattr(inventory_schema.os, "access",
+                        lambda path, mode: not str(path).endswith("-shm")
+                        and real_access(path, mode))
+    monkeypatch.setattr(inventory_schema.os.path, "exists",
+                        lambda path: str(path).endswith("-shm") or real_exists(path))
     with pytest.raises(InventoryError) as caught:
         InventoryStore(db_path)
     message = str(caught.value)
     assert f"{db_path} has schema version 3" in message
     assert f"must be upgraded once to version {SCHEMA_VERSION}" in message
-    assert "with write access to the file and its directory" in message
+    assert f"Not writable: {db_path}-shm." in message
+    assert "with write access to the file, FILE-wal and FILE-shm next to it" in message
+    assert "a FILE-shm left read-only by an earlier attempt may also be removed" in message
+
+
+def test_readonly_error_names_unwritable_shm(db_path, monkeypatch):
+    with open(db_path + "-shm", "wb"):
+        pass
+    monkeypatch.setattr(inventory_schema.os, "access",
+                        lambda path, mode: not str(path).endswith("-shm"))
+    error = sqlite3.OperationalError("attempt to write a readonly database")
+
+    message = inventory_module.database_error_message(db_path, error)
+
+    assert f"Not writable: {db_path}-shm." in message
+    assert "a FILE-shm left read-only by a reader of a read-only file" in message
 
 
 def test_readonly_old_schema_at_connect(db_path, monkeypatch):
