@@ -415,10 +415,8 @@ def manage_customer(
 
 
 def _case_hint(name: str, similar: str) -> str:
-    """Explain a close name that differs only in case, since names are compared with case."""
-    if name.lower() == similar.lower():
-        return " (customer names are case-sensitive)"
-    return ""
+    """Explain a close name that differs only in case or in its Unicode form."""
+    return licensing.name_likeness_hint(name, similar)
 
 
 def _add_upgrade_warning(outcome: Dict[str, Any], store: InventoryStore) -> None:

@@ -857,7 +857,7 @@ class InventoryStore:
         series name different customers.
         """
         known = [record["name"] for record in self.list_customers() if record["name"] != name]
-        close = [item for item in known if item.lower() == name.lower()]
+        close = [item for item in known if licensing.name_likeness_hint(name, item)]
         if not close:
             pattern = _number_pattern(name)
             others = [item for item in known if _number_pattern(item) != pattern]
@@ -871,8 +871,9 @@ class InventoryStore:
         close = self.similar_customer_name(name)
         if close:
             message += f"; did you mean '{close}'?"
-            if close.lower() == name.lower():
-                message += " Customer names are case-sensitive"
+            hint = licensing.name_likeness_hint(name, close).strip()[1:-1]
+            if hint:
+                message += f" {hint[0].upper()}{hint[1:]}"
         message += f" (customers: {licensing.format_names(known)}). Correct the name, "
         message += "or add the customer with ucops.webex.webex_customer"
         return message

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import re
+import unicodedata
 from typing import (
     Any,
     Callable,
@@ -1034,10 +1035,33 @@ def format_names(names: Sequence[str], limit: int = 20) -> str:
     """Join names for an error message: the first ``limit``, then how many more, or "none"."""
     if not names:
         return "none"
-    listed = ", ".join(names[:limit])
+    # A name with a comma or quote is quoted, so that the list still reads as names.
+    shown = [
+        repr(str(name)) if ("," in str(name) or "'" in str(name) or '"' in str(name))
+        else str(name)
+        for name in names[:limit]
+    ]
+    listed = ", ".join(shown)
     if len(names) > limit:
         listed += f", and {len(names) - limit} more"
     return listed
+
+
+def name_likeness_hint(name: str, similar: str) -> str:
+    """Explain why a stored name that is not ``name`` looks like it: another case, or
+    another Unicode form of the same letters (NFC or NFD). Returns "" for other names."""
+    if name == similar:
+        return ""
+    if name.lower() == similar.lower():
+        return " (customer names are case-sensitive)"
+    if unicodedata.normalize("NFC", name).casefold() == unicodedata.normalize(
+        "NFC", similar
+    ).casefold():
+        return (
+            " (the two names look alike but differ in their Unicode form, NFC or NFD: "
+            f"{ascii(name)} and {ascii(similar)}; retype the name in one form)"
+        )
+    return ""
 
 
 def hierarchy_node(hierarchy: Optional[str], *names: Optional[str]) -> str:

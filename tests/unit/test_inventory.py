@@ -1395,3 +1395,13 @@ def test_license_view_ignores_failed_syncs_without_licenses(hierarchy_store):
     assert status["last_sync_failed"] == ["Acme"]
     assert hierarchy_store.latest_sync_outcome("Gamma", "licenses") != "failed"
     assert hierarchy_store.latest_sync_outcome("Delta", "licenses") is None
+
+
+def test_missing_customer_names_unicode_form(store):
+    nfc, nfd = "Caf\u00e9 Zo\u00eb", "Cafe\u0301 Zoe\u0308"
+    store.upsert_customer(nfc)
+    assert store.similar_customer_name(nfd) == nfc
+    message = store.missing_customer_message(nfd)
+    assert f"did you mean '{nfc}'?" in message
+    assert "The two names look alike but differ in their Unicode form" in message
+    assert ascii(nfc) in message

@@ -992,3 +992,20 @@ def test_org_api_id_region_and_other_ids():
         f"ciscospark://eu/ORGANIZATION/{ORG_UUID}")
     assert licensing.org_api_id(f" {ORG_BASE64} ") == ORG_BASE64
     assert licensing.org_api_id("ORG-Acme") == "ORG-Acme"
+
+
+def test_name_likeness_hint_case_and_unicode_form():
+    nfc, nfd = "Caf\u00e9 Zo\u00eb", "Cafe\u0301 Zoe\u0308"
+    assert licensing.name_likeness_hint("acme corp", "ACME Corp") == (
+        " (customer names are case-sensitive)")
+    hint = licensing.name_likeness_hint(nfd, nfc)
+    assert "differ in their Unicode form, NFC or NFD" in hint
+    assert ascii(nfd) in hint
+    assert ascii(nfc) in hint
+    assert licensing.name_likeness_hint("Acme", "Acme") == ""
+    assert licensing.name_likeness_hint("Acme", "Apex") == ""
+
+
+def test_format_names_quotes_names_with_commas():
+    listed = licensing.format_names(["Alpine", 'Smith, "Jones"; Partners', "O'Neil"])
+    assert listed == "Alpine, 'Smith, \"Jones\"; Partners', \"O'Neil\""
