@@ -90,6 +90,6 @@ options:
     type: float
     default: 300
 requirements:
-  - python >= 3.8 (on the host that runs the module)
+  - python >= 3.8 (on the host that runs the module; ansible-core 2.20 and newer need 3.9)
   - python requests >= 2.25 (on the host that runs the module)
 """
