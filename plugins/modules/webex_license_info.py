@@ -210,6 +210,9 @@ licenses:
         - Hierarchy node the license sits at, the "Location" column of license inventory
           views. The customer's hierarchy path and name, and at location level also the
           location name.
+        - Names are joined with C(/) as they are, so a customer or location name that
+          contains C(/) makes the path ambiguous. Tell rows apart by RV(licenses[].customer)
+          (and RV(licenses[].location_name)), not by splitting this path.
       type: str
       returned: when O(source=inventory)
       sample: Provider/Reseller/Borealis Logistics

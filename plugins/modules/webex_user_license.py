@@ -147,7 +147,8 @@ notes:
     records the licenses that the change request returned and warns. A partial change
     (HTTP 206) that cannot be read back fails with changed set and the inventory unchanged,
     unless the 206 body shows the user's whole set of licenses (it lists every license the
-    user kept, as it does for a user who held none before): the inventory records that set.
+    user kept, as it does for a user who held none before). The inventory then records
+    that set.
   - The usage counters move by one for each license added or removed. When the customer's
     people were synced with or after its licenses, a license that the last sync already
     recorded for the user is not counted again. A user not in the inventory is added with
