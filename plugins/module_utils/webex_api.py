@@ -115,10 +115,13 @@ def fail_on_converted_collections(module: Any) -> None:
     names = converted_collection_options(module.argument_spec, module.params)
     if names:
         listed = ", ".join(f"{name}={module.params[name]}" for name in names)
+        advice = (
+            " (a hierarchy as levels separated by '/', for example 'Provider/Reseller North')"
+            if "hierarchy" in names else ""
+        )
         module.fail_json(
             msg=f"option(s) {listed}: a list or mapping was given where the module expects "
-            "one text value. Give one string (a hierarchy as levels separated by '/', for "
-            "example 'Provider/Reseller North'). Nothing was changed"
+            f"one text value. Give one string{advice}. Nothing was changed"
         )
 
 

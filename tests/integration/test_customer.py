@@ -302,6 +302,14 @@ def test_list_for_text_option_rejected(simulator, run_playbook, inventory_db):
     message = record["result"]["msg"]
     assert "hierarchy=['Keystone', 'Reseller North']" in message
     assert "a list or mapping was given where the module expects one text value" in message
+    assert "a hierarchy as levels separated by '/'" in message
+    assert dump_inventory(inventory_db) == before
+
+    other = run_playbook([customer_task(simulator, "Alpine Dental",
+                                        default_subscription_id=["Sub-ALP100"])])
+    message = other.task("customer")["result"]["msg"]
+    assert "default_subscription_id=['Sub-ALP100']" in message
+    assert "hierarchy" not in message
     assert dump_inventory(inventory_db) == before
 
 

@@ -896,3 +896,16 @@ def test_customer_playbooks_fail_without_customers(run_playbook, tmp_path, playb
     assert "Group webex_customers of the Ansible inventory has no host" in run.stdout
     assert f"(it is not defined; groups: customers), so there is no customer to {job}" in (
         run.stdout.replace("\n", " "))
+
+
+def test_license_report_list_level_variable_fails(run_playbook, tmp_path):
+    report_dir = tmp_path / "report"
+    run = run_playbook(playbook=PLAYBOOKS / "license_inventory.yml", inventory=DEMO_INVENTORY,
+                       extra_vars={"webex_report_dir": str(report_dir),
+                                   "webex_report_customer": ["Alpine Dental"]})
+
+    assert run.rc != 0, run.stdout[-3000:]
+    assert ("webex_report_customer must be one text value each, not a list or mapping"
+            in run.stdout)
+    assert "Provider/Reseller North" not in run.stdout
+    assert not report_dir.exists()
