@@ -147,6 +147,12 @@ def ensure_customer(
     stored = store.get_customer(name)
     warnings = []
     similar = store.similar_customer_name(name) if stored is None else None
+    if similar is not None and params.get("org_id"):
+        # A new customer with an org id of its own, other than the close one's, is another
+        # org with a close name (Store 1 North, Store 1 South), not a typo.
+        other_org = (store.get_customer(similar) or {}).get("org_id")
+        if other_org and licensing.org_key(other_org) != licensing.org_key(params["org_id"]):
+            similar = None
     if similar is not None:
         # A new customer named like a stored one is most often a typo in a task or an
         # inventory host. It is still added, because two customers may have close names.

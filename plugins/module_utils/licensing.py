@@ -1036,12 +1036,12 @@ def format_names(names: Sequence[str], limit: int = 20) -> str:
     if not names:
         return "none"
     # A name with a comma or quote is quoted, so that the list still reads as names.
-    shown = [
+    quoted = [
         repr(str(name)) if ("," in str(name) or "'" in str(name) or '"' in str(name))
         else str(name)
         for name in names[:limit]
     ]
-    listed = ", ".join(shown)
+    listed = ", ".join(quoted)
     if len(names) > limit:
         listed += f", and {len(names) - limit} more"
     return listed

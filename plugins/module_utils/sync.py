@@ -760,10 +760,17 @@ def run_license_sync(
         recorded = report.get("org_id_recorded")
         if recorded:
             stored = "would store" if check_mode else "stored"
+            own_org = (
+                "" if org_id else
+                ". Without org_id the sync reads the org of the access token, which for a "
+                "partner administrator's token is the partner's own org: if this customer is "
+                "another org, set org_id (webex_org_id in the collection's roles) to it and "
+                "correct the stored org_id with ucops.webex.webex_customer"
+            )
             warn(
                 f"customer '{name}' had no org_id; this sync read org '{recorded}' and "
                 f"{stored} it as the customer's org_id, so that every later sync reads the "
-                "same org, whichever token it uses"
+                f"same org, whichever token it uses{own_org}"
             )
         result = build_result(report, customer, org_id or recorded)
         result["api_requests"] = dict(client.stats)

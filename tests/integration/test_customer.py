@@ -484,6 +484,17 @@ def test_new_name_unlike_stored_no_warning(simulator, run_playbook, inventory_db
     assert not record["result"].get("warnings")
 
 
+def test_close_name_of_another_org_no_warning(simulator, run_playbook, inventory_db):
+    """A close name with an org id other than the stored customer's is another org."""
+    run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
+    record = run_playbook(
+        [customer_task(simulator, "Borealis Logistic", task="other", org_id=ALPINE["id"])]
+    ).task("other")
+
+    assert_ok(record)
+    assert "If you meant" not in " ".join(record["result"].get("warnings", []))
+
+
 def test_absent_name_close_to_stored_warns(simulator, run_playbook, inventory_db):
     run_playbook([customer_task(simulator, "Borealis Logistics", org_id=BOREALIS["id"])])
     typo = customer_task(simulator, "Borealis Logistic", task="typo", token=None,

@@ -485,6 +485,7 @@ def test_org_option_without_stored_org_warns(simulator, run_playbook, inventory_
     warnings = record["result"].get("warnings", [])
     assert (f"customer 'Floating' had no org_id; this sync read org '{ALPINE['id']}' and "
             "stored it as the customer's org_id") in " ".join(warnings), warnings
+    assert "partner's own org" not in " ".join(warnings)
     assert record["result"]["org_id"] == ALPINE["id"]
     stored = query(inventory_db, "SELECT org_id FROM customers WHERE name = 'Floating'")
     assert stored == [{"org_id": ALPINE["id"]}]
@@ -498,7 +499,10 @@ def test_token_org_recorded_once(simulator, run_playbook, inventory_db):
 
     first = synced(run_playbook([sync_task(simulator, "Keystone")]))
     assert first["result"]["org_id"] == keystone["id"]
-    assert "stored it as the customer's org_id" in " ".join(first["result"]["warnings"])
+    first_warnings = " ".join(first["result"]["warnings"])
+    assert "stored it as the customer's org_id" in first_warnings
+    assert "which for a partner administrator's token is the partner's own org" in (
+        first_warnings)
     before = dump_inventory(inventory_db, skip=("sync_history",))
 
     run = run_playbook([sync_task(simulator, "Zeta Corp")])

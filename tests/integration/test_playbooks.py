@@ -55,6 +55,9 @@ def test_upgrade_demo_then_rerun_unchanged(simulator, run_playbook):
 
     assert first.rc == 0, first.stdout[-3000:]
     counters = recap(first)
+    # localhost runs the check that group webex_customers has hosts, and changes nothing.
+    guard = counters.pop("localhost")
+    assert guard["changed"] == 0 and guard["failed"] == 0
     assert set(counters) == set(DEMO_HOSTS)
     for host in DEMO_HOSTS:
         assert counters[host]["failed"] == 0
@@ -909,3 +912,22 @@ def test_license_report_list_level_variable_fails(run_playbook, tmp_path):
             in run.stdout)
     assert "Provider/Reseller North" not in run.stdout
     assert not report_dir.exists()
+
+
+@pytest.mark.parametrize("extra_vars, named", [
+    ({"license_sync_people_sample": -1}, "license_sync_people_sample (upgrade_21_1_people_sample"
+                                         " in the upgrade) must be 0 or more, got -1"),
+    ({"license_sync_people_page_size": 0}, "license_sync_people_page_size must be 1 or more"),
+    ({"webex_timeout": -1}, "webex_timeout must be more than 0 seconds, got -1"),
+    ({"webex_max_retry_wait": -5}, "webex_max_retry_wait must be 0 or more seconds"),
+    ({"license_sync_scope": []}, "license_sync_scope must list at least one of"),
+])
+def test_sync_role_names_variable_out_of_range(run_playbook, inventory_db, extra_vars, named):
+    # The role fails before any request, so the URL (a closed port) is never used.
+    run = run_playbook(playbook=PLAYBOOKS / "sync.yml", inventory=DEMO_INVENTORY,
+                       limit="alpine_dental", extra_vars=extra_vars,
+                       extra_env={"WEBEX_API_URL": "http://127.0.0.1:9/v1"})
+
+    assert run.rc != 0, run.stdout[-3000:]
+    assert f"Host alpine_dental: {named}" in run.stdout
+    assert not inventory_db.exists()
