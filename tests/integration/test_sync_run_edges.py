@@ -87,8 +87,11 @@ def test_stored_uuid_org_id_is_sent_as_base64(simulator, inventory_db):
     uuid = base64.b64decode(padded).decode().rsplit("/", 1)[1]
     with InventoryStore(str(inventory_db)) as store:
         store.upsert_customer(CUSTOMER)
-    with contextlib.closing(sqlite3.connect(str(inventory_db))) as connection, connection:
-        connection.execute("UPDATE customers SET org_id = ? WHERE name = ?", (uuid, CUSTOMER))
+    with contextlib.closing(sqlite3.connect(str(inventory_db))) as connection:
+        with connection:
+            connection.execute(
+                "UPDATE customers SET org_id = ? WHERE name = ?", (uuid, CUSTOMER)
+            )
 
     result, _warnings = run(simulator, inventory_db)
 
