@@ -57,7 +57,8 @@ def test_upgrade_demo_then_rerun_unchanged(simulator, run_playbook):
     counters = recap(first)
     # localhost runs the check that group webex_customers has hosts, and changes nothing.
     guard = counters.pop("localhost")
-    assert guard["changed"] == 0 and guard["failed"] == 0
+    assert guard["changed"] == 0
+    assert guard["failed"] == 0
     assert set(counters) == set(DEMO_HOSTS)
     for host in DEMO_HOSTS:
         assert counters[host]["failed"] == 0
@@ -872,7 +873,8 @@ def test_license_report_names_with_separators(simulator, run_playbook, tmp_path)
     spaced_rows = [line for line in table if line.startswith(spaced + " ")]
     assert spaced_rows, table
     for line in spaced_rows:
-        assert line[column - 2:column] == "  " and line[column] != " ", line
+        assert line[column - 2:column] == "  ", line
+        assert line[column] != " ", line
 
 
 def test_license_report_limit_without_localhost_fails(simulator, run_playbook, tmp_path):
