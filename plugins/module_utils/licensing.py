@@ -972,10 +972,14 @@ def plan_user_license_change(
 
 def fold_name(value: Any) -> Optional[str]:
     """Return a name as license and location names are compared: without surrounding
-    blanks and without case, in every script (str.casefold). None stays None."""
+    blanks and in lower case, in every script. None stays None.
+
+    str.lower, not str.casefold: casefold makes "Straße" equal to "Strasse", two names
+    that a user keeps apart.
+    """
     if value is None:
         return None
-    return str(value).strip().casefold()
+    return str(value).strip().lower()
 
 
 def filter_licenses(
@@ -1054,9 +1058,9 @@ def name_likeness_hint(name: str, similar: str) -> str:
         return ""
     if name.lower() == similar.lower():
         return " (customer names are case-sensitive)"
-    if unicodedata.normalize("NFC", name).casefold() == unicodedata.normalize(
+    if unicodedata.normalize("NFC", name).lower() == unicodedata.normalize(
         "NFC", similar
-    ).casefold():
+    ).lower():
         return (
             " (the two names look alike but differ in their Unicode form, NFC or NFD: "
             f"{ascii(name)} and {ascii(similar)}; retype the name in one form)"

@@ -570,9 +570,9 @@ class UserLicenseChange:
                 f"the license change request for user '{user}' got no response: "
                 f"{str(error).rstrip('.')}. Reading the user again right after shows no "
                 "change yet, but Webex may still apply the request. The inventory is "
-                "unchanged. Wait a few minutes, then run the task again: it changes what is "
-                f"still missing and warns when Webex applied the change meanwhile (run "
-                f"ucops.webex.webex_license_sync for customer '{self.customer_name}' then)",
+                "unchanged. Wait a few minutes, then run ucops.webex.webex_license_sync for "
+                f"customer '{self.customer_name}' to record what Webex applied, and run the "
+                "task again if the change is still needed",
                 status=error.status,
                 tracking_id=error.tracking_id,
             ) from error

@@ -1405,3 +1405,20 @@ def test_missing_customer_names_unicode_form(store):
     assert f"did you mean '{nfc}'?" in message
     assert "The two names look alike but differ in their Unicode form" in message
     assert ascii(nfc) in message
+
+
+def test_name_filters_keep_sharp_s_apart(store):
+    add_customer(store)
+    licenses = LICENSES + [
+        api_license("GROSS", "Gross Plan", "Sub-A100", total=5, consumed=0),
+        api_license("GROSZ", "Groß Plan", "Sub-A100", total=5, consumed=0),
+    ]
+    with store.begin_sync("Acme", scope=["licenses", "locations"]) as session:
+        session.stage_licenses(licenses)
+        session.stage_locations([{"id": "L-SS", "name": "Hauptstrasse"},
+                                 {"id": "L-SZ", "name": "Hauptstraße"}])
+        session.commit()
+
+    assert [row["id"] for row in store.license_rows(customer="Acme", name="gross plan")] == [
+        "GROSS"]
+    assert [row["id"] for row in store.find_locations("Acme", "HAUPTSTRASSE")] == ["L-SS"]
