@@ -621,7 +621,9 @@ class InventoryStore:
                     params,
                 )
             tables = [table for table in DATA_TABLES if table not in views]
-            for table in tables + ["link_targets", "sync_state", "sync_history"]:
+            for table in tables + [
+                "link_targets", "counted_license_changes", "sync_state", "sync_history"
+            ]:
                 connection.execute(f"DELETE FROM {table} WHERE customer = :name", params)
             connection.execute("DELETE FROM customers WHERE name = :name", params)
 
@@ -988,10 +990,10 @@ class InventoryStore:
         - for a stored person, per link actually added or removed when the customer's
           people were synced with or after its licenses, because a sync that already saw
           the change counted it. Otherwise (a later sync of the licenses alone already
-          counted changes that the links miss), per applied license the first time after
-          that sync, when the person's links are replaced by ``license_ids`` and marked
-          (``people.links_read_after``), and per link actually changed from then on, so
-          that a change recorded twice (two tasks for one user at once) counts once;
+          counted changes that the links miss), per applied license, except a change of
+          the person's license that was counted since that sync already (table
+          ``counted_license_changes``), so that a change recorded twice (two tasks for one
+          user at once) counts once;
         - for a person not stored, who is then added with ``license_ids``: when the
           people were synced, for every license in ``license_ids``, since a user who is
           new since that sync was not counted; otherwise per applied license.
@@ -1044,21 +1046,9 @@ class InventoryStore:
             key = {"customer": customer, "person_id": person_id}
             person_added = _upsert_person(connection, customer, person_id, fields)
             links_count = resulting is None or _links_match_counters(connection, customer)
-            # While the licenses were synced after the people, the links of a person agree
-            # with the counters only once a task stored them as Webex listed them (refresh).
-            licenses_sync = None
-            refresh = False
-            if not links_count:
-                licenses_sync = _last_sync_id(connection, customer, "licenses")
-                if not person_added:
-                    links_count = _links_read_after(connection, key) == licenses_sync
-                    refresh = not links_count
-            if (person_added or refresh) and resulting is not None:
+            if person_added and resulting is not None:
                 to_add = [str(i) for i in dict.fromkeys(resulting)]
                 to_remove: List[str] = []
-                if refresh:
-                    to_remove = [i for i in _stored_license_ids(connection, key)
-                                 if i not in to_add]
             else:
                 to_add, to_remove = added, removed
             done_added = [
@@ -1075,17 +1065,16 @@ class InventoryStore:
                 # The links show what the counters include (see record_user_licenses).
                 up, down = done_added, done_removed
             else:
-                up, down = added, removed
+                # Each applied change, unless this change of the person was counted since
+                # the last licenses sync (two tasks recorded it).
+                up = [i for i in added if not _counted_before(connection, key, i, held=True)]
+                down = [i for i in removed if not _counted_before(connection, key, i, held=False)]
             counted_added = [i for i in up if _move_consumption(connection, customer, i, 1)]
             counted_removed = [i for i in down if _move_consumption(connection, customer, i, -1)]
             rows_written = connection.total_changes - start
-            if (refresh or (person_added and licenses_sync is not None)) and resulting is not None:
-                # Not counted in rows_written: it records no license change.
-                connection.execute(
-                    "UPDATE people SET links_read_after = :licenses_sync "
-                    "WHERE customer = :customer AND id = :person_id",
-                    dict(key, licenses_sync=licenses_sync),
-                )
+            if not links_count:
+                # Written after rows_written, since they record no license change.
+                _note_counted_changes(connection, key, counted_added, counted_removed)
             if rows_written:
                 # The stored fingerprint no longer describes the person: the next sync
                 # compares this person field by field, and a sync running now lists again.
@@ -1295,23 +1284,45 @@ def _last_sync_id(connection: sqlite3.Connection, customer: str, object_type: st
     return None if row is None else row[0]
 
 
-def _links_read_after(connection: sqlite3.Connection, key: Mapping[str, Any]) -> Optional[int]:
+def _counted_before(
+    connection: sqlite3.Connection, key: Mapping[str, Any], license_id: str, held: bool
+) -> bool:
+    """Return True when the same change of a person's license (added when ``held``, else
+    removed) was counted since the customer's last licenses sync."""
     row = connection.execute(
-        "SELECT links_read_after FROM people WHERE customer = :customer AND id = :person_id",
-        key,
+        "SELECT held, licenses_sync FROM counted_license_changes WHERE customer = :customer "
+        "AND person_id = :person_id AND license_id = :license_id",
+        dict(key, license_id=license_id),
     ).fetchone()
-    return None if row is None else row[0]
+    if row is None or bool(row[0]) != held:
+        return False
+    return row[1] == _last_sync_id(connection, key["customer"], "licenses")
 
 
-def _stored_license_ids(connection: sqlite3.Connection, key: Mapping[str, Any]) -> List[str]:
-    return [
-        row[0]
-        for row in connection.execute(
-            "SELECT license_id FROM person_licenses WHERE customer = :customer "
-            "AND person_id = :person_id ORDER BY license_id",
-            key,
-        )
-    ]
+def _note_counted_changes(
+    connection: sqlite3.Connection,
+    key: Mapping[str, Any],
+    added: Sequence[str],
+    removed: Sequence[str],
+) -> None:
+    """Keep the changes just counted, and drop those counted before the last licenses sync
+    (that sync counted their result)."""
+    licenses_sync = _last_sync_id(connection, key["customer"], "licenses")
+    connection.execute(
+        "DELETE FROM counted_license_changes WHERE customer = :customer "
+        "AND licenses_sync IS NOT :licenses_sync",
+        dict(key, licenses_sync=licenses_sync),
+    )
+    for license_ids, held in ((added, 1), (removed, 0)):
+        for license_id in license_ids:
+            connection.execute(
+                "INSERT INTO counted_license_changes "
+                "(customer, person_id, license_id, held, licenses_sync) "
+                "VALUES (:customer, :person_id, :license_id, :held, :licenses_sync) "
+                "ON CONFLICT (customer, person_id, license_id) DO UPDATE SET "
+                "held = excluded.held, licenses_sync = excluded.licenses_sync",
+                dict(key, license_id=license_id, held=held, licenses_sync=licenses_sync),
+            )
 
 
 def _links_match_counters(connection: sqlite3.Connection, customer: str) -> bool:

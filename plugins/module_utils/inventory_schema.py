@@ -439,11 +439,20 @@ MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
     (
         5,
         (
-            # The history id of the license sync after which webex_user_license last stored
-            # the person's links as Webex listed them. While the licenses were synced after
-            # the people, such a person's links agree with the license counters, so that
-            # two tasks that record one change count it once.
-            "ALTER TABLE people ADD COLUMN links_read_after INTEGER",
+            # While the licenses were synced after the people, webex_user_license moves a
+            # counter per applied change. This table keeps, per person and license, the
+            # last change counted since that licenses sync (its history id), so that one
+            # change recorded by two tasks at once counts once.
+            """
+            CREATE TABLE counted_license_changes (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                person_id TEXT NOT NULL,
+                license_id TEXT NOT NULL,
+                held INTEGER NOT NULL,
+                licenses_sync INTEGER,
+                PRIMARY KEY (customer, person_id, license_id)
+            ) WITHOUT ROWID
+            """,
         ),
     ),
 ]

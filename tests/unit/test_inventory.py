@@ -1169,9 +1169,9 @@ def test_record_twice_after_licenses_sync(store, person):
     assert consumed_units(store)["M-A"] == before["M-A"] + 1
 
 
-def test_record_after_licenses_sync_replaces_stale_links(store):
-    """The first change after a licenses sync stores the user's licenses as Webex listed
-    them, so a later removal of a license the sync counted lowers its counter."""
+def test_record_after_licenses_sync_stale_links(store):
+    """A removal of a license that the licenses sync counted but the stored links miss
+    lowers its counter."""
     add_customer(store, default_subscription_id="Sub-A100")
     full_sync(store)
     licenses_sync(store, LICENSES)
@@ -1179,13 +1179,57 @@ def test_record_after_licenses_sync_replaces_stale_links(store):
 
     # M-B was given in Control Hub after the people sync; MSG was taken away.
     store.record_user_licenses("Acme", "P00001", ["M-A"], [], ["C-A", "M-A", "M-B"])
-    assert store.find_person("Acme", "P00001")["license_ids"] == ["C-A", "M-A", "M-B"]
     store.record_user_licenses("Acme", "P00001", [], ["M-B"], ["C-A", "M-A"])
 
     after = consumed_units(store)
     assert after["M-A"] == before["M-A"] + 1
     assert after["M-B"] == before["M-B"] - 1
     assert after["MSG"] == before["MSG"]
+
+
+@pytest.mark.parametrize("person", ["P00001", "P-NEW"])
+def test_record_other_task_first_after_licenses_sync(store, person):
+    """Two tasks change different licenses of one user; the later read-back is recorded
+    first. Each change counts once."""
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    licenses_sync(store, LICENSES)
+    before = consumed_units(store)
+    held = ["C-A", "MSG"] if person == "P00001" else []
+
+    store.record_user_licenses("Acme", person, ["C-B"], [], held + ["M-A", "C-B"])
+    store.record_user_licenses("Acme", person, ["M-A"], [], held + ["M-A"])
+
+    after = consumed_units(store)
+    assert after["C-B"] == before["C-B"] + 1
+    assert after["M-A"] == before["M-A"] + 1
+
+
+def test_record_remove_and_add_after_licenses_sync(store):
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    licenses_sync(store, LICENSES)
+    before = consumed_units(store)
+
+    store.record_user_licenses("Acme", "P00001", [], ["MSG"], ["C-A", "M-A"])
+    store.record_user_licenses("Acme", "P00001", ["M-A"], [], ["C-A", "M-A"])
+
+    after = consumed_units(store)
+    assert after["MSG"] == before["MSG"] - 1
+    assert after["M-A"] == before["M-A"] + 1
+
+
+def test_counted_changes_go_with_customer(store, db_path):
+    add_customer(store, default_subscription_id="Sub-A100")
+    full_sync(store)
+    licenses_sync(store, LICENSES)
+    store.record_user_licenses("Acme", "P00001", ["M-A"], [], ["C-A", "MSG", "M-A"])
+    assert table_count(db_path, "counted_license_changes") == 1
+
+    store.rename_customer("Acme", "Acme Group")
+    assert table_count(db_path, "counted_license_changes", "Acme Group") == 1
+    store.delete_customer("Acme Group")
+    assert table_count(db_path, "counted_license_changes", "Acme Group") == 0
 
 
 def test_apply_user_license_change_rejects_unknown_fields(store):

@@ -428,7 +428,6 @@ def test_upgrade_adds_fingerprint_column(db_path):
         assert store.find_person("Acme", "P004")["role_ids"] == ["R-ADMIN"]
 
     assert "fingerprint" in person_columns(db_path)
-    assert "links_read_after" in person_columns(db_path)
     assert set(stored_fingerprints(db_path).values()) == {None}
 
 
