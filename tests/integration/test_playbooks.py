@@ -885,9 +885,24 @@ def test_license_report_limit_without_localhost_fails(simulator, run_playbook, t
                        limit="alpine_dental")
 
     assert run.rc != 0, run.stdout[-3000:]
-    assert "--limit 'alpine_dental' leaves out" in run.stdout
+    assert "--limit 'alpine_dental' left out" in run.stdout
     assert "--limit 'localhost,alpine_dental'" in run.stdout
     assert not report_dir.exists()
+
+
+@pytest.mark.parametrize("limit", ["localhost,alpine_dental", "@limit.txt"])
+def test_license_report_limit_with_localhost_runs(simulator, run_playbook, tmp_path, limit):
+    assert run_upgrade(run_playbook, simulator, limit="alpine_dental").rc == 0
+    report_dir = tmp_path / "report"
+    limit_file = tmp_path / "limit.txt"
+    limit_file.write_text("localhost\nalpine_dental\n")
+    run = run_playbook(playbook=PLAYBOOKS / "license_inventory.yml", inventory=DEMO_INVENTORY,
+                       extra_vars={"webex_report_dir": str(report_dir),
+                                   "webex_report_customer": "Alpine Dental"},
+                       limit=limit.replace("@limit.txt", f"@{limit_file}"))
+
+    assert run.rc == 0, run.stdout[-3000:]
+    assert (report_dir / "licenses.json").exists()
 
 
 @pytest.mark.parametrize("playbook, job", [("sync.yml", "sync"), ("upgrade_21_1.yml", "upgrade")])
