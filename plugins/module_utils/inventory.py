@@ -1061,20 +1061,26 @@ class InventoryStore:
                 for license_id in to_remove
                 if _remove_person_license(connection, dict(key, license_id=license_id))
             ]
+            licenses_sync: Optional[int] = None
             if links_count:
                 # The links show what the counters include (see record_user_licenses).
                 up, down = done_added, done_removed
             else:
                 # Each applied change, unless this change of the person was counted since
                 # the last licenses sync (two tasks recorded it).
-                up = [i for i in added if not _counted_before(connection, key, i, held=True)]
-                down = [i for i in removed if not _counted_before(connection, key, i, held=False)]
+                licenses_sync = _last_sync_id(connection, customer, "licenses")
+                up = [i for i in added
+                      if not _counted_before(connection, key, i, True, licenses_sync)]
+                down = [i for i in removed
+                        if not _counted_before(connection, key, i, False, licenses_sync)]
             counted_added = [i for i in up if _move_consumption(connection, customer, i, 1)]
             counted_removed = [i for i in down if _move_consumption(connection, customer, i, -1)]
             rows_written = connection.total_changes - start
             if not links_count:
                 # Written after rows_written, since they record no license change.
-                _note_counted_changes(connection, key, counted_added, counted_removed)
+                _note_counted_changes(
+                    connection, key, counted_added, counted_removed, licenses_sync
+                )
             if rows_written:
                 # The stored fingerprint no longer describes the person: the next sync
                 # compares this person field by field, and a sync running now lists again.
@@ -1285,18 +1291,20 @@ def _last_sync_id(connection: sqlite3.Connection, customer: str, object_type: st
 
 
 def _counted_before(
-    connection: sqlite3.Connection, key: Mapping[str, Any], license_id: str, held: bool
+    connection: sqlite3.Connection,
+    key: Mapping[str, Any],
+    license_id: str,
+    added: bool,
+    licenses_sync: Optional[int],
 ) -> bool:
-    """Return True when the same change of a person's license (added when ``held``, else
-    removed) was counted since the customer's last licenses sync."""
+    """Return True when the same change of a person's license (an addition when ``added``,
+    else a removal) was counted since the licenses sync ``licenses_sync``."""
     row = connection.execute(
         "SELECT held, licenses_sync FROM counted_license_changes WHERE customer = :customer "
         "AND person_id = :person_id AND license_id = :license_id",
         dict(key, license_id=license_id),
     ).fetchone()
-    if row is None or bool(row[0]) != held:
-        return False
-    return row[1] == _last_sync_id(connection, key["customer"], "licenses")
+    return row is not None and bool(row[0]) == added and row[1] == licenses_sync
 
 
 def _note_counted_changes(
@@ -1304,16 +1312,16 @@ def _note_counted_changes(
     key: Mapping[str, Any],
     added: Sequence[str],
     removed: Sequence[str],
+    licenses_sync: Optional[int],
 ) -> None:
-    """Keep the changes just counted, and drop those counted before the last licenses sync
-    (that sync counted their result)."""
-    licenses_sync = _last_sync_id(connection, key["customer"], "licenses")
+    """Store the changes just counted, and delete those counted before the licenses sync
+    ``licenses_sync``, because that sync counted their result."""
     connection.execute(
         "DELETE FROM counted_license_changes WHERE customer = :customer "
         "AND licenses_sync IS NOT :licenses_sync",
         dict(key, licenses_sync=licenses_sync),
     )
-    for license_ids, held in ((added, 1), (removed, 0)):
+    for license_ids, holds_license in ((added, 1), (removed, 0)):
         for license_id in license_ids:
             connection.execute(
                 "INSERT INTO counted_license_changes "
@@ -1321,7 +1329,8 @@ def _note_counted_changes(
                 "VALUES (:customer, :person_id, :license_id, :held, :licenses_sync) "
                 "ON CONFLICT (customer, person_id, license_id) DO UPDATE SET "
                 "held = excluded.held, licenses_sync = excluded.licenses_sync",
-                dict(key, license_id=license_id, held=held, licenses_sync=licenses_sync),
+                dict(key, license_id=license_id, held=holds_license,
+                     licenses_sync=licenses_sync),
             )
 
 

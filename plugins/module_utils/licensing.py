@@ -1052,8 +1052,8 @@ def format_names(names: Sequence[str], limit: int = 20) -> str:
 
 
 def name_likeness_hint(name: str, similar: str) -> str:
-    """Explain why a stored name that is not ``name`` looks like it: another case, or
-    another Unicode form of the same letters (NFC or NFD). Returns "" for other names."""
+    """Return why a stored name ``similar`` looks like ``name``: another case, or another
+    Unicode form of the same letters (NFC or NFD). Returns "" for other names."""
     if name == similar:
         return ""
     if name.lower() == similar.lower():

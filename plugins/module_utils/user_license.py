@@ -564,8 +564,8 @@ class UserLicenseChange:
         """Fail unchanged when the user read again has nothing applied, else warn."""
         user = self.params["user"]
         if not (applied.added or applied.removed) and error.status is None:
-            # No response (a timeout, a lost connection): Webex may still be working on the
-            # request, so a read right after it cannot tell that nothing will change.
+            # Without a response (a timeout, a lost connection) Webex may still be working on
+            # the request, so a read right after it cannot show that nothing will change.
             raise UserLicenseError(
                 f"the license change request for user '{user}' got no response: "
                 f"{str(error).rstrip('.')}. Reading the user again right after shows no "
@@ -835,8 +835,8 @@ def run_module(module: Any) -> Dict[str, Any]:
         except UserLicenseError as error:
             module.fail_json(msg=error.message, changed=error.changed, **error.details)
         except WebexApiError as error:
-            # The change request's own errors are UserLicenseError, so this is a read
-            # before it (the user, a location, the free units): nothing was sent.
+            # The change request's own errors are UserLicenseError, so this error comes from
+            # a read before it (the user, a location, the free units) and nothing was sent.
             module.fail_json(
                 msg=(
                     f"reading Webex for user '{params['user']}' of customer "

@@ -31,7 +31,7 @@ description:
     was applied, fails unchanged when nothing was, and fails with changed set and the
     inventory unchanged when the user cannot be read either. After a request without a
     response (a timeout, a lost connection) Webex may apply the change after that read, so
-    the message says so and asks for a sync of the customer a few minutes later.
+    the message states that and requests a sync of the customer a few minutes later.
 author:
   - ucops.webex contributors (!UNKNOWN)
 extends_documentation_fragment:

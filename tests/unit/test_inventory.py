@@ -1152,20 +1152,20 @@ def test_record_twice_after_licenses_sync(store, person):
     full_sync(store)
     licenses_sync(store, LICENSES)
     before = consumed_units(store)
-    held = ["C-A", "MSG"] if person == "P00001" else []
+    licenses_before = ["C-A", "MSG"] if person == "P00001" else []
 
     for _task in range(3):
-        store.record_user_licenses("Acme", person, ["M-A"], [], held + ["M-A"])
+        store.record_user_licenses("Acme", person, ["M-A"], [], licenses_before + ["M-A"])
 
     after = consumed_units(store)
     assert after["M-A"] == before["M-A"] + 1
     assert after["C-A"] == before["C-A"]
     # Later changes of that person follow the stored links until the next licenses sync.
-    store.record_user_licenses("Acme", person, [], ["M-A"], held)
-    store.record_user_licenses("Acme", person, [], ["M-A"], held)
+    store.record_user_licenses("Acme", person, [], ["M-A"], licenses_before)
+    store.record_user_licenses("Acme", person, [], ["M-A"], licenses_before)
     assert consumed_units(store)["M-A"] == before["M-A"]
     licenses_sync(store, LICENSES)
-    store.record_user_licenses("Acme", person, ["M-A"], [], held + ["M-A"])
+    store.record_user_licenses("Acme", person, ["M-A"], [], licenses_before + ["M-A"])
     assert consumed_units(store)["M-A"] == before["M-A"] + 1
 
 
@@ -1195,10 +1195,10 @@ def test_record_other_task_first_after_licenses_sync(store, person):
     full_sync(store)
     licenses_sync(store, LICENSES)
     before = consumed_units(store)
-    held = ["C-A", "MSG"] if person == "P00001" else []
+    licenses_before = ["C-A", "MSG"] if person == "P00001" else []
 
-    store.record_user_licenses("Acme", person, ["C-B"], [], held + ["M-A", "C-B"])
-    store.record_user_licenses("Acme", person, ["M-A"], [], held + ["M-A"])
+    store.record_user_licenses("Acme", person, ["C-B"], [], licenses_before + ["M-A", "C-B"])
+    store.record_user_licenses("Acme", person, ["M-A"], [], licenses_before + ["M-A"])
 
     after = consumed_units(store)
     assert after["C-B"] == before["C-B"] + 1
