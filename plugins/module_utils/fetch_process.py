@@ -23,18 +23,20 @@ fork unsafe because system libraries may start threads.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import pickle
 import signal
 import struct
 import sys
 import threading
-from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.ucops.webex.plugins.module_utils.webex_api import (
     WebexApiError,
     WebexAuthError,
     WebexClient,
+    check_ids_are_new,
     check_page_is_new,
 )
 
@@ -52,6 +54,11 @@ PR_SET_NAME = 15
 CHILD_PROCESS_NAME = b"webex-pages"
 
 _FRAME_HEADER = struct.Struct("<Q")
+# The object types whose pages the child gives a digest (see page_digest).
+DIGESTED_TYPES = ("people",)
+# Part of every page digest. Change it when the reading of a page changes, so that no
+# digest recorded before matches.
+PAGE_DIGEST_VERSION = b"ucops.webex people page 1\n"
 _ERROR_CLASSES = {cls.__name__: cls for cls in (WebexApiError, WebexAuthError)}
 
 
@@ -65,18 +72,65 @@ def fetch_process_available(client: Any) -> bool:
     )
 
 
+def page_digest(page: Mapping[str, Any]) -> bytes:
+    """Return a 128-bit BLAKE2b digest of an undecoded page (see ``iter_page_contents``).
+
+    It covers the status, the Content-Type (which can change how the body decodes) and the
+    body, so two pages with the same digest decode to the same items.
+    """
+    digest = hashlib.blake2b(PAGE_DIGEST_VERSION, digest_size=16)
+    digest.update(f"{page['status']}\n{page['headers'].get('Content-Type', '')}\n".encode())
+    digest.update(page["content"])
+    return digest.digest()
+
+
+class DigestedItems(list):
+    """The decoded items of a page, with the ``digest`` of its body (see page_digest)."""
+
+    digest: bytes = b""
+
+
+class KnownPage:
+    """A page whose body has a digest that an earlier sync recorded, passed on undecoded.
+
+    ``record`` is what the caller gave for that digest in ``known_pages``; it has the ``ids``
+    of the page's items. ``decode()`` returns the items (as ``DigestedItems``) when the
+    caller cannot use the record; it raises what decoding the page raises.
+    """
+
+    __slots__ = ("digest", "record", "_decode")
+
+    def __init__(self, digest: bytes, record: Any, decode: Callable[[], list]) -> None:
+        self.digest = digest
+        self.record = record
+        self._decode = decode
+
+    def decode(self) -> DigestedItems:
+        items = DigestedItems(self._decode())
+        items.digest = self.digest
+        return items
+
+
 class PageProcess:
     """A child process reading the pages of ``lists`` in order (see the module docstring).
 
-    ``pages()`` yields ``(object_type, items)`` in the parent. ``stop()`` must be called in
+    ``pages()`` yields ``(object_type, items)`` in the parent. The pages of DIGESTED_TYPES
+    come as ``DigestedItems``, or as a ``KnownPage`` when ``known_pages`` has their digest.
+    ``stop()`` must be called in
     every case, normally in a ``finally`` block: it ends the child if it still runs, waits
     for it and adds the child's request counters and a refreshed token to the client.
     While another thread reads ``pages()``, call ``kill()`` first, then wait for that
     thread, then ``stop()``.
     """
 
-    def __init__(self, client: WebexClient, lists: Sequence[ListRequest]) -> None:
+    def __init__(
+        self,
+        client: WebexClient,
+        lists: Sequence[ListRequest],
+        known_pages: Optional[Mapping[bytes, Any]] = None,
+    ) -> None:
         self._client = client
+        self._known_pages: Mapping[bytes, Any] = known_pages or {}
         self._baseline = client.export_state()
         # The child's state as of its last message: every message carries it, so the
         # counters are known even when the parent stops reading early.
@@ -100,7 +154,7 @@ class PageProcess:
         os.close(write_fd)
         self._reader = os.fdopen(read_fd, "rb")
 
-    def pages(self) -> Iterator[Tuple[str, List[dict]]]:
+    def pages(self) -> Iterator[Tuple[str, Any]]:
         """Yield ``(object_type, items)`` for each page the child read, in order.
 
         Raises the error that ended the child's reading, as the same type and message as
@@ -112,10 +166,22 @@ class PageProcess:
             kind = message[0]
             if kind == "page":
                 _kind, object_type, page, _state = message
+                previous = previous_ids.get(object_type, ())
+                digest = page.get("digest")
+                record = self._known_pages.get(digest) if digest is not None else None
+                if record is not None:
+                    previous_ids[object_type] = check_ids_are_new(
+                        previous, tuple(record.ids), page["url"], page["page"]
+                    )
+                    yield object_type, KnownPage(digest, record, self._decoder(page))
+                    continue
                 items = self._client.read_page_content(page)
                 previous_ids[object_type] = check_page_is_new(
-                    previous_ids.get(object_type, ()), items, page["url"], page["page"]
+                    previous, items, page["url"], page["page"]
                 )
+                if digest is not None:
+                    items = DigestedItems(items)
+                    items.digest = digest
                 yield object_type, items
             elif kind == "end":
                 return
@@ -129,6 +195,9 @@ class PageProcess:
                     f"reading the pages failed in the fetch process: {message[1]}. Run the sync "
                     "again, and report this message if it repeats"
                 )
+
+    def _decoder(self, page: Mapping[str, Any]) -> Callable[[], list]:
+        return lambda: self._client.read_page_content(page)
 
     def kill(self) -> None:
         """End the child at once if it still runs (a reader of ``pages()`` then gets EOF)."""
@@ -246,6 +315,8 @@ def _serve_lists(client: WebexClient, lists: Sequence[ListRequest], out: Any) ->
         client.renew_session()
         for object_type, path, params, offset_paging in lists:
             for page in client.iter_page_contents(path, params, offset_paging=offset_paging):
+                if object_type in DIGESTED_TYPES:
+                    page["digest"] = page_digest(page)
                 _send(out, ("page", object_type, page, client.export_state()))
         message: tuple = ("end", client.export_state())
     except BrokenPipeError:

@@ -622,7 +622,8 @@ class InventoryStore:
                 )
             tables = [table for table in DATA_TABLES if table not in views]
             for table in tables + [
-                "link_targets", "counted_license_changes", "sync_state", "sync_history"
+                "link_targets", "counted_license_changes", "people_pages", "sync_state",
+                "sync_history",
             ]:
                 connection.execute(f"DELETE FROM {table} WHERE customer = :name", params)
             connection.execute("DELETE FROM customers WHERE name = :name", params)

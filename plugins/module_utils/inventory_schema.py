@@ -455,6 +455,28 @@ MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
             """,
         ),
     ),
+    (
+        6,
+        (
+            # A digest of each page of people that the last sync listed, with what the
+            # sync read from it: the people's ids and fingerprints. A later sync that gets
+            # the same page body again, while every one of those fingerprints is still
+            # stored, takes the page as read without decoding it (see SyncSession).
+            """
+            CREATE TABLE people_pages (
+                customer TEXT NOT NULL REFERENCES customers (name),
+                digest BLOB NOT NULL,
+                listed INTEGER NOT NULL,
+                with_licenses INTEGER NOT NULL,
+                located INTEGER NOT NULL,
+                org_id TEXT,
+                ids BLOB NOT NULL,
+                fingerprints BLOB NOT NULL,
+                UNIQUE (customer, digest)
+            )
+            """,
+        ),
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

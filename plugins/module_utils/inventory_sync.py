@@ -15,6 +15,7 @@ import hashlib
 import json
 import sqlite3
 import sys
+import zlib
 from array import array
 from bisect import bisect_left
 from operator import itemgetter
@@ -442,6 +443,79 @@ class DigestSet:
         return self._matched.count(1)
 
 
+    def match_all(self, values: Iterable[int]) -> bool:
+        """Flag every one of ``values`` as matched and return True when the set contains
+        them all; flag none and return False otherwise."""
+        indexes = []
+        for value in values:
+            index = self._index(value)
+            if index < 0:
+                return False
+            indexes.append(index)
+        matched = self._matched
+        for index in indexes:
+            matched[index] = 1
+        return True
+
+
+class PeoplePageRecord:
+    """What a sync read from one page of people, stored under the digest of the page body
+    (table people_pages): how many people it listed, how many of them had a licenses field
+    and a location, its first orgId, and each person's id and fingerprint in page order.
+
+    The body decodes to the same people every time, so the record holds as long as each
+    of those fingerprints is still stored (see SyncSession.stage_people).
+    """
+
+    __slots__ = ("listed", "with_licenses", "located", "org_id", "_ids", "_fingerprints")
+
+    def __init__(
+        self,
+        listed: int,
+        with_licenses: int,
+        located: int,
+        org_id: Optional[str],
+        ids: bytes,
+        fingerprints: bytes,
+    ) -> None:
+        self.listed = listed
+        self.with_licenses = with_licenses
+        self.located = located
+        self.org_id = org_id
+        self._ids = ids
+        self._fingerprints = fingerprints
+
+    @property
+    def ids(self) -> List[str]:
+        """The ids of the page's people, in page order.
+
+        Decoded on each use and not kept: a no-op sync of 100,000 people would otherwise
+        hold all their ids until it ends.
+        """
+        return zlib.decompress(self._ids).decode("utf-8").split("\n")
+
+    def fingerprints(self) -> array:
+        values = array("q")
+        values.frombytes(self._fingerprints)
+        if sys.byteorder != "little":
+            values.byteswap()
+        return values
+
+
+def encode_people_page(
+    ids: Sequence[str], fingerprints: Sequence[int]
+) -> Optional[Tuple[bytes, bytes]]:
+    """Return the stored form of a page's ids and fingerprints (see PeoplePageRecord), or
+    None for ids that the form cannot hold (an id with a line break)."""
+    text = "\n".join(ids)
+    if text.count("\n") != max(len(ids) - 1, 0) or not ids:
+        return None
+    values = array("q", fingerprints)
+    if sys.byteorder != "little":
+        values.byteswap()
+    return zlib.compress(text.encode("utf-8"), 1), values.tobytes()
+
+
 class PeopleChangedError(InventoryError):
     """Stored people or license counts changed while a sync listed them; list them again.
 
@@ -807,6 +881,14 @@ class SyncSession:
         self._listed_located = 0
         self._people_seen_sorted: Optional[array] = None
         self._people_data_version: Optional[int] = None
+        # Pages of people: the records stored when the sync starts, by digest, and the
+        # digest of every page this sync listed, with the values of a new record (None for
+        # a digest that was stored). None when a page came without digest: the stored
+        # records are then left as they are.
+        self._known_pages: Dict[bytes, PeoplePageRecord] = {}
+        self._listed_pages: Optional[Dict[bytes, Optional[tuple]]] = {}
+        # Pages taken from their record without decoding (see stage_people).
+        self.pages_reused = 0
         # Ids of listed licenses without totalUnits, which are stored with 0 units.
         self._licenses_without_total: List[str] = []
         # Ids of listed licenses with a negative totalUnits, also stored with 0 units.
@@ -818,6 +900,8 @@ class SyncSession:
             self._dialect.retry_locked(self._create_staging_tables)
             if "people" in self.scope:
                 self._known_people = self._dialect.retry_locked(self._read_people_fingerprints)
+                if self._known_people:
+                    self._known_pages = self._dialect.retry_locked(self._read_people_pages)
             if "licenses" in self.scope:
                 self._license_counts_at_start = self._dialect.retry_locked(
                     self._read_license_counts
@@ -859,13 +943,31 @@ class SyncSession:
         self._check_stage("roles")
         return self._stage_all("roles", [role_row(item) for item in items], {})
 
-    def stage_people(self, items: Iterable[Mapping[str, Any]]) -> int:
+    @property
+    def known_pages(self) -> Mapping[bytes, PeoplePageRecord]:
+        """The records of people pages stored when the sync started, by page digest."""
+        return self._known_pages
+
+    def stage_people(self, items: Any) -> int:
         """Stage one page of person objects with their license and role ids.
 
         A person whose fingerprint equals the one stored in the inventory is unchanged:
         only its id digest is kept, nothing is staged. Returns how many were given.
+
+        ``items`` may carry the ``digest`` of the page body (fetch_process.DigestedItems);
+        the sync then records what it read from the page under that digest. A page that
+        comes undecoded with its record (fetch_process.KnownPage) is taken from the record
+        when every person it lists is still stored with the fingerprint recorded, which is
+        what decoding it would find; otherwise it is decoded and staged as usual.
         """
         self._check_stage("people")
+        record = getattr(items, "record", None)
+        if isinstance(record, PeoplePageRecord):
+            if self._take_known_page(record):
+                self._note_people_page(items.digest, None)
+                return record.listed
+            items = items.decode()
+        digest = getattr(items, "digest", None)
         # Every person is converted before any state changes, so an invalid person (no id)
         # leaves the session as it was.
         prepared = []
@@ -890,16 +992,18 @@ class SyncSession:
         new_codes: List[Tuple[int, str]] = []
         last_code = self._last_code
         seq = self._seq
+        fingerprints = []
         for row, license_ids, role_ids in prepared:
             fingerprint = person_fingerprint(row, license_ids, role_ids)
-            digest = id_digest(row["id"])
-            self._people_seen.append(digest)
-            if self._known_people.match(fingerprint) and digest not in self._people_staged:
+            fingerprints.append(fingerprint)
+            person = id_digest(row["id"])
+            self._people_seen.append(person)
+            if self._known_people.match(fingerprint) and person not in self._people_staged:
                 continue
             if self._known_people:
                 # A later copy of a person staged earlier must be staged too: the last
                 # copy wins (see _finish_staging). Without stored people nothing can match.
-                self._people_staged.add(digest)
+                self._people_staged.add(person)
             seq += 1
             row["seq"] = seq
             row["fingerprint"] = fingerprint
@@ -919,7 +1023,43 @@ class SyncSession:
         self._appended["people"] += listed
         self._unfinished.add("people")
         self._people_seen_sorted = None
+        if digest is None:
+            self._listed_pages = None
+        elif digest in self._known_pages:
+            self._note_people_page(digest, None)
+        elif listed == len(prepared) and all(type(item.get("id")) is str for item in items):
+            # A page that lists a person twice, or an id that is not text, gets no record.
+            encoded = encode_people_page([entry[0]["id"] for entry in prepared], fingerprints)
+            if encoded is not None:
+                self._note_people_page(
+                    digest,
+                    (listed, with_licenses, located, licensing.first_org_id(items)) + encoded,
+                )
         return listed
+
+    def _take_known_page(self, record: PeoplePageRecord) -> bool:
+        """Take a page of people as read from its record; return False (changing nothing)
+        when a person of the page is not stored with the recorded fingerprint, or was
+        staged by this sync from an earlier page (the last copy must win)."""
+        if not self._known_people:
+            return False
+        ids = record.ids
+        staged = self._people_staged
+        if staged and any(id_digest(person_id) in staged for person_id in ids):
+            return False
+        if not self._known_people.match_all(record.fingerprints()):
+            return False
+        self._people_seen.extend(id_digest(person_id) for person_id in ids)
+        self._people_with_licenses += record.with_licenses
+        self._listed_located += record.located
+        self._appended["people"] += record.listed
+        self._people_seen_sorted = None
+        self.pages_reused += 1
+        return True
+
+    def _note_people_page(self, digest: bytes, values: Optional[tuple]) -> None:
+        if self._listed_pages is not None:
+            self._listed_pages.setdefault(digest, values)
 
     def stage_locations(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Stage one page of location objects."""
@@ -1219,6 +1359,7 @@ class SyncSession:
                 for statement in _refresh_extra_statements(spec, self._dialect):
                     written += max(self._conn.execute(statement, params).rowcount, 0)
         report["rows_written"] = written
+        self._write_people_pages()
 
         if self._record_org_id(customer):
             report["changed"] = True
@@ -1334,6 +1475,50 @@ class SyncSession:
             {"customer": self.customer},
         )
         return DigestSet(row[0] for row in cursor)
+
+    def _read_people_pages(self) -> Dict[bytes, PeoplePageRecord]:
+        cursor = self._conn.cursor()
+        cursor.row_factory = None
+        cursor.execute(
+            "SELECT digest, listed, with_licenses, located, org_id, ids, fingerprints "
+            "FROM people_pages WHERE customer = :customer",
+            {"customer": self.customer},
+        )
+        return {row[0]: PeoplePageRecord(*row[1:]) for row in cursor}
+
+    def _write_people_pages(self) -> None:
+        """Keep the records of the pages of people this sync listed, and only those.
+
+        Only records that differ are written, so a sync that listed the same pages again
+        writes none. The records are a cache, so they count neither as a change nor as
+        rows written.
+        """
+        listed = self._listed_pages
+        if "people" not in self.scope or listed is None:
+            return
+        params = {"customer": self.customer}
+        stored = {
+            row[0]
+            for row in self._conn.execute(
+                "SELECT digest FROM people_pages WHERE customer = :customer", params
+            )
+        }
+        gone = [(self.customer, digest) for digest in stored if digest not in listed]
+        if gone:
+            self._conn.executemany(
+                "DELETE FROM people_pages WHERE customer = ? AND digest = ?", gone
+            )
+        new = [
+            (self.customer, digest) + values
+            for digest, values in listed.items()
+            if values is not None and digest not in stored
+        ]
+        if new:
+            self._conn.executemany(
+                "INSERT INTO people_pages (customer, digest, listed, with_licenses, located, "
+                "org_id, ids, fingerprints) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                new,
+            )
 
     def _removed_people(self) -> List[str]:
         """Return the ids of stored people that the API did not list.

@@ -306,6 +306,21 @@ def org_api_id(org_id: str, sibling_id: Optional[str] = None) -> str:
     return encoded.decode("ascii").rstrip("=")
 
 
+def first_org_id(items: Sequence[Any]) -> Optional[str]:
+    """Return the first non-blank orgId of a page's items, or None.
+
+    An org id written as a UUID alone is returned in the base64 form, which the orgId
+    parameter of later requests takes (``org_api_id``).
+    """
+    for item in items:
+        if isinstance(item, Mapping):
+            org_id = item.get("orgId")
+            if isinstance(org_id, str) and org_id.strip():
+                sibling = item.get("id")
+                return org_api_id(org_id, sibling if isinstance(sibling, str) else None)
+    return None
+
+
 def normalize_hierarchy(hierarchy: Optional[str]) -> str:
     """Return a hierarchy path with single slashes and no blank levels ("" for the top)."""
     if not hierarchy:

@@ -389,7 +389,11 @@ def stage_objects(
         # A token that the child got would not reach later requests of this process.
         client.ensure_access_token()
         try:
-            source = PageProcess(client, list_requests(client, session.scope, people_page_size))
+            source = PageProcess(
+                client,
+                list_requests(client, session.scope, people_page_size),
+                known_pages=session.known_pages,
+            )
         except OSError:
             # No process or pipe left under the host's limits: read the pages here.
             source = None
@@ -409,7 +413,8 @@ def stage_objects(
                 session.finish_type(previous)
             previous = object_type
             if listed_org is None and object_type in ORG_NAMING_TYPES:
-                listed_org = first_org_id(page)
+                record = getattr(page, "record", None)  # a page passed on undecoded
+                listed_org = record.org_id if record is not None else first_org_id(page)
             stagers[object_type](page)
     except WebexApiError as error:
         # Records how far the listing came, for example when page 412 of the people fails.
@@ -429,19 +434,8 @@ def stage_objects(
 ORG_NAMING_TYPES = ("people", "locations", "workspaces")
 
 
-def first_org_id(page: Sequence[Any]) -> Optional[str]:
-    """Return the first non-blank orgId of a page's items, or None.
-
-    An org id written as a UUID alone is returned in the base64 form, which the orgId
-    parameter of later requests takes (``licensing.org_api_id``).
-    """
-    for item in page:
-        if isinstance(item, Mapping):
-            org_id = item.get("orgId")
-            if isinstance(org_id, str) and org_id.strip():
-                sibling = item.get("id")
-                return licensing.org_api_id(org_id, sibling if isinstance(sibling, str) else None)
-    return None
+# The first orgId of a page's items (kept under this name for callers of this module).
+first_org_id = licensing.first_org_id
 
 
 def sync_customer(

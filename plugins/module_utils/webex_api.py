@@ -1234,7 +1234,13 @@ def check_page_is_new(previous_ids: tuple, items: list, url: str, page_number: i
     A server that ignores the paging position sends new next links with the same items
     again; without this check the paging would never end.
     """
-    ids = tuple(item.get("id") for item in items)
+    return check_ids_are_new(
+        previous_ids, tuple(item.get("id") for item in items), url, page_number
+    )
+
+
+def check_ids_are_new(previous_ids: tuple, ids: tuple, url: str, page_number: int) -> tuple:
+    """Return ``ids``, the ids of a page's items, after the check of ``check_page_is_new``."""
     if ids and ids == previous_ids:
         raise WebexApiError(
             f"page {page_number} of the list repeats every item of page {page_number - 1}: "

@@ -575,3 +575,42 @@ def test_token_org_not_recorded_in_check_mode(simulator, run_playbook, inventory
     assert "would store it as the customer's org_id" in " ".join(record["result"]["warnings"])
     stored = query(inventory_db, "SELECT org_id FROM customers WHERE name = 'Keystone'")
     assert stored == [{"org_id": None}]
+
+
+def people_page_digests(path, customer):
+    rows = query(path, "SELECT digest FROM people_pages WHERE customer = ? ORDER BY digest",
+                 customer)
+    return [row["digest"] for row in rows]
+
+
+def test_resync_reads_a_recorded_page_again_for_a_person_changed_in_the_inventory(
+    simulator, run_playbook, inventory_db
+):
+    """A sync takes a page of people that Webex sends unchanged from its record (table
+    people_pages). A person of that page whose stored licenses changed since, with the
+    fingerprint cleared as webex_user_license does, is read from the page again."""
+    add_customer(run_playbook, simulator, ALPINE)
+    task = sync_task(simulator, "Alpine Dental", people_page_size=5)
+    synced(run_playbook([task]))
+    recorded = people_page_digests(inventory_db, "Alpine Dental")
+    assert len(recorded) == math.ceil(len(ALPINE["people"]) / 5)
+    holder = next(p for p in ALPINE["people"] if p["licenses"])
+    email = holder["emails"][0]
+    before = person_license_ids(inventory_db, "Alpine Dental", email)
+    assert before
+    with contextlib.closing(sqlite3.connect(inventory_db)) as connection, connection:
+        connection.execute("DELETE FROM person_licenses WHERE customer = ? AND person_id = ?",
+                           ("Alpine Dental", holder["id"]))
+        connection.execute("UPDATE people SET fingerprint = NULL WHERE customer = ? AND id = ?",
+                           ("Alpine Dental", holder["id"]))
+
+    record = synced(run_playbook([task]))
+
+    assert person_license_ids(inventory_db, "Alpine Dental", email) == before
+    assert record["changed"]
+    assert record["result"]["summary"]["people"]["updated"] == 1
+    # Webex sent the same pages: their records were kept, and none was added.
+    assert people_page_digests(inventory_db, "Alpine Dental") == recorded
+    again = synced(run_playbook([task]))
+    assert not again["changed"]
+    assert again["result"]["summary"]["people"]["unchanged"] == len(ALPINE["people"])

@@ -424,7 +424,7 @@ def test_upgrade_adds_fingerprint_column(db_path):
     assert "fingerprint" not in person_columns(db_path)
 
     with InventoryStore(db_path, lock_timeout=10) as store:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
         assert store.find_person("Acme", "P004")["role_ids"] == ["R-ADMIN"]
 
     assert "fingerprint" in person_columns(db_path)

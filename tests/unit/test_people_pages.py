@@ -1,0 +1,290 @@
+"""Unit tests of the people page records on a real SQLite file.
+
+A sync records what it read from each page of people under a digest of the page body. A
+later sync that gets the same body takes the page from its record without decoding it,
+but only while every person of the page is still stored with the recorded fingerprint.
+The pages here are built as the fetch process passes them on: decoded items with their
+digest, or a KnownPage whose decoding is counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+
+import pytest
+
+from ansible_collections.ucops.webex.plugins.module_utils.fetch_process import (
+    DigestedItems,
+    KnownPage,
+)
+from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
+from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import (
+    DigestSet,
+    encode_people_page,
+)
+from tests.unit.test_inventory_staging import (
+    LICENSES,
+    PAGES,
+    install_write_counter,
+    person,
+    written_rows,
+)
+
+SCOPE = ["licenses", "people"]
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "inventory.db")
+
+
+@pytest.fixture
+def store(db_path):
+    with InventoryStore(db_path, lock_timeout=10) as opened:
+        opened.upsert_customer("Acme", org_id="ORG-Acme", default_subscription_id="Sub-A100")
+        yield opened
+
+
+class Listing:
+    """Hands pages to a session the way PageProcess does, and counts decoded known pages."""
+
+    def __init__(self, session):
+        self.session = session
+        self.decoded = 0
+
+    def page(self, items, digest=True):
+        if not digest:
+            return list(items)
+        key = hashlib.blake2b(json.dumps(items).encode(), digest_size=16).digest()
+        record = self.session.known_pages.get(key)
+        if record is None:
+            page = DigestedItems(items)
+            page.digest = key
+            return page
+
+        def decode():
+            self.decoded += 1
+            return [dict(item) for item in items]
+
+        return KnownPage(key, record, decode)
+
+
+def sync(store, pages, digest=True, check_mode=False):
+    """Run a sync of LICENSES and ``pages``; return (report, listing, session)."""
+    session = store.begin_sync("Acme", scope=SCOPE)
+    listing = Listing(session)
+    with session:
+        session.stage_licenses(LICENSES)
+        for items in pages:
+            session.stage_people(listing.page(items, digest))
+        if check_mode:
+            report = session.diff()
+            session.discard()
+        else:
+            report = session.commit()
+    return report, listing, session
+
+
+def page_records(db_path):
+    connection = sqlite3.connect(db_path)
+    try:
+        return connection.execute(
+            "SELECT digest, listed, ids FROM people_pages WHERE customer = 'Acme' "
+            "ORDER BY digest"
+        ).fetchall()
+    finally:
+        connection.close()
+
+
+def stored_licenses(db_path, person_id):
+    connection = sqlite3.connect(db_path)
+    try:
+        rows = connection.execute(
+            "SELECT license_id FROM person_licenses WHERE customer = 'Acme' "
+            "AND person_id = ? ORDER BY license_id",
+            (person_id,),
+        ).fetchall()
+    finally:
+        connection.close()
+    return [row[0] for row in rows]
+
+
+def stored_names(db_path):
+    connection = sqlite3.connect(db_path)
+    try:
+        rows = connection.execute(
+            "SELECT id, display_name FROM people WHERE customer = 'Acme' ORDER BY id"
+        ).fetchall()
+    finally:
+        connection.close()
+    return dict(rows)
+
+
+def test_same_pages_again_are_not_decoded_and_write_nothing(db_path, store):
+    sync(store, PAGES)
+    records = page_records(db_path)
+    assert len(records) == 2
+    install_write_counter(db_path)
+
+    report, listing, session = sync(store, PAGES)
+
+    assert session.pages_reused == 2
+    assert listing.decoded == 0
+    assert not report["changed"]
+    assert report["summary"]["people"] == {"added": 0, "updated": 0, "removed": 0,
+                                           "unchanged": 6}
+    assert report["staged"]["people"] == 6
+    assert written_rows(db_path) == 0
+    assert page_records(db_path) == records
+
+
+def test_person_changed_in_the_inventory_makes_its_page_decoded(db_path, store):
+    """A license change recorded between syncs (as webex_user_license does) clears the
+    person's fingerprint. When Webex lists the person as before, the page body is the one
+    recorded, but the page must be read to restore the person's licenses."""
+    sync(store, PAGES)
+    connection = sqlite3.connect(db_path)
+    connection.execute("DELETE FROM person_licenses WHERE customer = 'Acme' AND person_id = 'P002'")
+    connection.execute("UPDATE people SET fingerprint = NULL WHERE id = 'P002'")
+    connection.commit()
+    connection.close()
+
+    report, listing, session = sync(store, PAGES)
+
+    assert listing.decoded == 1
+    assert session.pages_reused == 1
+    assert stored_licenses(db_path, "P002") == ["C-A"]
+    assert report["summary"]["people"]["updated"] == 1
+
+
+def test_person_changed_by_hand_makes_its_page_decoded(db_path, store):
+    """A stored person that another writer changed without clearing the fingerprint has a
+    fingerprint the record does not name: the page is decoded and the person restored."""
+    sync(store, PAGES)
+    connection = sqlite3.connect(db_path)
+    connection.execute("UPDATE people SET display_name = 'Edited', fingerprint = 7 "
+                       "WHERE id = 'P005'")
+    connection.commit()
+    connection.close()
+
+    _report, listing, _session = sync(store, PAGES)
+
+    assert listing.decoded == 1
+    assert stored_names(db_path)["P005"] == "User 5"
+
+
+def test_people_of_a_missing_page_are_removed(db_path, store):
+    third = [person(7), person(8)]
+    sync(store, PAGES + [third])
+    assert len(page_records(db_path)) == 3
+
+    report, listing, session = sync(store, PAGES)
+
+    assert session.pages_reused == 2 and listing.decoded == 0
+    assert report["summary"]["people"]["removed"] == 2
+    assert sorted(stored_names(db_path)) == ["P001", "P002", "P003", "P004", "P005", "P006"]
+    assert len(page_records(db_path)) == 2
+
+
+def test_known_page_after_a_staged_copy_is_decoded_so_the_last_copy_wins(db_path, store):
+    """A person staged from an earlier page of the same listing (pages shifted while they
+    were read) and listed again on a recorded page: the recorded page is decoded, and its
+    copy, the last one, is stored."""
+    sync(store, PAGES)
+    renamed = [person(1, name="Renamed"), person(9)]
+
+    report, listing, session = sync(store, [renamed] + PAGES)
+
+    assert listing.decoded == 1
+    assert session.pages_reused == 1
+    assert stored_names(db_path)["P001"] == "User 1"
+    assert report["duplicates"]["people"] == 1
+    assert report["summary"]["people"]["added"] == 1
+
+
+def test_recorded_pages_of_a_changed_listing_are_replaced(db_path, store):
+    sync(store, PAGES)
+    changed = [PAGES[0], [person(4), person(5, licenses=("ADV",)), person(6)]]
+
+    report, listing, session = sync(store, changed)
+
+    assert session.pages_reused == 1 and listing.decoded == 0
+    assert report["summary"]["people"]["updated"] == 1
+    assert stored_licenses(db_path, "P005") == ["ADV"]
+    records = page_records(db_path)
+    assert len(records) == 2
+    # A third sync of the changed listing reads nothing again.
+    _report, listing, session = sync(store, changed)
+    assert session.pages_reused == 2 and listing.decoded == 0
+    assert page_records(db_path) == records
+
+
+def test_check_mode_records_no_page(db_path, store):
+    sync(store, PAGES, check_mode=True)
+
+    assert page_records(db_path) == []
+
+
+def test_pages_without_digest_leave_the_records(db_path, store):
+    """Pages read in the module process (no fetch process) carry no digest."""
+    sync(store, PAGES)
+    records = page_records(db_path)
+
+    report, _listing, session = sync(store, PAGES[:1], digest=False)
+
+    assert session.pages_reused == 0
+    assert report["summary"]["people"]["removed"] == 3
+    assert page_records(db_path) == records
+    # The records of people no longer stored are not used.
+    _report, listing, session = sync(store, PAGES)
+    assert session.pages_reused == 1 and listing.decoded == 1
+    assert sorted(stored_names(db_path)) == ["P001", "P002", "P003", "P004", "P005", "P006"]
+
+
+def test_page_that_lists_a_person_twice_gets_no_record(db_path, store):
+    sync(store, [[person(1), person(2), person(1, name="Again")]])
+
+    assert page_records(db_path) == []
+
+
+def test_first_sync_records_ids_in_page_order(db_path, store):
+    sync(store, [[person(3), person(1)]])
+
+    (record,) = page_records(db_path)
+    assert record[1] == 2
+    report, listing, session = sync(store, [[person(3), person(1)]])
+    assert session.pages_reused == 1
+    assert report["staged"]["people"] == 2
+
+
+def test_records_follow_a_rename_and_go_with_the_customer(db_path, store):
+    sync(store, PAGES)
+    store.rename_customer("Acme", "Acme Renamed")
+    connection = sqlite3.connect(db_path)
+    assert connection.execute(
+        "SELECT COUNT(*) FROM people_pages WHERE customer = 'Acme Renamed'"
+    ).fetchone()[0] == 2
+    connection.close()
+
+    store.delete_customer("Acme Renamed")
+
+    connection = sqlite3.connect(db_path)
+    assert connection.execute("SELECT COUNT(*) FROM people_pages").fetchone()[0] == 0
+    connection.close()
+
+
+def test_match_all_flags_nothing_unless_all_are_found():
+    digests = DigestSet([5, -3, 9])
+
+    assert not digests.match_all([5, 4])
+    assert digests.matched_count() == 0
+    assert digests.match_all([9, -3])
+    assert digests.was_matched(9) and digests.was_matched(-3) and not digests.was_matched(5)
+
+
+def test_ids_with_a_line_break_cannot_be_recorded():
+    assert encode_people_page(["P1\nP2", "P3"], [1, 2]) is None
+    assert encode_people_page([], []) is None
+    assert encode_people_page(["P1", "P3"], [1, 2]) is not None
