@@ -57,7 +57,8 @@ _FRAME_HEADER = struct.Struct("<Q")
 # The object types whose pages the child gives a digest (see page_digest).
 DIGESTED_TYPES = ("people",)
 # Part of every page digest. Change it when the reading of a page changes, so that no
-# digest recorded before matches.
+# digest recorded before matches. (SHA-256 is used because processors with SHA extensions
+# hash twice as fast with it as with BLAKE2b.)
 PAGE_DIGEST_VERSION = b"ucops.webex people page 1\n"
 _ERROR_CLASSES = {cls.__name__: cls for cls in (WebexApiError, WebexAuthError)}
 
@@ -73,15 +74,16 @@ def fetch_process_available(client: Any) -> bool:
 
 
 def page_digest(page: Mapping[str, Any]) -> bytes:
-    """Return a 128-bit BLAKE2b digest of an undecoded page (see ``iter_page_contents``).
+    """Return the first 16 bytes of a SHA-256 digest of an undecoded page.
 
-    It covers the status, the Content-Type (which can change how the body decodes) and the
-    body, so two pages with the same digest decode to the same items.
+    The page is one of ``iter_page_contents``. The digest covers the status, the
+    Content-Type (which can change how the body decodes) and the body, so two pages with
+    the same digest decode to the same items.
     """
-    digest = hashlib.blake2b(PAGE_DIGEST_VERSION, digest_size=16)
+    digest = hashlib.sha256(PAGE_DIGEST_VERSION)
     digest.update(f"{page['status']}\n{page['headers'].get('Content-Type', '')}\n".encode())
     digest.update(page["content"])
-    return digest.digest()
+    return digest.digest()[:16]
 
 
 class DigestedItems(list):
