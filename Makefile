@@ -49,7 +49,7 @@ molecule: venv collection
 	  (cd roles/$$role && $(BIN)/molecule test) || exit 1; \
 	done
 
-# Benchmark against the simulator (not part of `make test`; about 11 minutes on a quiet
+# Benchmark against the simulator (not part of `make test`; about 13 minutes on a quiet
 # machine with 2 CPUs).
 # Writes bench/RESULTS.md and bench/results.json; BENCH_ARGS=--quick for a smoke run.
 BENCH_VENV := $(CURDIR)/.build/bench-venv

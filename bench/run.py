@@ -462,7 +462,17 @@ def many_customers(customers: int, users: int, forks_list: list) -> dict:
             results[str(forks)] = {"wall": result["wall"], "requests": sim.request_count(),
                                    "tree_max_rss_mb": result["tree_max_rss_mb"],
                                    "module_rss_mb": result["rss_mb"]}
-            log(f"many customers, forks {forks}: {result['wall']:.1f}s")
+            # The same run again: every customer is synced with nothing changed.
+            sim.clear_requests()
+            again = measure(
+                [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "--forks", str(forks),
+                 str(ROOT / "playbooks" / "sync.yml")],
+                env=ansible_env(),
+            )
+            results[str(forks)].update(resync_wall=again["wall"],
+                                       resync_requests=sim.request_count())
+            log(f"many customers, forks {forks}: {result['wall']:.1f}s, "
+                f"again unchanged: {again['wall']:.1f}s")
             sim.reset()
     finally:
         sim.stop()
@@ -556,11 +566,16 @@ def report(results: dict) -> str:
     if "many_customers" in results:
         lines += ["", "## Many customers (playbooks/sync.yml, 50 customers of 2,000 people, "
                   "10 locations and 100 workspaces each, one run per forks value)", "",
-                  "| forks | wall s | requests | largest process RSS MB |",
-                  "| --- | --- | --- | --- |"]
+                  "The first run syncs every customer into a new inventory; the second run "
+                  "syncs them again with nothing changed.", "",
+                  "| forks | wall s | requests | largest process RSS MB | second run wall s | "
+                  "second run requests |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for forks, item in results["many_customers"].items():
+            again = (f"{item['resync_wall']:.1f} | {item['resync_requests']}"
+                     if "resync_wall" in item else "- | -")
             lines.append(f"| {forks} | {item['wall']:.1f} | {item['requests']} | "
-                         f"{item['tree_max_rss_mb']:.1f} |")
+                         f"{item['tree_max_rss_mb']:.1f} | {again} |")
     facts = results["machine"]
     lines += ["", "## Machine and versions", "",
               f"- {facts['cpus']} CPUs ({facts['cpu']}), {facts['memory_gb']} GB, {facts['os']}",
@@ -602,34 +617,37 @@ def latency_report(latency: dict) -> list:
 
 
 def lower_bound(results: dict) -> list:
-    """Explain the least time any sync through ansible-playbook can take here."""
+    """Explain the least time a sync through ansible-playbook can take here."""
     comparison = results["comparison"]
     if "sync_light" not in comparison:
         return []
     floor = comparison["floor"]["wall"]["median"]
     light = comparison["sync_light"]["wall"]["median"]
     startup = comparison["startup"]["wall"]["median"]
+    noop = comparison["sync_noop"]["wall"]["median"]
     interpreter = results.get("floor_startup", 0.0)
     listing = floor - interpreter
     bound = light + listing
-    below = [name for name, ratio in (("1.1 x (no-op)", 1.1), ("1.3 x (first sync)", 1.3))
-             if ratio * floor < bound]
-    verdict = (f"The targets of {' and '.join(below)} are below that bound on this machine."
-               if below else "Both ratio targets are above that bound.")
+    verdict = ("The target of 1.3 x for the first sync is below that bound on this machine."
+               if 1.3 * floor < bound else "The target of 1.3 x for the first sync is above "
+               "that bound.")
     return [
         "Lower bound: a sync of only licenses and roles into an inventory without people "
         "(2 requests, the licenses and roles written once) takes "
         f"{light:.2f} s, {light - startup:.2f} s more than the start-up row: the module's "
         "own start (Ansible loads it from its AnsiballZ archive), its imports and opening "
         "the inventory. The floor's interpreter starts and imports requests in "
-        f"{interpreter:.2f} s, so its listing takes {listing:.2f} s. A sync of the whole org "
-        "through ansible-playbook that lists the pages as fast as the floor takes at least "
+        f"{interpreter:.2f} s, so its listing takes {listing:.2f} s. A first sync decodes "
+        "every page, as the floor does, so through ansible-playbook it takes at least "
         f"{light:.2f} + {listing:.2f} = {bound:.2f} s ({bound / floor:.2f} x the floor), even "
-        f"if storing the people cost nothing. {verdict} The module's client sends each "
-        "request with somewhat less work than the floor's default requests session, which "
-        "reads the proxy variables of the environment for every request, so its listing "
-        "can be a little faster than the floor's, but not by the start-up of "
-        "ansible-playbook."
+        f"if storing the people cost nothing. {verdict} A re-sync does not decode the pages "
+        "of people that Webex sends as the sync before it recorded them (see the ninth round "
+        "below), so its listing can take less than the floor's: the no-op re-sync took "
+        f"{noop - light:.2f} s beyond the fixed cost of {light:.2f} s, against {listing:.2f} s "
+        "for the floor's listing. Its listing still sends every request with requests, "
+        "one after the other, and the simulator answers each in turn, so the fixed cost "
+        f"alone is {light / floor:.2f} x the floor. For 1.1 x the floor the rest of the "
+        f"no-op would have to take {1.1 * floor - light:.2f} s."
     ]
 
 
