@@ -115,6 +115,13 @@ notes:
   - On Linux the module reads the API's pages in a second process, a fork of itself, while
     it stores the pages it has already read. Each sync runs as two processes until the last
     page is read. On other systems the pages are read by a thread of the module process.
+  - With that second process, the sync also stores a digest of each page of people it read,
+    with the ids and fingerprints of the people on it (table C(people_pages) of the
+    inventory). A later sync takes a page that Webex sends unchanged from that record,
+    without decoding it, when every person of the page is still stored as recorded. A
+    person changed in the inventory since, for example by M(ucops.webex.webex_user_license),
+    makes the page read in full. This saves CPU time on re-syncs of large orgs; the result
+    is the same.
 seealso:
   - module: ucops.webex.webex_customer
   - module: ucops.webex.webex_license_info
