@@ -442,7 +442,6 @@ class DigestSet:
     def matched_count(self) -> int:
         return self._matched.count(1)
 
-
     def match_all(self, values: Iterable[int]) -> bool:
         """Flag every one of ``values`` as matched and return True when the set contains
         them all; flag none and return False otherwise."""
@@ -1027,7 +1026,7 @@ class SyncSession:
             self._listed_pages = None
         elif digest in self._known_pages:
             self._note_people_page(digest, None)
-        elif listed == len(prepared) and all(type(item.get("id")) is str for item in items):
+        elif listed == len(prepared) and all(isinstance(item.get("id"), str) for item in items):
             # A page that lists a person twice, or an id that is not text, gets no record.
             encoded = encode_people_page([entry[0]["id"] for entry in prepared], fingerprints)
             if encoded is not None:

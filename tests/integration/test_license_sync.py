@@ -598,11 +598,14 @@ def test_resync_reads_a_recorded_page_again_for_a_person_changed_in_the_inventor
     email = holder["emails"][0]
     before = person_license_ids(inventory_db, "Alpine Dental", email)
     assert before
-    with contextlib.closing(sqlite3.connect(inventory_db)) as connection, connection:
-        connection.execute("DELETE FROM person_licenses WHERE customer = ? AND person_id = ?",
-                           ("Alpine Dental", holder["id"]))
-        connection.execute("UPDATE people SET fingerprint = NULL WHERE customer = ? AND id = ?",
-                           ("Alpine Dental", holder["id"]))
+    with contextlib.closing(sqlite3.connect(inventory_db)) as connection:
+        with connection:
+            connection.execute(
+                "DELETE FROM person_licenses WHERE customer = ? AND person_id = ?",
+                ("Alpine Dental", holder["id"]))
+            connection.execute(
+                "UPDATE people SET fingerprint = NULL WHERE customer = ? AND id = ?",
+                ("Alpine Dental", holder["id"]))
 
     record = synced(run_playbook([task]))
 

@@ -975,4 +975,3 @@ def test_absent_by_name_removes_trial(trial_org, inventory_db):
     assert [entry["id"] for entry in record["result"]["removed"]] == [trial_id]
     assert trial_id not in live_person(simulator, ORG_ID, PROFESSIONAL_USER)["licenses"]
     assert_counts_match(simulator, inventory_db, [trial_id])
-
