@@ -96,8 +96,10 @@ class KnownPage:
     """A page whose body has a digest that an earlier sync recorded, passed on undecoded.
 
     ``record`` is what the caller gave for that digest in ``known_pages``; it has the ``ids``
-    of the page's items. ``decode()`` returns the items (as ``DigestedItems``) when the
-    caller cannot use the record; it raises what decoding the page raises.
+    of the page's items, and ``damaged``, true for a record that cannot be used (such a
+    page is decoded and passed on as ``DigestedItems``). ``decode()`` returns the items (as
+    ``DigestedItems``) when the caller cannot use the record; it raises what decoding the
+    page raises.
     """
 
     __slots__ = ("digest", "record", "_decode")
@@ -171,9 +173,10 @@ class PageProcess:
                 previous = previous_ids.get(object_type, ())
                 digest = page.get("digest")
                 record = self._known_pages.get(digest) if digest is not None else None
-                if record is not None:
+                ids = tuple(record.ids) if record is not None else ()
+                if record is not None and not record.damaged:
                     previous_ids[object_type] = check_ids_are_new(
-                        previous, tuple(record.ids), page["url"], page["page"]
+                        previous, ids, page["url"], page["page"]
                     )
                     yield object_type, KnownPage(digest, record, self._decoder(page))
                     continue

@@ -466,6 +466,7 @@ MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
             CREATE TABLE people_pages (
                 customer TEXT NOT NULL REFERENCES customers (name),
                 digest BLOB NOT NULL,
+                format INTEGER NOT NULL,
                 listed INTEGER NOT NULL,
                 with_licenses INTEGER NOT NULL,
                 located INTEGER NOT NULL,

@@ -363,6 +363,13 @@ def _list(
     raise _field_error(kind, owner or item, field, value, "a list of ids or texts")
 
 
+# The format of the records of people pages (table people_pages). A record holds what the
+# reading of a page gave: person_row, person_link_ids, _last_copies, person_fingerprint and
+# licensing.first_org_id. Raise this number whenever one of them changes what it returns,
+# so that records written before are no longer used (test_people_pages.py pins it).
+PEOPLE_PAGE_FORMAT = 1
+
+
 def person_fingerprint(
     row: Mapping[str, Any], license_ids: Sequence[str], role_ids: Sequence[str]
 ) -> int:
@@ -463,10 +470,14 @@ class PeoplePageRecord:
     and a location, its first orgId, and each person's id and fingerprint in page order.
 
     The body decodes to the same people every time, so the record holds as long as each
-    of those fingerprints is still stored (see SyncSession.stage_people).
+    of those fingerprints is still stored (see SyncSession.stage_people). A record that
+    cannot be read (``damaged``) is never used, and the next sync that lists its page
+    writes it again.
     """
 
-    __slots__ = ("listed", "with_licenses", "located", "org_id", "_ids", "_fingerprints")
+    __slots__ = (
+        "listed", "with_licenses", "located", "org_id", "_ids", "_fingerprints", "damaged",
+    )
 
     def __init__(
         self,
@@ -483,21 +494,37 @@ class PeoplePageRecord:
         self.org_id = org_id
         self._ids = ids
         self._fingerprints = fingerprints
+        self.damaged = not (
+            isinstance(ids, bytes)
+            and isinstance(fingerprints, bytes)
+            and isinstance(listed, int)
+            and len(fingerprints) == 8 * listed
+            and listed > 0
+        )
 
     @property
     def ids(self) -> List[str]:
-        """The ids of the page's people, in page order.
+        """The ids of the page's people, in page order; [] for a damaged record.
 
         Decoded on each use and not kept: a no-op sync of 100,000 people would otherwise
         hold all their ids until it ends.
         """
-        return zlib.decompress(self._ids).decode("utf-8").split("\n")
+        if not self.damaged:
+            try:
+                ids = zlib.decompress(self._ids).decode("utf-8").split("\n")
+            except (zlib.error, UnicodeDecodeError):
+                ids = []
+            if len(ids) == self.listed:
+                return ids
+            self.damaged = True
+        return []
 
     def fingerprints(self) -> array:
         values = array("q")
-        values.frombytes(self._fingerprints)
-        if sys.byteorder != "little":
-            values.byteswap()
+        if not self.damaged:
+            values.frombytes(self._fingerprints)
+            if sys.byteorder != "little":
+                values.byteswap()
         return values
 
 
@@ -1024,7 +1051,7 @@ class SyncSession:
         self._people_seen_sorted = None
         if digest is None:
             self._listed_pages = None
-        elif digest in self._known_pages:
+        elif digest in self._known_pages and not self._known_pages[digest].damaged:
             self._note_people_page(digest, None)
         elif listed == len(prepared) and all(isinstance(item.get("id"), str) for item in items):
             # A page that lists a person twice, or an id that is not text, gets no record.
@@ -1040,9 +1067,9 @@ class SyncSession:
         """Take a page of people as read from its record; return False (changing nothing)
         when a person of the page is not stored with the recorded fingerprint, or was
         staged by this sync from an earlier page (the last copy must win)."""
-        if not self._known_people:
-            return False
         ids = record.ids
+        if not self._known_people or record.damaged:
+            return False
         staged = self._people_staged
         if staged and any(id_digest(person_id) in staged for person_id in ids):
             return False
@@ -1480,8 +1507,8 @@ class SyncSession:
         cursor.row_factory = None
         cursor.execute(
             "SELECT digest, listed, with_licenses, located, org_id, ids, fingerprints "
-            "FROM people_pages WHERE customer = :customer",
-            {"customer": self.customer},
+            "FROM people_pages WHERE customer = :customer AND format = :format",
+            {"customer": self.customer, "format": PEOPLE_PAGE_FORMAT},
         )
         return {row[0]: PeoplePageRecord(*row[1:]) for row in cursor}
 
@@ -1502,20 +1529,26 @@ class SyncSession:
                 "SELECT digest FROM people_pages WHERE customer = :customer", params
             )
         }
-        gone = [(self.customer, digest) for digest in stored if digest not in listed]
+        # A stored digest listed with new values had a record that could not be read, or one
+        # of another format: it is written again.
+        gone = [
+            (self.customer, digest)
+            for digest in stored
+            if digest not in listed or listed[digest] is not None
+        ]
         if gone:
             self._conn.executemany(
                 "DELETE FROM people_pages WHERE customer = ? AND digest = ?", gone
             )
         new = [
-            (self.customer, digest) + values
+            (self.customer, digest, PEOPLE_PAGE_FORMAT) + values
             for digest, values in listed.items()
-            if values is not None and digest not in stored
+            if values is not None
         ]
         if new:
             self._conn.executemany(
-                "INSERT INTO people_pages (customer, digest, listed, with_licenses, located, "
-                "org_id, ids, fingerprints) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO people_pages (customer, digest, format, listed, with_licenses, "
+                "located, org_id, ids, fingerprints) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 new,
             )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import sqlite3
 
 import pytest
@@ -18,11 +19,15 @@ import pytest
 from ansible_collections.ucops.webex.plugins.module_utils.fetch_process import (
     DigestedItems,
     KnownPage,
+    page_digest,
 )
 from ansible_collections.ucops.webex.plugins.module_utils.inventory import InventoryStore
 from ansible_collections.ucops.webex.plugins.module_utils.inventory_sync import (
+    PEOPLE_PAGE_FORMAT,
     DigestSet,
     encode_people_page,
+    person_fingerprint,
+    person_row,
 )
 from tests.unit.test_inventory_staging import (
     LICENSES,
@@ -288,3 +293,161 @@ def test_ids_with_a_line_break_cannot_be_recorded():
     assert encode_people_page(["P1\nP2", "P3"], [1, 2]) is None
     assert encode_people_page([], []) is None
     assert encode_people_page(["P1", "P3"], [1, 2]) is not None
+
+
+def test_unreadable_records_are_decoded_and_written_again(db_path, store):
+    sync(store, PAGES)
+    connection = sqlite3.connect(db_path)
+    digests = [row[0] for row in connection.execute("SELECT digest FROM people_pages")]
+    connection.execute("UPDATE people_pages SET ids = x'00ff' WHERE digest = ?", (digests[0],))
+    connection.execute("UPDATE people_pages SET fingerprints = x'0102' WHERE digest = ?",
+                       (digests[1],))
+    connection.commit()
+    connection.close()
+
+    report, listing, session = sync(store, PAGES)
+
+    assert session.pages_reused == 0
+    assert not report["changed"]
+    assert report["summary"]["people"]["unchanged"] == 6
+    _report, listing, session = sync(store, PAGES)
+    assert session.pages_reused == 2 and listing.decoded == 0
+
+
+def test_records_of_another_format_are_not_used(db_path, store):
+    sync(store, PAGES)
+    connection = sqlite3.connect(db_path)
+    connection.execute("UPDATE people_pages SET format = ?", (PEOPLE_PAGE_FORMAT - 1,))
+    connection.commit()
+    connection.close()
+
+    _report, listing, session = sync(store, PAGES)
+
+    assert session.pages_reused == 0 and listing.decoded == 0
+    connection = sqlite3.connect(db_path)
+    formats = [row[0] for row in connection.execute("SELECT format FROM people_pages")]
+    connection.close()
+    assert formats == [PEOPLE_PAGE_FORMAT] * 2
+    _report, listing, session = sync(store, PAGES)
+    assert session.pages_reused == 2
+
+
+def test_the_fingerprint_is_pinned_to_the_record_format():
+    """A record keeps fingerprints. If this value changes, raise PEOPLE_PAGE_FORMAT in
+    inventory_sync.py with it, so that records of the old fingerprints are not used."""
+    item = person(7, name="Zoë Ölçer", licenses=("C-B", "ADV"))
+    fingerprint = person_fingerprint(person_row(item), sorted(item["licenses"]), [])
+
+    assert (PEOPLE_PAGE_FORMAT, fingerprint) == (1, FINGERPRINT_OF_PERSON_7)
+
+
+FINGERPRINT_OF_PERSON_7 = -1714323792982585964
+
+
+def test_record_keeps_the_first_org_id(db_path, store):
+    items = [dict(person(1)), dict(person(2), orgId="ORG-Acme")]
+    _report, _listing, session = sync(store, [items])
+
+    report, listing, session = sync(store, [items])
+
+    assert session.pages_reused == 1
+    (record,) = session.known_pages.values()
+    assert record.org_id == "ORG-Acme"
+
+
+def test_page_digest_covers_status_content_type_and_body():
+    page = {"status": 200, "headers": {"Content-Type": "application/json"},
+            "content": b'{"items": []}'}
+    digest = page_digest(page)
+
+    assert len(digest) == 16
+    assert page_digest(dict(page)) == digest
+    assert page_digest(dict(page, status=206)) != digest
+    assert page_digest(dict(page, headers={"Content-Type": "application/json; "
+                                                          "charset=ISO-8859-1"})) != digest
+    assert page_digest(dict(page, content=b'{"items": [] }')) != digest
+
+
+def tables(db_path):
+    """Every stored row of the data tables, without the keys that differ between files."""
+    connection = sqlite3.connect(db_path)
+    try:
+        return {
+            "people": connection.execute(
+                "SELECT id, email, display_name, location_id, fingerprint FROM people "
+                "ORDER BY id").fetchall(),
+            "person_licenses": connection.execute(
+                "SELECT person_id, license_id FROM person_licenses ORDER BY 1, 2").fetchall(),
+            "licenses": connection.execute(
+                "SELECT id, consumed_units FROM licenses ORDER BY id").fetchall(),
+        }
+    finally:
+        connection.close()
+
+
+def comparable(report):
+    return {key: value for key, value in report.items()
+            if key not in ("history_id", "rows_written")}
+
+
+def test_reusing_pages_gives_what_decoding_every_page_gives(tmp_path):
+    """The same syncs on two files, one reusing recorded pages and one decoding every page,
+    with changes between them in Webex and in the inventory, end with the same reports and
+    the same data."""
+    rng = random.Random(13)
+    paths = [str(tmp_path / "reuse.db"), str(tmp_path / "decode.db")]
+    stores = []
+    for path in paths:
+        opened = InventoryStore(path, lock_timeout=10)
+        opened.upsert_customer("Acme", org_id="ORG-Acme", default_subscription_id="Sub-A100")
+        stores.append(opened)
+    people = {number: person(number) for number in range(1, 25)}
+    reused = 0
+    pages: list = []
+    try:
+        for step in range(40):
+            action = rng.choice(["license", "rename", "leave", "join", "local", "moved", "none"])
+            number = rng.choice(sorted(people))
+            if action == "moved" and pages:
+                # A person changed and listed first, while the pages of the last sync, with
+                # the person's earlier copy, follow (pages that shifted during the listing).
+                people[number] = dict(people[number], displayName=f"Moved {step}")
+                pages = [[people[number]]] + pages
+                first, listing, session = sync(stores[0], pages)
+                reused += session.pages_reused
+                second, _listing, _session = sync(stores[1], pages, digest=False)
+                assert comparable(first) == comparable(second), f"step {step}: {action}"
+                assert tables(paths[0]) == tables(paths[1]), f"step {step}: {action}"
+                continue
+            if action == "license":
+                people[number] = dict(people[number], licenses=rng.sample(["C-A", "ADV", "C-B"],
+                                                                          rng.randint(0, 2)))
+            elif action == "rename":
+                people[number] = dict(people[number], displayName=f"Name {step}")
+            elif action == "leave" and len(people) > 3:
+                del people[number]
+            elif action == "join":
+                people[100 + step] = person(100 + step)
+            elif action == "local":
+                for path in paths:
+                    connection = sqlite3.connect(path)
+                    connection.execute("DELETE FROM person_licenses WHERE person_id = ?",
+                                       (f"P{number:03d}",))
+                    connection.execute("UPDATE people SET fingerprint = NULL WHERE id = ?",
+                                       (f"P{number:03d}",))
+                    connection.commit()
+                    connection.close()
+            listed = [people[key] for key in sorted(people)]
+            if rng.random() < 0.2:  # a person listed again on a later page
+                listed.append(rng.choice(listed))
+            size = rng.choice([4, 5, 5, 5])
+            pages = [listed[start:start + size] for start in range(0, len(listed), size)]
+            first, listing, session = sync(stores[0], pages)
+            reused += session.pages_reused
+            second, _listing, _session = sync(stores[1], pages, digest=False)
+            assert comparable(first) == comparable(second), f"step {step}: {action}"
+            assert tables(paths[0]) == tables(paths[1]), f"step {step}: {action}"
+    finally:
+        for opened in stores:
+            opened.close()
+    assert reused > 20
