@@ -295,6 +295,19 @@ def sync_once(api_url: str, db_path: Path, in_process: bool, **options) -> dict:
             "message": re.sub(r"ROUTER_[0-9A-F-]+", "ROUTER_*", message)}
 
 
+def requests_of_sync(simulator) -> list:
+    """Return the simulator's requests from the sync's first one (GET /v1/licenses) on.
+
+    A request that a process of an earlier test sent just before that process was killed
+    can reach the log after the simulator's reset for this test (seen once, in a run with
+    two workers); it comes before this test's first request.
+    """
+    logged = simulator.requests()
+    first = next((index for index, entry in enumerate(logged)
+                  if entry["path"] == "/v1/licenses"), 0)
+    return logged[first:]
+
+
 @pytest.fixture
 def borealis_db(tmp_path) -> Path:
     path = tmp_path / "inventory.db"
@@ -411,7 +424,7 @@ def test_failed_fork_reads_in_process(simulator, borealis_db, monkeypatch):
 
     assert outcome["message"] == ""
     assert outcome["outcome"] == "synced"
-    assert outcome["stats"]["requests"] == len(simulator.requests())
+    assert outcome["stats"]["requests"] == len(requests_of_sync(simulator))
     with contextlib.closing(sqlite3.connect(str(borealis_db))) as connection:
         people = connection.execute("SELECT COUNT(*) FROM people").fetchone()[0]
     assert people == len(BOREALIS["people"])
