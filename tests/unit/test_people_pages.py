@@ -363,8 +363,8 @@ def test_page_digest_covers_status_content_type_and_body():
     assert len(digest) == 16
     assert page_digest(dict(page)) == digest
     assert page_digest(dict(page, status=206)) != digest
-    assert page_digest(dict(page, headers={"Content-Type": "application/json; "
-                                                          "charset=ISO-8859-1"})) != digest
+    latin = {"Content-Type": "application/json; charset=ISO-8859-1"}
+    assert page_digest(dict(page, headers=latin)) != digest
     assert page_digest(dict(page, content=b'{"items": [] }')) != digest
 
 
