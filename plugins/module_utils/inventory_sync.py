@@ -615,6 +615,8 @@ def _staged_keys(link: LinkSpec) -> str:
 
 
 STAGED_CODES = "s_codes"
+# New records of the pages of people that the sync listed (see SyncSession._note_people_page).
+STAGED_PAGES = "s_people_pages"
 
 
 def _rows_differ(spec: TableSpec, dialect: SQLiteDialect, left: str, right: str) -> str:
@@ -908,11 +910,11 @@ class SyncSession:
         self._people_seen_sorted: Optional[array] = None
         self._people_data_version: Optional[int] = None
         # Pages of people: the records stored when the sync starts, by digest, and the
-        # digest of every page this sync listed, with the values of a new record (None for
-        # a digest that was stored). None when a page came without digest: the stored
-        # records are then left as they are.
+        # digest of every page this sync listed, True where a new record of it is staged
+        # (in STAGED_PAGES, so that its size does not stay in memory). None when a page came
+        # without digest: the stored records are then left as they are.
         self._known_pages: Dict[bytes, PeoplePageRecord] = {}
-        self._listed_pages: Optional[Dict[bytes, Optional[tuple]]] = {}
+        self._listed_pages: Optional[Dict[bytes, bool]] = {}
         # Pages taken from their record without decoding (see stage_people).
         self.pages_reused = 0
         # Ids of listed licenses without totalUnits, which are stored with 0 units.
@@ -1084,8 +1086,19 @@ class SyncSession:
         return True
 
     def _note_people_page(self, digest: bytes, values: Optional[tuple]) -> None:
-        if self._listed_pages is not None:
-            self._listed_pages.setdefault(digest, values)
+        """Note a listed page; ``values`` are those of its new record, None when the stored
+        record holds. The first copy of a page listed twice counts."""
+        listed = self._listed_pages
+        if listed is None or digest in listed:
+            return
+        listed[digest] = values is not None
+        if values is not None:
+            self._begin_staging()
+            self._conn.execute(
+                f"INSERT INTO {STAGED_PAGES} (digest, listed, with_licenses, located, org_id, "
+                "ids, fingerprints) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (digest,) + values,
+            )
 
     def stage_locations(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Stage one page of location objects."""
@@ -1529,27 +1542,23 @@ class SyncSession:
                 "SELECT digest FROM people_pages WHERE customer = :customer", params
             )
         }
-        # A stored digest listed with new values had a record that could not be read, or one
-        # of another format: it is written again.
+        # A stored digest listed with a new record had a record that could not be read, or
+        # one of another format: it is written again.
         gone = [
             (self.customer, digest)
             for digest in stored
-            if digest not in listed or listed[digest] is not None
+            if digest not in listed or listed[digest]
         ]
         if gone:
             self._conn.executemany(
                 "DELETE FROM people_pages WHERE customer = ? AND digest = ?", gone
             )
-        new = [
-            (self.customer, digest, PEOPLE_PAGE_FORMAT) + values
-            for digest, values in listed.items()
-            if values is not None
-        ]
-        if new:
-            self._conn.executemany(
+        if any(listed.values()):
+            self._conn.execute(
                 "INSERT INTO people_pages (customer, digest, format, listed, with_licenses, "
-                "located, org_id, ids, fingerprints) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                new,
+                "located, org_id, ids, fingerprints) SELECT :customer, digest, :format, "
+                f"listed, with_licenses, located, org_id, ids, fingerprints FROM {STAGED_PAGES}",
+                {"customer": self.customer, "format": PEOPLE_PAGE_FORMAT},
             )
 
     def _removed_people(self) -> List[str]:
@@ -1710,6 +1719,12 @@ class SyncSession:
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGED_CODES} "
             "(code INTEGER PRIMARY KEY, value TEXT NOT NULL, target_key INTEGER)"
         )
+        if "people" in self.scope:
+            self._conn.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGED_PAGES} (digest BLOB NOT NULL, "
+                "listed INTEGER NOT NULL, with_licenses INTEGER NOT NULL, located INTEGER NOT "
+                "NULL, org_id TEXT, ids BLOB NOT NULL, fingerprints BLOB NOT NULL)"
+            )
         for object_type in self.scope:
             spec = SPECS[object_type]
             self._conn.execute(
