@@ -95,9 +95,9 @@ class DigestedItems(list):
 class KnownPage:
     """A page whose body has a digest that an earlier sync recorded, passed on undecoded.
 
-    ``record`` is what the caller gave for that digest in ``known_pages``; it has the ``ids``
-    of the page's items, and ``damaged``, true for a record that cannot be used (such a
-    page is decoded and passed on as ``DigestedItems``). ``decode()`` returns the items (as
+    ``record`` is what the caller gave for that digest in ``known_pages``. It has the
+    ``ids`` of the page's items, and ``damaged``. A page whose record is damaged is decoded
+    and passed on as ``DigestedItems``. ``decode()`` returns the items (as
     ``DigestedItems``) when the caller cannot use the record; it raises what decoding the
     page raises.
     """

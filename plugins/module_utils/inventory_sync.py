@@ -363,7 +363,7 @@ def _list(
     raise _field_error(kind, owner or item, field, value, "a list of ids or texts")
 
 
-# The format of the records of people pages (table people_pages). A record holds what the
+# The format of the records of people pages (table people_pages). A record keeps what the
 # reading of a page gave: person_row, person_link_ids, _last_copies, person_fingerprint and
 # licensing.first_org_id. Raise this number whenever one of them changes what it returns,
 # so that records written before are no longer used (test_people_pages.py pins it).
@@ -465,7 +465,7 @@ class DigestSet:
 
 
 class PeoplePageRecord:
-    """What a sync read from one page of people, stored under the digest of the page body
+    """The reading of one page of people, stored under the digest of the page body
     (table people_pages): how many people it listed, how many of them had a licenses field
     and a location, its first orgId, and each person's id and fingerprint in page order.
 
@@ -909,10 +909,10 @@ class SyncSession:
         self._listed_located = 0
         self._people_seen_sorted: Optional[array] = None
         self._people_data_version: Optional[int] = None
-        # Pages of people: the records stored when the sync starts, by digest, and the
-        # digest of every page this sync listed, True where a new record of it is staged
-        # (in STAGED_PAGES, so that its size does not stay in memory). None when a page came
-        # without digest: the stored records are then left as they are.
+        # Pages of people: the records stored when the sync starts, by digest. Then the
+        # digest of every page this sync listed, True where a new record of it is staged in
+        # STAGED_PAGES (a TEMP table, so that the records do not stay in memory). None when
+        # a page came without digest: the stored records are then left as they are.
         self._known_pages: Dict[bytes, PeoplePageRecord] = {}
         self._listed_pages: Optional[Dict[bytes, bool]] = {}
         # Pages taken from their record without decoding (see stage_people).
@@ -985,8 +985,8 @@ class SyncSession:
         ``items`` may carry the ``digest`` of the page body (fetch_process.DigestedItems);
         the sync then records what it read from the page under that digest. A page that
         comes undecoded with its record (fetch_process.KnownPage) is taken from the record
-        when every person it lists is still stored with the fingerprint recorded, which is
-        what decoding it would find; otherwise it is decoded and staged as usual.
+        when every person it lists is still stored with the fingerprint recorded. Decoding
+        it would find the same. Otherwise it is decoded and staged as usual.
         """
         self._check_stage("people")
         record = getattr(items, "record", None)
@@ -1066,9 +1066,11 @@ class SyncSession:
         return listed
 
     def _take_known_page(self, record: PeoplePageRecord) -> bool:
-        """Take a page of people as read from its record; return False (changing nothing)
-        when a person of the page is not stored with the recorded fingerprint, or was
-        staged by this sync from an earlier page (the last copy must win)."""
+        """Take a page of people as read from its record and return True.
+
+        Return False, and change nothing, when a person of the page is not stored with the
+        recorded fingerprint. The same holds for a person that this sync staged from an
+        earlier page, because the last copy must win."""
         ids = record.ids
         if not self._known_people or record.damaged:
             return False
@@ -1544,14 +1546,14 @@ class SyncSession:
         }
         # A stored digest listed with a new record had a record that could not be read, or
         # one of another format: it is written again.
-        gone = [
+        unlisted = [
             (self.customer, digest)
             for digest in stored
             if digest not in listed or listed[digest]
         ]
-        if gone:
+        if unlisted:
             self._conn.executemany(
-                "DELETE FROM people_pages WHERE customer = ? AND digest = ?", gone
+                "DELETE FROM people_pages WHERE customer = ? AND digest = ?", unlisted
             )
         if any(listed.values()):
             self._conn.execute(

@@ -583,7 +583,7 @@ def people_page_digests(path, customer):
     return [row["digest"] for row in rows]
 
 
-def test_resync_reads_a_recorded_page_again_for_a_person_changed_in_the_inventory(
+def test_resync_recorded_page_person_changed_in_inventory(
     simulator, run_playbook, inventory_db
 ):
     """A sync takes a page of people that Webex sends unchanged from its record (table

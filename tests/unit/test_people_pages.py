@@ -127,7 +127,7 @@ def stored_names(db_path):
     return dict(rows)
 
 
-def test_same_pages_again_are_not_decoded_and_write_nothing(db_path, store):
+def test_resync_same_pages(db_path, store):
     sync(store, PAGES)
     records = page_records(db_path)
     assert len(records) == 2
@@ -145,7 +145,7 @@ def test_same_pages_again_are_not_decoded_and_write_nothing(db_path, store):
     assert page_records(db_path) == records
 
 
-def test_person_changed_in_the_inventory_makes_its_page_decoded(db_path, store):
+def test_resync_person_changed_in_inventory(db_path, store):
     """A license change recorded between syncs (as webex_user_license does) clears the
     person's fingerprint. When Webex lists the person as before, the page body is the one
     recorded, but the page must be read to restore the person's licenses."""
@@ -164,7 +164,7 @@ def test_person_changed_in_the_inventory_makes_its_page_decoded(db_path, store):
     assert report["summary"]["people"]["updated"] == 1
 
 
-def test_person_changed_by_hand_makes_its_page_decoded(db_path, store):
+def test_resync_person_changed_by_hand(db_path, store):
     """A stored person that another writer changed without clearing the fingerprint has a
     fingerprint the record does not name: the page is decoded and the person restored."""
     sync(store, PAGES)
@@ -180,20 +180,21 @@ def test_person_changed_by_hand_makes_its_page_decoded(db_path, store):
     assert stored_names(db_path)["P005"] == "User 5"
 
 
-def test_people_of_a_missing_page_are_removed(db_path, store):
+def test_resync_page_missing(db_path, store):
     third = [person(7), person(8)]
     sync(store, PAGES + [third])
     assert len(page_records(db_path)) == 3
 
     report, listing, session = sync(store, PAGES)
 
-    assert session.pages_reused == 2 and listing.decoded == 0
+    assert session.pages_reused == 2
+    assert listing.decoded == 0
     assert report["summary"]["people"]["removed"] == 2
     assert sorted(stored_names(db_path)) == ["P001", "P002", "P003", "P004", "P005", "P006"]
     assert len(page_records(db_path)) == 2
 
 
-def test_known_page_after_a_staged_copy_is_decoded_so_the_last_copy_wins(db_path, store):
+def test_resync_known_page_after_staged_copy(db_path, store):
     """A person staged from an earlier page of the same listing (pages shifted while they
     were read) and listed again on a recorded page: the recorded page is decoded, and its
     copy, the last one, is stored."""
@@ -209,30 +210,32 @@ def test_known_page_after_a_staged_copy_is_decoded_so_the_last_copy_wins(db_path
     assert report["summary"]["people"]["added"] == 1
 
 
-def test_recorded_pages_of_a_changed_listing_are_replaced(db_path, store):
+def test_resync_changed_listing(db_path, store):
     sync(store, PAGES)
     changed = [PAGES[0], [person(4), person(5, licenses=("ADV",)), person(6)]]
 
     report, listing, session = sync(store, changed)
 
-    assert session.pages_reused == 1 and listing.decoded == 0
+    assert session.pages_reused == 1
+    assert listing.decoded == 0
     assert report["summary"]["people"]["updated"] == 1
     assert stored_licenses(db_path, "P005") == ["ADV"]
     records = page_records(db_path)
     assert len(records) == 2
     # A third sync of the changed listing reads nothing again.
     _report, listing, session = sync(store, changed)
-    assert session.pages_reused == 2 and listing.decoded == 0
+    assert session.pages_reused == 2
+    assert listing.decoded == 0
     assert page_records(db_path) == records
 
 
-def test_check_mode_records_no_page(db_path, store):
+def test_check_mode_records(db_path, store):
     sync(store, PAGES, check_mode=True)
 
     assert page_records(db_path) == []
 
 
-def test_pages_without_digest_leave_the_records(db_path, store):
+def test_pages_without_digest(db_path, store):
     """Pages read in the module process (no fetch process) carry no digest."""
     sync(store, PAGES)
     records = page_records(db_path)
@@ -244,17 +247,18 @@ def test_pages_without_digest_leave_the_records(db_path, store):
     assert page_records(db_path) == records
     # The records of people no longer stored are not used.
     _report, listing, session = sync(store, PAGES)
-    assert session.pages_reused == 1 and listing.decoded == 1
+    assert session.pages_reused == 1
+    assert listing.decoded == 1
     assert sorted(stored_names(db_path)) == ["P001", "P002", "P003", "P004", "P005", "P006"]
 
 
-def test_page_that_lists_a_person_twice_gets_no_record(db_path, store):
+def test_record_of_page_with_person_twice(db_path, store):
     sync(store, [[person(1), person(2), person(1, name="Again")]])
 
     assert page_records(db_path) == []
 
 
-def test_first_sync_records_ids_in_page_order(db_path, store):
+def test_first_sync_record_order(db_path, store):
     sync(store, [[person(3), person(1)]])
 
     (record,) = page_records(db_path)
@@ -264,7 +268,7 @@ def test_first_sync_records_ids_in_page_order(db_path, store):
     assert report["staged"]["people"] == 2
 
 
-def test_records_follow_a_rename_and_go_with_the_customer(db_path, store):
+def test_records_rename_and_delete_customer(db_path, store):
     sync(store, PAGES)
     store.rename_customer("Acme", "Acme Renamed")
     connection = sqlite3.connect(db_path)
@@ -280,22 +284,24 @@ def test_records_follow_a_rename_and_go_with_the_customer(db_path, store):
     connection.close()
 
 
-def test_match_all_flags_nothing_unless_all_are_found():
+def test_match_all_partial():
     digests = DigestSet([5, -3, 9])
 
     assert not digests.match_all([5, 4])
     assert digests.matched_count() == 0
     assert digests.match_all([9, -3])
-    assert digests.was_matched(9) and digests.was_matched(-3) and not digests.was_matched(5)
+    assert digests.was_matched(9)
+    assert digests.was_matched(-3)
+    assert not digests.was_matched(5)
 
 
-def test_ids_with_a_line_break_cannot_be_recorded():
+def test_encode_ids_with_line_break():
     assert encode_people_page(["P1\nP2", "P3"], [1, 2]) is None
     assert encode_people_page([], []) is None
     assert encode_people_page(["P1", "P3"], [1, 2]) is not None
 
 
-def test_unreadable_records_are_decoded_and_written_again(db_path, store):
+def test_unreadable_records(db_path, store):
     sync(store, PAGES)
     connection = sqlite3.connect(db_path)
     digests = [row[0] for row in connection.execute("SELECT digest FROM people_pages")]
@@ -311,10 +317,11 @@ def test_unreadable_records_are_decoded_and_written_again(db_path, store):
     assert not report["changed"]
     assert report["summary"]["people"]["unchanged"] == 6
     _report, listing, session = sync(store, PAGES)
-    assert session.pages_reused == 2 and listing.decoded == 0
+    assert session.pages_reused == 2
+    assert listing.decoded == 0
 
 
-def test_records_of_another_format_are_not_used(db_path, store):
+def test_records_of_another_format(db_path, store):
     sync(store, PAGES)
     connection = sqlite3.connect(db_path)
     connection.execute("UPDATE people_pages SET format = ?", (PEOPLE_PAGE_FORMAT - 1,))
@@ -323,7 +330,8 @@ def test_records_of_another_format_are_not_used(db_path, store):
 
     _report, listing, session = sync(store, PAGES)
 
-    assert session.pages_reused == 0 and listing.decoded == 0
+    assert session.pages_reused == 0
+    assert listing.decoded == 0
     connection = sqlite3.connect(db_path)
     formats = [row[0] for row in connection.execute("SELECT format FROM people_pages")]
     connection.close()
@@ -332,7 +340,7 @@ def test_records_of_another_format_are_not_used(db_path, store):
     assert session.pages_reused == 2
 
 
-def test_the_fingerprint_is_pinned_to_the_record_format():
+def test_record_format_pins_fingerprint():
     """A record keeps fingerprints. If this value changes, raise PEOPLE_PAGE_FORMAT in
     inventory_sync.py with it, so that records of the old fingerprints are not used."""
     item = person(7, name="Zoë Ölçer", licenses=("C-B", "ADV"))
@@ -344,7 +352,7 @@ def test_the_fingerprint_is_pinned_to_the_record_format():
 FINGERPRINT_OF_PERSON_7 = -1714323792982585964
 
 
-def test_record_keeps_the_first_org_id(db_path, store):
+def test_record_first_org_id(db_path, store):
     items = [dict(person(1)), dict(person(2), orgId="ORG-Acme")]
     _report, _listing, session = sync(store, [items])
 
@@ -355,7 +363,7 @@ def test_record_keeps_the_first_org_id(db_path, store):
     assert record.org_id == "ORG-Acme"
 
 
-def test_page_digest_covers_status_content_type_and_body():
+def test_page_digest_inputs():
     page = {"status": 200, "headers": {"Content-Type": "application/json"},
             "content": b'{"items": []}'}
     digest = page_digest(page)
@@ -390,20 +398,53 @@ def comparable(report):
             if key not in ("history_id", "rows_written")}
 
 
-def test_reusing_pages_gives_what_decoding_every_page_gives(tmp_path):
+def clear_person_in_inventory(paths, number):
+    """Remove a person's licenses and fingerprint, as webex_user_license changes a person."""
+    for path in paths:
+        connection = sqlite3.connect(path)
+        connection.execute("DELETE FROM person_licenses WHERE person_id = ?", (f"P{number:03d}",))
+        connection.execute("UPDATE people SET fingerprint = NULL WHERE id = ?",
+                           (f"P{number:03d}",))
+        connection.commit()
+        connection.close()
+
+
+def change_people(rng, people, action, number, step):
+    """Apply one random change of Webex to ``people`` (number -> API person)."""
+    if action == "license":
+        licenses = rng.sample(["C-A", "ADV", "C-B"], rng.randint(0, 2))
+        people[number] = dict(people[number], licenses=licenses)
+    elif action == "rename":
+        people[number] = dict(people[number], displayName=f"Name {step}")
+    elif action == "leave" and len(people) > 3:
+        del people[number]
+    elif action == "join":
+        people[100 + step] = person(100 + step)
+
+
+def sync_both(stores, paths, pages, label):
+    """Sync ``pages`` into both files, reusing pages in the first only; return the reuses."""
+    first, _listing, session = sync(stores[0], pages)
+    second, _listing, _session = sync(stores[1], pages, digest=False)
+
+    assert comparable(first) == comparable(second), label
+    assert tables(paths[0]) == tables(paths[1]), label
+    return session.pages_reused
+
+
+def test_reuse_against_decoding(tmp_path):
     """The same syncs on two files, one reusing recorded pages and one decoding every page,
     with changes between them in Webex and in the inventory, end with the same reports and
     the same data."""
     rng = random.Random(13)
     paths = [str(tmp_path / "reuse.db"), str(tmp_path / "decode.db")]
-    stores = []
-    for path in paths:
-        opened = InventoryStore(path, lock_timeout=10)
+    stores = [InventoryStore(path, lock_timeout=10) for path in paths]
+    for opened in stores:
         opened.upsert_customer("Acme", org_id="ORG-Acme", default_subscription_id="Sub-A100")
-        stores.append(opened)
     people = {number: person(number) for number in range(1, 25)}
     reused = 0
     pages: list = []
+
     try:
         for step in range(40):
             action = rng.choice(["license", "rename", "leave", "join", "local", "moved", "none"])
@@ -413,41 +454,20 @@ def test_reusing_pages_gives_what_decoding_every_page_gives(tmp_path):
                 # the person's earlier copy, follow (pages that shifted during the listing).
                 people[number] = dict(people[number], displayName=f"Moved {step}")
                 pages = [[people[number]]] + pages
-                first, listing, session = sync(stores[0], pages)
-                reused += session.pages_reused
-                second, _listing, _session = sync(stores[1], pages, digest=False)
-                assert comparable(first) == comparable(second), f"step {step}: {action}"
-                assert tables(paths[0]) == tables(paths[1]), f"step {step}: {action}"
+                reused += sync_both(stores, paths, pages, f"step {step}: {action}")
                 continue
-            if action == "license":
-                people[number] = dict(people[number], licenses=rng.sample(["C-A", "ADV", "C-B"],
-                                                                          rng.randint(0, 2)))
-            elif action == "rename":
-                people[number] = dict(people[number], displayName=f"Name {step}")
-            elif action == "leave" and len(people) > 3:
-                del people[number]
-            elif action == "join":
-                people[100 + step] = person(100 + step)
-            elif action == "local":
-                for path in paths:
-                    connection = sqlite3.connect(path)
-                    connection.execute("DELETE FROM person_licenses WHERE person_id = ?",
-                                       (f"P{number:03d}",))
-                    connection.execute("UPDATE people SET fingerprint = NULL WHERE id = ?",
-                                       (f"P{number:03d}",))
-                    connection.commit()
-                    connection.close()
+            if action == "local":
+                clear_person_in_inventory(paths, number)
+            change_people(rng, people, action, number, step)
+
             listed = [people[key] for key in sorted(people)]
             if rng.random() < 0.2:  # a person listed again on a later page
                 listed.append(rng.choice(listed))
             size = rng.choice([4, 5, 5, 5])
             pages = [listed[start:start + size] for start in range(0, len(listed), size)]
-            first, listing, session = sync(stores[0], pages)
-            reused += session.pages_reused
-            second, _listing, _session = sync(stores[1], pages, digest=False)
-            assert comparable(first) == comparable(second), f"step {step}: {action}"
-            assert tables(paths[0]) == tables(paths[1]), f"step {step}: {action}"
+            reused += sync_both(stores, paths, pages, f"step {step}: {action}")
     finally:
         for opened in stores:
             opened.close()
+
     assert reused > 20
