@@ -458,8 +458,8 @@ MIGRATIONS: List[Tuple[int, Sequence[str]]] = [
     (
         6,
         (
-            # A digest of each page of people that the last sync listed, with what the
-            # sync read from it: the people's ids and fingerprints. A later sync that gets
+            # A digest of each page of people that a sync listed, with what the sync read
+            # from it: the people's ids and fingerprints. A later sync that gets
             # the same page body again, while every one of those fingerprints is still
             # stored, takes the page as read without decoding it (see SyncSession).
             """

@@ -451,7 +451,7 @@ class DigestSet:
 
     def match_all(self, values: Iterable[int]) -> bool:
         """Flag every one of ``values`` as matched and return True when the set contains
-        them all; flag none and return False otherwise."""
+        them all. Otherwise flag none and return False."""
         indexes = []
         for value in values:
             index = self._index(value)
@@ -504,10 +504,10 @@ class PeoplePageRecord:
 
     @property
     def ids(self) -> List[str]:
-        """The ids of the page's people, in page order; [] for a damaged record.
+        """The ids of the page's people in page order, or [] for a damaged record.
 
-        Decoded on each use and not kept: a no-op sync of 100,000 people would otherwise
-        hold all their ids until it ends.
+        The ids are decoded on each use and not kept, because a no-op sync of 100,000
+        people would otherwise keep all their ids in memory until it ends.
         """
         if not self.damaged:
             try:
@@ -531,8 +531,9 @@ class PeoplePageRecord:
 def encode_people_page(
     ids: Sequence[str], fingerprints: Sequence[int]
 ) -> Optional[Tuple[bytes, bytes]]:
-    """Return the stored form of a page's ids and fingerprints (see PeoplePageRecord), or
-    None for ids that the form cannot hold (an id with a line break)."""
+    """Return the stored form of a page's ids and fingerprints (see PeoplePageRecord).
+
+    Return None when an id contains a line break, the separator of the stored ids."""
     text = "\n".join(ids)
     if text.count("\n") != max(len(ids) - 1, 0) or not ids:
         return None
@@ -985,8 +986,9 @@ class SyncSession:
         ``items`` may carry the ``digest`` of the page body (fetch_process.DigestedItems);
         the sync then records what it read from the page under that digest. A page that
         comes undecoded with its record (fetch_process.KnownPage) is taken from the record
-        when every person it lists is still stored with the fingerprint recorded. Decoding
-        it would find the same. Otherwise it is decoded and staged as usual.
+        when every person it lists is still stored with the recorded fingerprint, because
+        decoding the page would find the same people. Otherwise it is decoded and staged
+        as usual.
         """
         self._check_stage("people")
         record = getattr(items, "record", None)
@@ -1069,8 +1071,8 @@ class SyncSession:
         """Take a page of people as read from its record and return True.
 
         Return False, and change nothing, when a person of the page is not stored with the
-        recorded fingerprint. The same holds for a person that this sync staged from an
-        earlier page, because the last copy must win."""
+        recorded fingerprint, or when this sync staged one of them from an earlier page,
+        because the last copy must win."""
         ids = record.ids
         if not self._known_people or record.damaged:
             return False
@@ -1088,8 +1090,10 @@ class SyncSession:
         return True
 
     def _note_people_page(self, digest: bytes, values: Optional[tuple]) -> None:
-        """Note a listed page; ``values`` are those of its new record, None when the stored
-        record holds. The first copy of a page listed twice counts."""
+        """Record that a page was listed, and stage ``values`` as its new record.
+
+        ``values`` is None when the stored record is still valid. Of a page listed twice,
+        the first copy counts."""
         listed = self._listed_pages
         if listed is None or digest in listed:
             return
@@ -1544,8 +1548,8 @@ class SyncSession:
                 "SELECT digest FROM people_pages WHERE customer = :customer", params
             )
         }
-        # A stored digest listed with a new record had a record that could not be read, or
-        # one of another format: it is written again.
+        # A stored digest listed with a new record had an unreadable record or one of
+        # another format, so that record is replaced.
         unlisted = [
             (self.customer, digest)
             for digest in stored

@@ -414,7 +414,7 @@ def stage_objects(
             previous = object_type
             if listed_org is None and object_type in ORG_NAMING_TYPES:
                 record = getattr(page, "record", None)  # a page passed on undecoded
-                listed_org = record.org_id if record is not None else first_org_id(page)
+                listed_org = record.org_id if record is not None else licensing.first_org_id(page)
             stagers[object_type](page)
     except WebexApiError as error:
         # Records how far the listing came, for example when page 412 of the people fails.
@@ -432,10 +432,6 @@ def stage_objects(
 
 # Object types whose items carry the orgId of the org they belong to.
 ORG_NAMING_TYPES = ("people", "locations", "workspaces")
-
-
-# The first orgId of a page's items (kept under this name for callers of this module).
-first_org_id = licensing.first_org_id
 
 
 def sync_customer(

@@ -1240,7 +1240,7 @@ def check_page_is_new(previous_ids: tuple, items: list, url: str, page_number: i
 
 
 def check_ids_are_new(previous_ids: tuple, ids: tuple, url: str, page_number: int) -> tuple:
-    """Return ``ids``, the ids of a page's items, after the check of ``check_page_is_new``."""
+    """Check the ids of a page's items as ``check_page_is_new`` does, then return them."""
     if ids and ids == previous_ids:
         raise WebexApiError(
             f"page {page_number} of the list repeats every item of page {page_number - 1}: "

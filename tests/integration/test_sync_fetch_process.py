@@ -299,8 +299,8 @@ def requests_of_sync(simulator) -> list:
     """Return the simulator's requests from the sync's first one (GET /v1/licenses) on.
 
     A request that a process of an earlier test sent just before that process was killed
-    can reach the log after the simulator's reset for this test (seen once, in a run with
-    two workers); it comes before this test's first request.
+    can reach the log after the simulator's reset for this test, with two pytest workers.
+    Such a request comes before this test's first request.
     """
     logged = simulator.requests()
     first = next((index for index, entry in enumerate(logged)

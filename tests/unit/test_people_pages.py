@@ -77,7 +77,7 @@ class Listing:
 
 
 def sync(store, pages, digest=True, check_mode=False):
-    """Run a sync of LICENSES and ``pages``; return (report, listing, session)."""
+    """Run a sync of LICENSES and ``pages``, and return (report, listing, session)."""
     session = store.begin_sync("Acme", scope=SCOPE)
     listing = Listing(session)
     with session:
@@ -423,7 +423,8 @@ def change_people(rng, people, action, number, step):
 
 
 def sync_both(stores, paths, pages, label):
-    """Sync ``pages`` into both files, reusing pages in the first only; return the reuses."""
+    """Sync ``pages`` into both files, reusing pages in the first only, and return the
+    number of pages reused."""
     first, _listing, session = sync(stores[0], pages)
     second, _listing, _session = sync(stores[1], pages, digest=False)
 

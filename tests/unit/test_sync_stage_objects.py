@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.ucops.webex.plugins.module_utils import sync
+from ansible_collections.ucops.webex.plugins.module_utils import licensing, sync
 
 
 class RecordingSession:
@@ -107,9 +107,9 @@ def test_first_org_id_gives_the_base64_form():
     person = {"id": "Y2lzY29zcGFyazovL3VzL1BFT1BMRS9hYmM",
               "orgId": "6513270e-269e-4d37-b2a7-4de452e6b438"}
 
-    org_id = sync.first_org_id([{"id": "X"}, person])
+    org_id = licensing.first_org_id([{"id": "X"}, person])
 
     assert org_id == ("Y2lzY29zcGFyazovL3VzL09SR0FOSVpBVElPTi82NTEzMjcwZS0yNjllLTRkMzctYjJh"
                       "Ny00ZGU0NTJlNmI0Mzg")
-    assert sync.first_org_id([{"id": "P", "orgId": " ORG-1 "}]) == "ORG-1"
-    assert sync.first_org_id([{"id": "P"}]) is None
+    assert licensing.first_org_id([{"id": "P", "orgId": " ORG-1 "}]) == "ORG-1"
+    assert licensing.first_org_id([{"id": "P"}]) is None
